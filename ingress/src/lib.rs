@@ -1,0 +1,1 @@
+//! The HTTP ingress (webhooks, admin API, health, metrics, OpenAPI).

@@ -1,0 +1,228 @@
+//! A thin dialect layer for set-based statements that both stores run.
+//!
+//! Every statement binds only text parameters: the tenant, `now`, and JSON documents. A page of rows
+//! travels as one JSON array and is turned into a relation by the database itself
+//! (`json_to_recordset` on Postgres, `json_each` on SQLite), so one statement writes a whole page
+//! whatever its size, and the same SQL shape serves both dialects.
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, FromRow, Postgres, Sqlite, Transaction};
+
+use super::{Db, DbError, Dialect};
+
+/// PostgreSQL column types used to describe a JSON record set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColType {
+    Uuid,
+    Text,
+    Timestamp,
+    Int,
+    BigInt,
+    Bool,
+    Json,
+}
+
+impl ColType {
+    fn pg(self) -> &'static str {
+        match self {
+            ColType::Uuid => "uuid",
+            ColType::Text => "text",
+            ColType::Timestamp => "timestamptz",
+            ColType::Int => "int",
+            ColType::BigInt => "bigint",
+            ColType::Bool => "boolean",
+            ColType::Json => "jsonb",
+        }
+    }
+}
+
+/// The timestamp text format used in JSON records and SQLite columns (UTC, milliseconds, `Z`).
+pub fn fmt_ts(ts: DateTime<Utc>) -> String {
+    ts.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+impl Dialect {
+    /// Placeholder for the `n`-th (1-based) text parameter, cast to `ty` on Postgres.
+    pub fn param(self, n: usize, ty: ColType) -> String {
+        match (self, ty) {
+            (Dialect::Postgres, ColType::Text) => format!("${n}"),
+            (Dialect::Postgres, ty) => format!("${n}::{}", ty.pg()),
+            (Dialect::Sqlite, _) => format!("?{n}"),
+        }
+    }
+
+    /// A relation `r` built from the JSON array bound as parameter `n`, with the given columns.
+    pub fn recordset(self, n: usize, cols: &[(&str, ColType)]) -> String {
+        match self {
+            Dialect::Postgres => {
+                let defs: Vec<String> = cols.iter().map(|(c, t)| format!("\"{c}\" {}", t.pg())).collect();
+                format!("json_to_recordset(${n}::json) AS r({})", defs.join(", "))
+            }
+            Dialect::Sqlite => {
+                let exprs: Vec<String> = cols
+                    .iter()
+                    .map(|(c, t)| match t {
+                        ColType::Json => format!("NULLIF(j.value -> '$.{c}', 'null') AS \"{c}\""),
+                        _ => format!("j.value ->> '$.{c}' AS \"{c}\""),
+                    })
+                    .collect();
+                format!("(SELECT {} FROM json_each(?{n}) AS j) AS r", exprs.join(", "))
+            }
+        }
+    }
+
+    /// `IN (…)` over the JSON array of strings bound as parameter `n`, cast to `ty` on Postgres.
+    pub fn in_json(self, n: usize, ty: ColType) -> String {
+        match (self, ty) {
+            (Dialect::Postgres, ColType::Text) => format!("IN (SELECT json_array_elements_text(${n}::json))"),
+            (Dialect::Postgres, ty) => {
+                format!("IN (SELECT json_array_elements_text(${n}::json)::{})", ty.pg())
+            }
+            (Dialect::Sqlite, _) => format!("IN (SELECT value FROM json_each(?{n}))"),
+        }
+    }
+
+    /// A uuid column read as text (both dialects decode it as `String`).
+    pub fn text(self, expr: &str) -> String {
+        format!("CAST({expr} AS TEXT)")
+    }
+}
+
+/// An open write transaction on either store.
+pub enum Tx {
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+impl Db {
+    /// Begins a write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`),
+    /// so a read-then-write sequence inside it cannot interleave with another writer.
+    pub async fn begin_write(&self) -> Result<Tx, DbError> {
+        Ok(match self {
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+        })
+    }
+
+    /// Runs one statement outside a transaction; returns the rows affected.
+    pub async fn execute(&self, sql: &str, binds: &[&str]) -> Result<u64, DbError> {
+        Ok(match self {
+            Db::Postgres(p) => bind_all(sqlx::query(AssertSqlSafe(sql.to_owned())), binds).execute(p).await?.rows_affected(),
+            Db::Sqlite(p) => bind_all_lite(sqlx::query(AssertSqlSafe(sql.to_owned())), binds).execute(p).await?.rows_affected(),
+        })
+    }
+
+    /// Runs one query outside a transaction.
+    pub async fn fetch<T>(&self, sql: &str, binds: &[&str]) -> Result<Vec<T>, DbError>
+    where
+        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        Ok(match self {
+            Db::Postgres(p) => bind_all_as(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), binds).fetch_all(p).await?,
+            Db::Sqlite(p) => bind_all_as_lite(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), binds).fetch_all(p).await?,
+        })
+    }
+}
+
+impl Tx {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Tx::Postgres(_) => Dialect::Postgres,
+            Tx::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    pub async fn execute(&mut self, sql: &str, binds: &[&str]) -> Result<u64, DbError> {
+        Ok(match self {
+            Tx::Postgres(tx) => bind_all(sqlx::query(AssertSqlSafe(sql.to_owned())), binds).execute(&mut **tx).await?.rows_affected(),
+            Tx::Sqlite(tx) => bind_all_lite(sqlx::query(AssertSqlSafe(sql.to_owned())), binds).execute(&mut **tx).await?.rows_affected(),
+        })
+    }
+
+    pub async fn fetch<T>(&mut self, sql: &str, binds: &[&str]) -> Result<Vec<T>, DbError>
+    where
+        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        Ok(match self {
+            Tx::Postgres(tx) => bind_all_as(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), binds).fetch_all(&mut **tx).await?,
+            Tx::Sqlite(tx) => bind_all_as_lite(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), binds).fetch_all(&mut **tx).await?,
+        })
+    }
+
+    pub async fn commit(self) -> Result<(), DbError> {
+        match self {
+            Tx::Postgres(tx) => tx.commit().await?,
+            Tx::Sqlite(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<(), DbError> {
+        match self {
+            Tx::Postgres(tx) => tx.rollback().await?,
+            Tx::Sqlite(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+type LiteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
+type PgQueryAs<'q, T> = sqlx::query::QueryAs<'q, Postgres, T, sqlx::postgres::PgArguments>;
+type LiteQueryAs<'q, T> = sqlx::query::QueryAs<'q, Sqlite, T, sqlx::sqlite::SqliteArguments>;
+
+fn bind_all<'q>(mut q: PgQuery<'q>, binds: &[&str]) -> PgQuery<'q> {
+    for b in binds {
+        q = q.bind(b.to_string());
+    }
+    q
+}
+
+fn bind_all_lite<'q>(mut q: LiteQuery<'q>, binds: &[&str]) -> LiteQuery<'q> {
+    for b in binds {
+        q = q.bind(b.to_string());
+    }
+    q
+}
+
+fn bind_all_as<'q, T>(mut q: PgQueryAs<'q, T>, binds: &[&str]) -> PgQueryAs<'q, T> {
+    for b in binds {
+        q = q.bind(b.to_string());
+    }
+    q
+}
+
+fn bind_all_as_lite<'q, T>(mut q: LiteQueryAs<'q, T>, binds: &[&str]) -> LiteQueryAs<'q, T> {
+    for b in binds {
+        q = q.bind(b.to_string());
+    }
+    q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recordsets_per_dialect() {
+        let cols = [("asset_id", ColType::Uuid), ("metadata", ColType::Json)];
+        assert_eq!(
+            Dialect::Postgres.recordset(3, &cols),
+            "json_to_recordset($3::json) AS r(\"asset_id\" uuid, \"metadata\" jsonb)"
+        );
+        assert_eq!(
+            Dialect::Sqlite.recordset(3, &cols),
+            "(SELECT j.value ->> '$.asset_id' AS \"asset_id\", NULLIF(j.value -> '$.metadata', 'null') AS \"metadata\" FROM json_each(?3) AS j) AS r"
+        );
+        assert_eq!(Dialect::Postgres.param(1, ColType::Uuid), "$1::uuid");
+        assert_eq!(Dialect::Sqlite.param(1, ColType::Uuid), "?1");
+    }
+
+    #[test]
+    fn timestamps_have_one_fixed_format() {
+        let t = DateTime::parse_from_rfc3339("2026-01-02T03:04:05.678901Z").unwrap().with_timezone(&Utc);
+        assert_eq!(fmt_ts(t), "2026-01-02T03:04:05.678Z");
+    }
+}

@@ -1,0 +1,1 @@
+//! Asset facts writer.

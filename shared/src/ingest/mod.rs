@@ -1,0 +1,122 @@
+//! The shared ingestion pipeline: every provider hands device snapshots here, page by page.
+//!
+//! Plan, then apply: [`plan::plan_page`] decides what to write (pure, unit-tested without a
+//! database); [`apply`] loads the rows a page touches and writes the plan with set-based statements
+//! in one transaction per page. A page that fails is retried device by device, so one bad device
+//! costs only itself and every device's asset, extension row and mapping stay together.
+
+pub mod apply;
+pub mod plan;
+pub mod snapshot;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+pub use plan::Item;
+pub use snapshot::{
+    AgentStatus, AssetType, DeviceSnapshot, DiskUsage, ExtensionSnapshot, IngestAction, IngestCounts, IngestOutcome,
+    Lifecycle, Provider,
+};
+
+use crate::db::{Db, DbError};
+
+/// What a page (or a run of pages) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IngestReport {
+    pub counts: IngestCounts,
+    pub outcomes: Vec<IngestOutcome>,
+}
+
+impl IngestReport {
+    /// The errors of failed and skipped devices, in order (`sync_error` takes the first few).
+    pub fn errors(&self) -> impl Iterator<Item = &str> {
+        self.outcomes.iter().filter_map(|o| o.error.as_deref())
+    }
+
+    fn push(&mut self, outcome: IngestOutcome) {
+        self.counts.record(outcome.action);
+        self.outcomes.push(outcome);
+    }
+}
+
+/// Ingests one page in one transaction. If the page as a whole fails, each device is retried on
+/// its own; a device that still fails is reported `failed` with the database's message.
+pub async fn ingest_page(db: &Db, tenant: Uuid, items: &[Item<'_>], now: DateTime<Utc>) -> Result<IngestReport, DbError> {
+    let mut report = IngestReport::default();
+    if items.is_empty() {
+        return Ok(report);
+    }
+    match apply_with_retry(db, tenant, items, now).await {
+        Ok(plan) => {
+            for o in plan.outcomes {
+                report.push(o);
+            }
+            return Ok(report);
+        }
+        Err(e) if items.len() == 1 || is_connection_error(&e) => {
+            if is_connection_error(&e) {
+                return Err(e);
+            }
+            report.push(failed(items[0].snapshot, &e));
+            return Ok(report);
+        }
+        Err(e) => tracing::warn!(error = %e, devices = items.len(), "page failed; retrying its devices one by one"),
+    }
+    for item in items {
+        match apply_with_retry(db, tenant, std::slice::from_ref(item), now).await {
+            Ok(plan) => plan.outcomes.into_iter().for_each(|o| report.push(o)),
+            Err(e) if is_connection_error(&e) => return Err(e),
+            Err(e) => report.push(failed(item.snapshot, &e)),
+        }
+    }
+    Ok(report)
+}
+
+/// Ingests snapshots in pages of `page_size`, with no caller-resolved clients.
+pub async fn ingest_snapshots(
+    db: &Db,
+    tenant: Uuid,
+    snapshots: &[DeviceSnapshot],
+    page_size: usize,
+) -> Result<IngestReport, DbError> {
+    let mut report = IngestReport::default();
+    for page in snapshots.chunks(page_size.max(1)) {
+        let items: Vec<Item<'_>> = page.iter().map(|s| Item { snapshot: s, client_id: None }).collect();
+        let r = ingest_page(db, tenant, &items, Utc::now()).await?;
+        report.counts.add(&r.counts);
+        report.outcomes.extend(r.outcomes);
+    }
+    Ok(report)
+}
+
+async fn apply_with_retry(db: &Db, tenant: Uuid, items: &[Item<'_>], now: DateTime<Utc>) -> Result<plan::PagePlan, DbError> {
+    match apply::apply_page(db, tenant, items, now).await {
+        // A unique violation means another writer got there between our read and write (only
+        // possible for rows outside our device locks); a fresh read resolves it.
+        Err(e) if is_unique_violation(&e) => apply::apply_page(db, tenant, items, now).await,
+        other => other,
+    }
+}
+
+fn failed(snapshot: &DeviceSnapshot, e: &DbError) -> IngestOutcome {
+    IngestOutcome {
+        external_device_id: snapshot.external_device_id.clone(),
+        action: IngestAction::Failed,
+        asset_id: None,
+        error: Some(format!("Failed to ingest device {}: {e}", snapshot.external_device_id)),
+    }
+}
+
+fn is_unique_violation(e: &DbError) -> bool {
+    matches!(e, DbError::Sql(sqlx::Error::Database(d)) if d.is_unique_violation())
+}
+
+/// Errors that say the database itself is unreachable: retrying device by device would not help.
+fn is_connection_error(e: &DbError) -> bool {
+    matches!(
+        e,
+        DbError::Sql(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_))
+            | DbError::Connect { .. }
+    )
+}

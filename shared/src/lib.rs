@@ -1,0 +1,12 @@
+//! Shared library of rmm-sync: configuration, telemetry, the stores and their migrations, the
+//! normalized device snapshot contract and the ingestion pipeline that writes AlgaPSA's tables.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod db;
+pub mod facts;
+pub mod http;
+pub mod ingest;
+pub mod providers;
+pub mod software;
+pub mod telemetry;
