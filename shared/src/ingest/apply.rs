@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::plan::{AssetRow, AssetWrite, CurrentState, Item, MappingRow, MappingWrite, PagePlan, limits, truncate};
 use super::snapshot::ExtensionSnapshot;
+use super::unchanged;
 use crate::db::sql::{ColType, Tx, fmt_ts};
 use crate::db::{Db, DbError, Dialect};
 
@@ -243,8 +244,8 @@ async fn write_plan(tx: &mut Tx, tenant: Uuid, plan: &PagePlan, now: DateTime<Ut
         plan.mappings.iter().filter(|(_, w)| matches!(w, MappingWrite::Remove)).map(|(id, _)| id.to_string()).collect();
     if !removed.is_empty() {
         tx.execute(
-            &format!("DELETE FROM tenant_external_entity_mappings WHERE tenant = {t} AND id {}", d.in_json(3, U)),
-            &[&tenant_s, &now_s, &serde_json::to_string(&removed).expect("json")],
+            &format!("DELETE FROM tenant_external_entity_mappings WHERE tenant = {t} AND id {}", d.in_json(2, U)),
+            &[&tenant_s, &serde_json::to_string(&removed).expect("json")],
         )
         .await?;
     }
@@ -286,6 +287,34 @@ async fn write_plan(tx: &mut Tx, tenant: Uuid, plan: &PagePlan, now: DateTime<Ut
         );
         tx.execute(&sql, &[&tenant_s, &now_s, &Value::Array(inserts).to_string()]).await?;
     }
+    // Updates that would leave the row as it is only refresh `last_rmm_sync_at`.
+    let mut compare_cols: Vec<(&str, ColType)> = vec![("client_id", U)];
+    compare_cols.extend(ASSET_VALUE_COLS);
+    let update_ids: Vec<Uuid> =
+        plan.assets.iter().filter(|(_, w)| matches!(w, AssetWrite::Update { .. })).map(|(id, _)| *id).collect();
+    let current = unchanged::current_rows(tx, tenant, "assets", "asset_id", &update_ids, &compare_cols).await?;
+    let mut touched = Vec::new();
+    updates.retain(|row| {
+        let mut want = row.as_object().cloned().unwrap_or_default();
+        let id = want.remove("asset_id").and_then(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok()));
+        if want.get("client_id").is_some_and(Value::is_null) {
+            want.remove("client_id");
+        }
+        match id.and_then(|id| current.get(&id).map(|have| (id, have))) {
+            Some((id, have)) if unchanged::holds(have, &want, &compare_cols) => {
+                touched.push(id.to_string());
+                false
+            }
+            _ => true,
+        }
+    });
+    if !touched.is_empty() {
+        tx.execute(
+            &format!("UPDATE assets SET last_rmm_sync_at = {n} WHERE tenant = {t} AND asset_id {}", d.in_json(3, U)),
+            &[&tenant_s, &now_s, &serde_json::to_string(&touched).expect("json")],
+        )
+        .await?;
+    }
     if !updates.is_empty() {
         let mut cols: Vec<(&str, ColType)> = vec![("asset_id", U), ("client_id", U)];
         cols.extend(ASSET_VALUE_COLS);
@@ -308,9 +337,21 @@ async fn write_plan(tx: &mut Tx, tenant: Uuid, plan: &PagePlan, now: DateTime<Ut
     }
 
     // Extension rows, one statement per (table, set of present-only columns).
+    // Rows that already hold every value of their patch are left alone.
+    let mut ext_cols: Vec<(&str, ColType)> = EXT_ALWAYS.to_vec();
+    ext_cols.extend(EXT_PRESENT);
+    let mut current_ext = HashMap::new();
+    for table in ["workstation_assets", "server_assets"] {
+        let ids: Vec<Uuid> = plan.extensions.iter().filter(|(_, t, _)| *t == table).map(|(id, _, _)| *id).collect();
+        current_ext.insert(table, unchanged::current_rows(tx, tenant, table, "asset_id", &ids, &ext_cols).await?);
+    }
     let mut groups: HashMap<(&'static str, u8), Vec<Value>> = HashMap::new();
     for (asset_id, table, ext) in &plan.extensions {
         let (sig, row) = extension_json(*asset_id, ext);
+        let have = current_ext.get(table).and_then(|rows| rows.get(asset_id));
+        if have.is_some_and(|have| unchanged::holds(have, row.as_object().expect("object"), &ext_cols)) {
+            continue;
+        }
         groups.entry((table, sig)).or_default().push(row);
     }
     let mut keys: Vec<_> = groups.keys().copied().collect();
@@ -329,9 +370,9 @@ async fn write_plan(tx: &mut Tx, tenant: Uuid, plan: &PagePlan, now: DateTime<Ut
             names = names.join(", "),
             select = select.join(", "),
             sets = sets.join(", "),
-            rs = d.recordset(3, &cols),
+            rs = d.recordset(2, &cols),
         );
-        tx.execute(&sql, &[&tenant_s, &now_s, &Value::Array(rows).to_string()]).await?;
+        tx.execute(&sql, &[&tenant_s, &Value::Array(rows).to_string()]).await?;
     }
 
     // Mappings.
@@ -361,6 +402,43 @@ async fn write_plan(tx: &mut Tx, tenant: Uuid, plan: &PagePlan, now: DateTime<Ut
             }
             MappingWrite::Remove => {}
         }
+    }
+    // Synced updates that change nothing only refresh `last_synced_at`.
+    let map_cols = [("alga_entity_id", Text), ("external_realm_id", Text), ("sync_status", Text), ("metadata", Json)];
+    let synced_ids: Vec<Uuid> =
+        plan.mappings.iter().filter(|(_, w)| matches!(w, MappingWrite::Synced { .. })).map(|(id, _)| *id).collect();
+    let current =
+        unchanged::current_rows(tx, tenant, "tenant_external_entity_mappings", "id", &synced_ids, &map_cols).await?;
+    let mut touched = Vec::new();
+    m_updates.retain(|row| {
+        let id = row["id"].as_str().and_then(|s| Uuid::parse_str(s).ok());
+        let Some((id, have)) = id.and_then(|id| current.get(&id).map(|h| (id, h))) else { return true };
+        if row["touch"] == json!(true) {
+            return true;
+        }
+        let mut want = Map::new();
+        if !row["alga_entity_id"].is_null() {
+            want.insert("alga_entity_id".into(), row["alga_entity_id"].clone());
+        }
+        for c in ["external_realm_id", "sync_status", "metadata"] {
+            want.insert(c.into(), row[c].clone());
+        }
+        if unchanged::holds(have, &want, &map_cols) {
+            touched.push(id.to_string());
+            false
+        } else {
+            true
+        }
+    });
+    if !touched.is_empty() {
+        tx.execute(
+            &format!(
+                "UPDATE tenant_external_entity_mappings SET last_synced_at = {n} WHERE tenant = {t} AND id {}",
+                d.in_json(3, U)
+            ),
+            &[&tenant_s, &now_s, &serde_json::to_string(&touched).expect("json")],
+        )
+        .await?;
     }
     if !m_updates.is_empty() {
         let cols = [

@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod plan;
 pub mod snapshot;
+mod unchanged;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

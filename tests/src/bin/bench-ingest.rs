@@ -1,0 +1,194 @@
+//! Ingestion benchmark: N synthetic devices through the shared pipeline on a fresh PostgreSQL
+//! database, against a raw `COPY` of the same rows into the same tables.
+//!
+//!     cargo run --release -p rmm-tests --bin bench-ingest -- --devices 50000
+//!
+//! Prints devices/s for a first sync (all creates), an unchanged resync and a resync with 10%
+//! changed, the raw COPY rate measured in the same run, the ratios, and the peak RSS.
+
+use std::time::Instant;
+
+use chrono::{Duration, Utc};
+use clap::Parser;
+use rmm_shared::ingest::{
+    AgentStatus, AssetType, DeviceSnapshot, DiskUsage, ExtensionSnapshot, IngestCounts, Item, Lifecycle, Provider,
+    ingest_page,
+};
+use rmm_tests::stores;
+use serde_json::json;
+use uuid::Uuid;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Number of synthetic devices.
+    #[arg(long, default_value_t = 50_000)]
+    devices: usize,
+    /// Devices per transaction.
+    #[arg(long, default_value_t = 500)]
+    page_size: usize,
+    /// Number of clients (scopes) the devices are spread over.
+    #[arg(long, default_value_t = 50)]
+    clients: usize,
+}
+
+fn snapshot(i: usize, integration: Uuid, clients: usize, generation: u32) -> DeviceSnapshot {
+    let server = i % 7 == 0;
+    // A fixed clock, so that a resync of the same generation is really unchanged.
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z").expect("date").with_timezone(&Utc);
+    DeviceSnapshot {
+        provider: Provider::TacticalRmm,
+        integration_id: integration,
+        external_device_id: format!("agent-{i:08}"),
+        external_scope_id: format!("client-{}", i % clients),
+        lifecycle: Lifecycle::Active,
+        asset_type: if server { AssetType::Server } else { AssetType::Workstation },
+        display_name: format!("HOST-{i:06}"),
+        serial_number: Some(format!("SN{i:010}")),
+        status: None,
+        location: Some(format!("Site {}", i % 13)),
+        asset_tag: None,
+        agent_status: Some(if i % 5 == 0 { AgentStatus::Offline } else { AgentStatus::Online }),
+        last_seen_at: Some(now - Duration::minutes((i % 90) as i64)),
+        extension: Some(ExtensionSnapshot {
+            os_type: Some(if server { "Windows Server".into() } else { "Windows".into() }),
+            os_version: Some(format!("10.0.{}", 19_000 + generation)),
+            agent_version: Some("2.9.1".into()),
+            current_user: Some(format!("user{}", i % 300)),
+            uptime_seconds: Some((i as i64) * 37 % 864_000),
+            lan_ip: Some(format!("10.{}.{}.{}", i / 65_536 % 256, i / 256 % 256, i % 256)),
+            wan_ip: Some("203.0.113.7".into()),
+            antivirus_status: None,
+            antivirus_product: None,
+            last_reboot_at: Some(now - Duration::hours((i % 200) as i64)),
+            pending_patches: Some((i % 11) as i64),
+            pending_os_patches: None,
+            pending_software_patches: None,
+            failed_patches: None,
+            last_patch_scan_at: None,
+            system_info: Some(json!({"make_model": "Dell OptiPlex 7090", "cpu": "Intel i7"})),
+            cpu_model: Some(Some("Intel(R) Core(TM) i7-10700".into())),
+            cpu_cores: Some(Some(8.0)),
+            ram_gb: Some(Some(15.7)),
+            disk_usage: Some(Some(vec![DiskUsage {
+                name: "C:".into(),
+                total_gb: Some(476.0),
+                free_gb: Some(210.5),
+                utilization_percent: Some(55.8),
+            }])),
+            installed_software: None,
+        }),
+        metadata: Some(json!({"site_id": i % 13, "site_name": format!("Site {}", i % 13), "raw": {"agent_id": format!("agent-{i:08}"), "hostname": format!("HOST-{i:06}")}})),
+    }
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_owned()))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// Ingests `devices` snapshots made page by page by `make` (as a provider sync streams them).
+async fn run(
+    db: &rmm_shared::db::Db,
+    tenant: Uuid,
+    devices: usize,
+    page: usize,
+    make: impl Fn(usize) -> DeviceSnapshot,
+) -> anyhow::Result<(f64, IngestCounts)> {
+    let start = Instant::now();
+    let mut counts = IngestCounts::default();
+    for first in (0..devices).step_by(page) {
+        let chunk: Vec<DeviceSnapshot> = (first..(first + page).min(devices)).map(&make).collect();
+        let items: Vec<Item<'_>> = chunk.iter().map(|s| Item { snapshot: s, client_id: None }).collect();
+        let r = ingest_page(db, tenant, &items, Utc::now()).await?;
+        counts.add(&r.counts);
+    }
+    Ok((devices as f64 / start.elapsed().as_secs_f64(), counts))
+}
+
+/// COPYs the rows the first sync wrote (read back as CSV) into the same tables of a fresh
+/// database, and returns devices/s.
+async fn raw_copy(src_url: &str, devices: usize) -> anyhow::Result<f64> {
+    use sqlx::Connection;
+    let mut src = sqlx::PgConnection::connect(src_url).await?;
+    let dst = stores::postgres().await?;
+    let rmm_shared::db::Db::Postgres(pool) = &dst.db else { unreachable!() };
+    let mut conn = pool.acquire().await?;
+    for table in ["tenants", "clients", "rmm_integrations", "rmm_organization_mappings"] {
+        copy_table(&mut src, &mut conn, table).await?;
+    }
+    let mut dumps = Vec::new();
+    for table in ["assets", "workstation_assets", "server_assets", "tenant_external_entity_mappings"] {
+        dumps.push((table, dump(&mut src, table).await?));
+    }
+    let start = Instant::now();
+    let mut tx = conn.begin().await?;
+    for (table, data) in &dumps {
+        let mut copy = tx.copy_in_raw(&format!("COPY {table} FROM STDIN WITH (FORMAT csv)")).await?;
+        copy.send(data.as_slice()).await?;
+        copy.finish().await?;
+    }
+    tx.commit().await?;
+    let rate = devices as f64 / start.elapsed().as_secs_f64();
+    drop(conn);
+    dst.cleanup().await;
+    Ok(rate)
+}
+
+async fn dump(src: &mut sqlx::PgConnection, table: &str) -> anyhow::Result<Vec<u8>> {
+    use futures::TryStreamExt;
+    let mut out = Vec::new();
+    let mut stream = src.copy_out_raw(&format!("COPY {table} TO STDOUT WITH (FORMAT csv)")).await?;
+    while let Some(chunk) = stream.try_next().await? {
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+async fn copy_table(src: &mut sqlx::PgConnection, dst: &mut sqlx::PgConnection, table: &str) -> anyhow::Result<()> {
+    let data = dump(src, table).await?;
+    let mut copy = dst.copy_in_raw(&format!("COPY {table} FROM STDIN WITH (FORMAT csv)")).await?;
+    copy.send(data.as_slice()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let store = stores::postgres_with(4).await?;
+    let db = &store.db;
+    let tenant = stores::tenant(db).await?;
+    let integration = stores::integration(db, tenant, "tacticalrmm").await?;
+    for c in 0..args.clients {
+        let client = stores::client(db, tenant, &format!("Client {c}")).await?;
+        stores::map_scope(db, tenant, integration, &format!("client-{c}"), Some(client)).await?;
+    }
+    let (n, page, clients) = (args.devices, args.page_size, args.clients);
+
+    println!("bench-ingest: {} devices, pages of {}, PostgreSQL, {} CPUs", args.devices, args.page_size, num_cpus());
+    let (first_rate, c1) = run(db, tenant, n, page, |i| snapshot(i, integration, clients, 0)).await?;
+    assert_eq!(c1.created as usize, n, "first sync must create every device: {c1:?}");
+    let (same_rate, c2) = run(db, tenant, n, page, |i| snapshot(i, integration, clients, 0)).await?;
+    assert_eq!(c2.updated as usize, n, "{c2:?}");
+    let (changed_rate, c3) =
+        run(db, tenant, n, page, |i| snapshot(i, integration, clients, u32::from(i % 10 == 0))).await?;
+    assert_eq!(c3.updated as usize, n, "{c3:?}");
+    let copy_rate = raw_copy(&store.url, args.devices).await?;
+
+    println!("first sync (all creates) : {first_rate:>10.0} devices/s");
+    println!("unchanged resync         : {same_rate:>10.0} devices/s  ({:.2}x first sync; target >= 2x)", same_rate / first_rate);
+    println!("resync, 10% changed      : {changed_rate:>10.0} devices/s");
+    println!("raw COPY, same rows      : {copy_rate:>10.0} devices/s");
+    println!("first sync / raw COPY    : {:>10.1}%  (target >= 30%)", 100.0 * first_rate / copy_rate);
+    println!("peak RSS                 : {:>10.1} MB (target < 200 MB)", peak_rss_mb());
+    store.cleanup().await;
+    Ok(())
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
