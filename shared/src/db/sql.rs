@@ -73,12 +73,16 @@ impl Dialect {
         }
     }
 
-    /// `IN (…)` over the JSON array of strings bound as parameter `n`, cast to `ty` on Postgres.
+    /// Membership in the JSON array of strings bound as parameter `n` (cast to `ty` on Postgres).
+    ///
+    /// On Postgres this is `= ANY(ARRAY(…))`: the array is built once and the comparison can use an
+    /// index (an `IN (SELECT …)` over a set-returning function is planned as a semi-join, often
+    /// over a sequential scan).
     pub fn in_json(self, n: usize, ty: ColType) -> String {
         match (self, ty) {
-            (Dialect::Postgres, ColType::Text) => format!("IN (SELECT json_array_elements_text(${n}::json))"),
+            (Dialect::Postgres, ColType::Text) => format!("= ANY(ARRAY(SELECT json_array_elements_text(${n}::json)))"),
             (Dialect::Postgres, ty) => {
-                format!("IN (SELECT json_array_elements_text(${n}::json)::{})", ty.pg())
+                format!("= ANY(ARRAY(SELECT json_array_elements_text(${n}::json)::{}))", ty.pg())
             }
             (Dialect::Sqlite, _) => format!("IN (SELECT value FROM json_each(?{n}))"),
         }
