@@ -53,6 +53,9 @@ pub async fn ingest_page(db: &Db, tenant: Uuid, items: &[Item<'_>], now: DateTim
             for o in plan.outcomes {
                 report.push(o);
             }
+            if report.counts.created > 0 {
+                refresh_planner_stats(db).await;
+            }
             return Ok(report);
         }
         Err(e) if items.len() == 1 || is_connection_error(&e) => {
@@ -97,6 +100,37 @@ async fn apply_with_retry(db: &Db, tenant: Uuid, items: &[Item<'_>], now: DateTi
         // possible for rows outside our device locks); a fresh read resolves it.
         Err(e) if is_unique_violation(&e) => apply::apply_page(db, tenant, items, now).await,
         other => other,
+    }
+}
+
+/// The tables a page writes, whose planner statistics matter to the page's own statements.
+const WRITTEN_TABLES: [&str; 4] = ["assets", "workstation_assets", "server_assets", "tenant_external_entity_mappings"];
+
+/// Re-analyses a written table once it holds more than twice the rows its statistics know of.
+///
+/// A first sync into a new (or nearly empty) table outruns autovacuum: every page's lookups and
+/// foreign-key checks are planned for an empty table and fall back to sequential scans, so each page
+/// gets slower than the one before. Analysing at each doubling keeps the plans right at a bounded
+/// cost (a handful of ANALYZE runs, whatever the fleet size). Tables we do not own are skipped by
+/// Postgres with a warning; nothing fails.
+async fn refresh_planner_stats(db: &Db) {
+    let Db::Postgres(_) = db else { return };
+    let names = serde_json::to_string(&WRITTEN_TABLES).expect("json");
+    let stale: Result<Vec<(String,)>, _> = db
+        .fetch(
+            "SELECT CAST(s.relname AS TEXT) FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid \
+             WHERE s.schemaname = ANY(current_schemas(false)) \
+             AND s.relname = ANY(ARRAY(SELECT json_array_elements_text($1::json))) \
+             AND s.n_live_tup > 2 * GREATEST(c.reltuples, 0) + 500",
+            &[&names],
+        )
+        .await;
+    for (table,) in stale.unwrap_or_default() {
+        if WRITTEN_TABLES.contains(&table.as_str()) {
+            if let Err(e) = db.execute(&format!("ANALYZE {table}"), &[]).await {
+                tracing::debug!(%table, error = %e, "could not refresh planner statistics");
+            }
+        }
     }
 }
 

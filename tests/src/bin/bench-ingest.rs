@@ -169,11 +169,20 @@ async fn main() -> anyhow::Result<()> {
     }
     let (n, page, clients) = (args.devices, args.page_size, args.clients);
 
-    println!("bench-ingest: {} devices, pages of {}, PostgreSQL, {} CPUs", args.devices, args.page_size, num_cpus());
+    let transport = if store.url.contains("host=/") || store.url.contains("%2F") { "unix socket" } else { "TCP" };
+    println!(
+        "bench-ingest: {} devices, pages of {}, PostgreSQL over {transport}, {} CPUs",
+        args.devices,
+        args.page_size,
+        num_cpus()
+    );
     let (first_rate, c1) = run(db, tenant, n, page, |i| snapshot(i, integration, clients, 0)).await?;
     assert_eq!(c1.created as usize, n, "first sync must create every device: {c1:?}");
     let (same_rate, c2) = run(db, tenant, n, page, |i| snapshot(i, integration, clients, 0)).await?;
     assert_eq!(c2.updated as usize, n, "{c2:?}");
+    // The first resync after a bulk create rewrites every row onto new pages; later passes find free
+    // space on the same pages (heap-only updates). Both are reported.
+    let (steady_rate, _) = run(db, tenant, n, page, |i| snapshot(i, integration, clients, 0)).await?;
     let (changed_rate, c3) =
         run(db, tenant, n, page, |i| snapshot(i, integration, clients, u32::from(i % 10 == 0))).await?;
     assert_eq!(c3.updated as usize, n, "{c3:?}");
@@ -181,6 +190,7 @@ async fn main() -> anyhow::Result<()> {
 
     println!("first sync (all creates) : {first_rate:>10.0} devices/s");
     println!("unchanged resync         : {same_rate:>10.0} devices/s  ({:.2}x first sync; target >= 2x)", same_rate / first_rate);
+    println!("unchanged resync, again  : {steady_rate:>10.0} devices/s  ({:.2}x first sync)", steady_rate / first_rate);
     println!("resync, 10% changed      : {changed_rate:>10.0} devices/s");
     println!("raw COPY, same rows      : {copy_rate:>10.0} devices/s");
     println!("first sync / raw COPY    : {:>10.1}%  (target >= 30%)", 100.0 * first_rate / copy_rate);

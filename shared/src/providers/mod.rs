@@ -1,0 +1,3 @@
+//! RMM provider clients and their mapping to device snapshots.
+
+pub mod tactical;

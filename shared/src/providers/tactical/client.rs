@@ -1,0 +1,907 @@
+//! The Tactical RMM REST client. Every call goes through [`crate::http::HttpClient`].
+//!
+//! Differences from AlgaPSA's client, all on purpose (research/tactical.md §11):
+//! - Knox: `POST /v2/checkcreds/` already returns a usable token for accounts without TOTP, so
+//!   that token is used; `/v2/login/` is only called with a TOTP code (`twofactor`), because the
+//!   real server answers 500 without it.
+//! - Single agents are read with `GET /agents/<agent_id>/` (the beta detail takes the integer pk).
+//! - Active alerts are asked with `{"resolvedFilter": false, "snoozedFilter": false}`.
+//! - `GET /software/` is one row per agent keyed by the integer pk; it is parsed as a stream.
+//! - Page walks have a page guard, and a 404 `Invalid page.` past the end ends the walk.
+//! - The base path is kept for every endpoint (AlgaPSA drops it for checkcreds/login, §11.19).
+
+use std::fmt;
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use url::Url;
+
+use super::error::TacticalError;
+use super::model::{
+    ActiveAlertsFilter, Agent, Alert, CheckCredsResponse, Client, LoginResponse, Page, RawRecord, Site, SoftwareRow,
+};
+use crate::http::{HttpClient, HttpConfig, HttpError, StreamingResponse, UpstreamRequest, UpstreamResponse};
+
+/// Tactical caps `page_size` at 1000 (`StandardResultsSetPagination.max_page_size`).
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// The connection test uses a shorter timeout, like AlgaPSA (15 s).
+pub const CONNECTION_TEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Normalises an instance URL (research §1.1): trim; add `https://` when there is no scheme;
+/// drop trailing slashes; drop a path that is exactly `/api`; drop query, fragment and any
+/// userinfo. `None` for an empty or unparseable value.
+pub fn normalize_base_url(raw: &str) -> Option<String> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return None;
+    }
+    let lower = trimmed.to_ascii_lowercase();
+    let with_scheme = if lower.starts_with("http://") || lower.starts_with("https://") {
+        trimmed.to_owned()
+    } else {
+        format!("https://{trimmed}")
+    };
+    let url = Url::parse(&with_scheme).ok()?;
+    let host = url.host_str()?;
+    let mut path = url.path().trim_end_matches('/').to_owned();
+    if path == "/api" {
+        path.clear();
+    }
+    let mut out = format!("{}://{}", url.scheme(), host);
+    if let Some(port) = url.port() {
+        out.push_str(&format!(":{port}"));
+    }
+    out.push_str(&path);
+    Some(out)
+}
+
+/// How the client authenticates.
+#[derive(Clone)]
+pub enum TacticalAuth {
+    /// `X-API-KEY: <key>`.
+    ApiKey(SecretString),
+    /// `Authorization: Token <knox token>`, obtained from username/password.
+    Knox {
+        username: String,
+        password: SecretString,
+        /// A token saved earlier, if any.
+        token: Option<SecretString>,
+    },
+}
+
+impl fmt::Debug for TacticalAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TacticalAuth::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
+            TacticalAuth::Knox { username, token, .. } => f
+                .debug_struct("Knox")
+                .field("username", username)
+                .field("password", &"<redacted>")
+                .field("token", &token.as_ref().map(|_| "<redacted>"))
+                .finish(),
+        }
+    }
+}
+
+/// Settings of one client.
+#[derive(Debug, Clone)]
+pub struct TacticalConfig {
+    /// As entered by the user; normalised by [`TacticalClient::new`].
+    pub instance_url: String,
+    pub auth: TacticalAuth,
+    pub http: HttpConfig,
+    /// Requested page size (capped at [`MAX_PAGE_SIZE`]).
+    pub page_size: u32,
+    /// Page guard for one walk.
+    pub max_pages: u32,
+    /// Timeout for `GET /software/`, whose answer covers every agent.
+    pub software_timeout: Duration,
+}
+
+impl TacticalConfig {
+    pub fn new(instance_url: impl Into<String>, auth: TacticalAuth) -> Self {
+        TacticalConfig {
+            instance_url: instance_url.into(),
+            auth,
+            http: HttpConfig::default(),
+            page_size: MAX_PAGE_SIZE,
+            max_pages: 10_000,
+            software_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Called after a new Knox token was obtained, so the caller can store it
+/// (AlgaPSA's tenant secret `tacticalrmm_knox_token`).
+pub trait TokenSink: Send + Sync {
+    fn on_token_refreshed<'a>(&'a self, token: &'a SecretString) -> BoxFuture<'a, ()>;
+}
+
+/// A [`TokenSink`] from a plain closure.
+pub struct FnTokenSink<F>(pub F);
+
+impl<F> TokenSink for FnTokenSink<F>
+where
+    F: Fn(&SecretString) + Send + Sync,
+{
+    fn on_token_refreshed<'a>(&'a self, token: &'a SecretString) -> BoxFuture<'a, ()> {
+        (self.0)(token);
+        Box::pin(async {})
+    }
+}
+
+/// What `POST /v2/checkcreds/` said.
+#[derive(Debug)]
+pub enum CheckCreds {
+    /// A usable token (accounts without TOTP; Tactical gives it a 180-second TTL that Knox
+    /// extends on use).
+    Token { token: SecretString, expiry: Option<String> },
+    /// The account has TOTP: call [`TacticalClient::login_with_totp`] with a code.
+    TotpRequired,
+}
+
+/// Filters of `GET /beta/v1/agent/` (Tactical's `AgentFilter`).
+#[derive(Debug, Clone, Default)]
+pub struct AgentQuery {
+    /// Client pk (`site__client__id`).
+    pub client_id: Option<i64>,
+    /// Site pk.
+    pub site: Option<i64>,
+    pub agent_id: Option<String>,
+    /// Exact match.
+    pub hostname: Option<String>,
+    pub monitoring_type: Option<String>,
+    /// `last_seen >= value`. Server-side: agents with a null `last_seen` are excluded.
+    pub last_seen_after: Option<DateTime<Utc>>,
+    /// `last_seen <= value`.
+    pub last_seen_before: Option<DateTime<Utc>>,
+}
+
+impl AgentQuery {
+    pub fn for_client(client_id: i64) -> Self {
+        AgentQuery { client_id: Some(client_id), ..AgentQuery::default() }
+    }
+
+    fn params(&self) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        if let Some(v) = self.client_id {
+            p.push(("client_id", v.to_string()));
+        }
+        if let Some(v) = self.site {
+            p.push(("site", v.to_string()));
+        }
+        if let Some(v) = &self.agent_id {
+            p.push(("agent_id", v.clone()));
+        }
+        if let Some(v) = &self.hostname {
+            p.push(("hostname", v.clone()));
+        }
+        if let Some(v) = &self.monitoring_type {
+            p.push(("monitoring_type", v.clone()));
+        }
+        if let Some(v) = self.last_seen_after {
+            p.push(("last_seen_range_after", v.to_rfc3339_opts(SecondsFormat::Micros, false)));
+        }
+        if let Some(v) = self.last_seen_before {
+            p.push(("last_seen_range_before", v.to_rfc3339_opts(SecondsFormat::Micros, false)));
+        }
+        p
+    }
+}
+
+enum AuthState {
+    ApiKey(SecretString),
+    Knox {
+        username: String,
+        password: SecretString,
+        /// The current token and its generation (bumped on every refresh).
+        token: Mutex<(u64, Option<SecretString>)>,
+        /// Serialises refreshes: concurrent 401s share one checkcreds call.
+        refresh: tokio::sync::Mutex<()>,
+    },
+}
+
+/// A client for one Tactical instance. Share it behind an `Arc`.
+pub struct TacticalClient {
+    http: HttpClient,
+    base: Url,
+    base_display: String,
+    auth: AuthState,
+    sink: Option<Arc<dyn TokenSink>>,
+    page_size: u32,
+    max_pages: u32,
+    software_timeout: Duration,
+    refreshes: AtomicU64,
+}
+
+impl fmt::Debug for TacticalClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TacticalClient")
+            .field("base_url", &self.base_display)
+            .field(
+                "auth",
+                &match self.auth {
+                    AuthState::ApiKey(_) => "api_key",
+                    AuthState::Knox { .. } => "knox",
+                },
+            )
+            .finish()
+    }
+}
+
+impl TacticalClient {
+    /// Validates the configuration and builds the client on the process-wide HTTP layer.
+    pub fn new(config: TacticalConfig) -> Result<Self, TacticalError> {
+        let http = HttpClient::new(config.http.clone())?;
+        Self::with_http(config, http)
+    }
+
+    /// Same as [`TacticalClient::new`] with a given HTTP client (its own limiter, for instance).
+    pub fn with_http(config: TacticalConfig, http: HttpClient) -> Result<Self, TacticalError> {
+        let base_display = normalize_base_url(&config.instance_url).ok_or(TacticalError::InstanceUrlNotConfigured)?;
+        let base = Url::parse(&base_display).map_err(|_| TacticalError::InstanceUrlNotConfigured)?;
+        let auth = match config.auth {
+            TacticalAuth::ApiKey(key) => {
+                if key.expose_secret().trim().is_empty() {
+                    return Err(TacticalError::ApiKeyNotConfigured);
+                }
+                AuthState::ApiKey(SecretString::from(key.expose_secret().trim().to_owned()))
+            }
+            TacticalAuth::Knox { username, password, token } => {
+                if username.trim().is_empty() || password.expose_secret().is_empty() {
+                    return Err(TacticalError::KnoxCredentialsNotConfigured);
+                }
+                let token = token.filter(|t| !t.expose_secret().trim().is_empty());
+                AuthState::Knox {
+                    username: username.trim().to_owned(),
+                    password,
+                    token: Mutex::new((0, token)),
+                    refresh: tokio::sync::Mutex::new(()),
+                }
+            }
+        };
+        Ok(TacticalClient {
+            http,
+            base,
+            base_display,
+            auth,
+            sink: None,
+            page_size: config.page_size.clamp(1, MAX_PAGE_SIZE),
+            max_pages: config.max_pages.max(1),
+            software_timeout: config.software_timeout,
+            refreshes: AtomicU64::new(0),
+        })
+    }
+
+    /// Register the hook that stores refreshed Knox tokens.
+    pub fn with_token_sink(mut self, sink: Arc<dyn TokenSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// The normalised base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base_display
+    }
+
+    /// How many Knox tokens this client obtained (checkcreds or TOTP login).
+    pub fn token_refresh_count(&self) -> u64 {
+        self.refreshes.load(Ordering::Relaxed)
+    }
+
+    /// `<base>/<segments…>/` with a query.
+    fn endpoint(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty();
+            path.extend(segments);
+            path.push("");
+        }
+        if !query.is_empty() {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in query {
+                q.append_pair(k, v);
+            }
+        }
+        url
+    }
+
+    // ---- auth -------------------------------------------------------------------------------
+
+    fn current_token(&self) -> (u64, Option<SecretString>) {
+        match &self.auth {
+            AuthState::Knox { token, .. } => token.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            AuthState::ApiKey(_) => (0, None),
+        }
+    }
+
+    async fn store_token(&self, new: SecretString) {
+        if let AuthState::Knox { token, .. } = &self.auth {
+            let mut guard = token.lock().unwrap_or_else(|e| e.into_inner());
+            guard.0 += 1;
+            guard.1 = Some(new.clone());
+        }
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        if let Some(sink) = &self.sink {
+            sink.on_token_refreshed(&new).await;
+        }
+    }
+
+    /// `POST /v2/checkcreds/`. For accounts without TOTP the answer carries a usable token.
+    pub async fn check_creds(&self) -> Result<CheckCreds, TacticalError> {
+        let AuthState::Knox { username, password, .. } = &self.auth else {
+            return Err(TacticalError::KnoxCredentialsNotConfigured);
+        };
+        #[derive(Serialize)]
+        struct Body<'a> {
+            username: &'a str,
+            password: &'a str,
+        }
+        let url = self.endpoint(&["v2", "checkcreds"], &[]);
+        let req = UpstreamRequest::post(url).json(&Body { username, password: password.expose_secret() })?;
+        let resp = self.http.send(req).await?;
+        let parsed: CheckCredsResponse = self.parse_json(&resp, "POST /v2/checkcreds/")?;
+        if parsed.totp {
+            return Ok(CheckCreds::TotpRequired);
+        }
+        match parsed.token {
+            Some(token) if !token.expose_secret().is_empty() => Ok(CheckCreds::Token { token, expiry: parsed.expiry }),
+            _ => Err(TacticalError::NoToken),
+        }
+    }
+
+    /// Knox mode: obtain a token without a person (checkcreds), store it and hand it to the sink.
+    /// Fails with [`TacticalError::TotpRequired`] for TOTP accounts. No-op in API-key mode.
+    pub async fn authenticate(&self) -> Result<(), TacticalError> {
+        match &self.auth {
+            AuthState::ApiKey(_) => Ok(()),
+            AuthState::Knox { .. } => match self.check_creds().await? {
+                CheckCreds::Token { token, .. } => {
+                    self.store_token(token).await;
+                    Ok(())
+                }
+                CheckCreds::TotpRequired => Err(TacticalError::TotpRequired),
+            },
+        }
+    }
+
+    /// `POST /v2/login/` with a TOTP code; stores the token and hands it to the sink.
+    pub async fn login_with_totp(&self, code: &str) -> Result<(), TacticalError> {
+        let AuthState::Knox { username, password, .. } = &self.auth else {
+            return Err(TacticalError::KnoxCredentialsNotConfigured);
+        };
+        #[derive(Serialize)]
+        struct Body<'a> {
+            username: &'a str,
+            password: &'a str,
+            twofactor: &'a str,
+        }
+        let url = self.endpoint(&["v2", "login"], &[]);
+        let body = Body { username, password: password.expose_secret(), twofactor: code.trim() };
+        let req = UpstreamRequest::post(url).json(&body)?;
+        let resp = self.http.send(req).await?;
+        let parsed: LoginResponse = self.parse_json(&resp, "POST /v2/login/")?;
+        match parsed.token {
+            Some(token) if !token.expose_secret().is_empty() => {
+                self.store_token(token).await;
+                Ok(())
+            }
+            _ => Err(TacticalError::NoToken),
+        }
+    }
+
+    /// A fresh token unless another task already replaced generation `seen`.
+    async fn refresh_token(&self, seen: u64) -> Result<SecretString, TacticalError> {
+        let AuthState::Knox { refresh, .. } = &self.auth else {
+            return Err(TacticalError::KnoxCredentialsNotConfigured);
+        };
+        let _guard = refresh.lock().await;
+        if let (generation, Some(token)) = self.current_token()
+            && generation != seen
+        {
+            return Ok(token);
+        }
+        match self.check_creds().await? {
+            CheckCreds::Token { token, .. } => {
+                self.store_token(token.clone()).await;
+                Ok(token)
+            }
+            CheckCreds::TotpRequired => Err(TacticalError::TotpRequired),
+        }
+    }
+
+    /// Sends with auth; in Knox mode a missing token is obtained first and one 401 triggers one
+    /// refresh and one repeat of the request.
+    async fn authed<T, F>(&self, req: UpstreamRequest, send: F) -> Result<T, TacticalError>
+    where
+        F: for<'a> Fn(&'a HttpClient, UpstreamRequest) -> BoxFuture<'a, Result<T, HttpError>>,
+    {
+        match &self.auth {
+            AuthState::ApiKey(key) => Ok(send(&self.http, req.secret_header("x-api-key", key)?).await?),
+            AuthState::Knox { .. } => {
+                let (generation, token) = self.current_token();
+                let token = match token {
+                    Some(t) => t,
+                    None => self.refresh_token(generation).await?,
+                };
+                let (generation, _) = self.current_token();
+                let first = req.clone().secret_header_with_prefix("authorization", "Token ", &token)?;
+                match send(&self.http, first).await {
+                    Err(e) if e.status() == Some(401) => {
+                        let token = self.refresh_token(generation).await?;
+                        let again = req.secret_header_with_prefix("authorization", "Token ", &token)?;
+                        Ok(send(&self.http, again).await?)
+                    }
+                    other => Ok(other?),
+                }
+            }
+        }
+    }
+
+    async fn send_authed(&self, req: UpstreamRequest) -> Result<UpstreamResponse, TacticalError> {
+        self.authed(req, |http, r| Box::pin(http.send(r))).await
+    }
+
+    // ---- parsing ----------------------------------------------------------------------------
+
+    fn check_not_html(resp: &UpstreamResponse, endpoint: &str) -> Result<(), TacticalError> {
+        let html_type = resp.content_type().is_some_and(|t| t == "text/html" || t == "application/xhtml+xml");
+        let html_body = resp.body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<');
+        if html_type || html_body {
+            return Err(TacticalError::DashboardHost { endpoint: endpoint.to_owned() });
+        }
+        Ok(())
+    }
+
+    fn parse_json<T: DeserializeOwned>(&self, resp: &UpstreamResponse, endpoint: &str) -> Result<T, TacticalError> {
+        Self::check_not_html(resp, endpoint)?;
+        serde_json::from_slice(&resp.body).map_err(|e| invalid(endpoint, &e))
+    }
+
+    async fn get_value(&self, url: Url, endpoint: &str) -> Result<Value, TacticalError> {
+        let resp = self.send_authed(UpstreamRequest::get(url)).await?;
+        self.parse_json(&resp, endpoint)
+    }
+
+    // ---- endpoints --------------------------------------------------------------------------
+
+    /// The connection test: `GET /beta/v1/client/` with a 15-second timeout.
+    pub async fn test_connection(&self) -> Result<usize, TacticalError> {
+        let url = self.endpoint(&["beta", "v1", "client"], &[]);
+        let resp = self.send_authed(UpstreamRequest::get(url).timeout(CONNECTION_TEST_TIMEOUT)).await?;
+        let v: Value = self.parse_json(&resp, "GET /beta/v1/client/")?;
+        match v {
+            Value::Array(a) => Ok(a.len()),
+            Value::Object(o) if o.contains_key("results") => {
+                Ok(o.get("count").and_then(Value::as_u64).unwrap_or(0) as usize)
+            }
+            _ => Err(TacticalError::InvalidResponse {
+                endpoint: "GET /beta/v1/client/".into(),
+                reason: "expected a JSON array of clients".into(),
+            }),
+        }
+    }
+
+    /// A page walker over a beta list endpoint.
+    pub fn pages<'c>(&'c self, segments: &[&str], params: Vec<(&'static str, String)>) -> BetaPager<'c> {
+        let endpoint = format!("GET /{}/", segments.join("/"));
+        BetaPager {
+            client: self,
+            segments: segments.iter().map(|s| (*s).to_owned()).collect(),
+            params,
+            endpoint,
+            page: 0,
+            done: false,
+        }
+    }
+
+    async fn collect_all<T: RawRecord>(&self, mut pager: BetaPager<'_>) -> Result<Vec<T>, TacticalError> {
+        let mut out = Vec::new();
+        while let Some(page) = pager.next_values().await? {
+            for v in page {
+                out.push(T::from_value(v).map_err(|e| invalid(&pager.endpoint, &e))?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `GET /beta/v1/client/` (a bare array on the real server).
+    pub async fn list_clients(&self) -> Result<Vec<Client>, TacticalError> {
+        self.collect_all(self.pages(&["beta", "v1", "client"], Vec::new())).await
+    }
+
+    /// `GET /beta/v1/site/`, every page.
+    pub async fn list_sites(&self) -> Result<Vec<Site>, TacticalError> {
+        self.collect_all(self.pages(&["beta", "v1", "site"], Vec::new())).await
+    }
+
+    /// `GET /beta/v1/agent/` with filters, every page.
+    pub async fn list_agents(&self, query: &AgentQuery) -> Result<Vec<Agent>, TacticalError> {
+        self.collect_all(self.pages(&["beta", "v1", "agent"], query.params())).await
+    }
+
+    /// `GET /beta/v1/agent/` one page at a time, for page-wise ingestion.
+    pub fn agent_pages(&self, query: &AgentQuery) -> AgentPager<'_> {
+        AgentPager { inner: self.pages(&["beta", "v1", "agent"], query.params()) }
+    }
+
+    /// `GET /agents/<agent_id>/` (accepts the string agent id; carries `status`, `local_ips`,
+    /// `client` and `site_name`). `None` when Tactical answers 404.
+    pub async fn get_agent(&self, agent_id: &str) -> Result<Option<Agent>, TacticalError> {
+        let agent_id = agent_id.trim();
+        if agent_id.is_empty() {
+            return Ok(None);
+        }
+        let url = self.endpoint(&["agents", agent_id], &[]);
+        self.get_one(url, "GET /agents/<agent_id>/").await
+    }
+
+    /// `GET /beta/v1/agent/<pk>/`: the beta detail takes the INTEGER pk only.
+    pub async fn get_beta_agent(&self, pk: i64) -> Result<Option<Agent>, TacticalError> {
+        let url = self.endpoint(&["beta", "v1", "agent", &pk.to_string()], &[]);
+        self.get_one(url, "GET /beta/v1/agent/<pk>/").await
+    }
+
+    async fn get_one(&self, url: Url, endpoint: &str) -> Result<Option<Agent>, TacticalError> {
+        match self.get_value(url, endpoint).await {
+            Ok(v) if v.is_object() => Ok(Some(Agent::from_value(v).map_err(|e| invalid(endpoint, &e))?)),
+            Ok(_) => {
+                Err(TacticalError::InvalidResponse { endpoint: endpoint.into(), reason: "expected an object".into() })
+            }
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Unresolved, unsnoozed alerts: `PATCH /alerts/` with
+    /// `{"resolvedFilter": false, "snoozedFilter": false}` (a filtered array). Hidden alerts are
+    /// included, as Tactical does.
+    pub async fn list_active_alerts(&self) -> Result<Vec<Alert>, TacticalError> {
+        let endpoint = "PATCH /alerts/";
+        let url = self.endpoint(&["alerts"], &[]);
+        // A read: safe to repeat.
+        let req = UpstreamRequest::patch(url).json(&ActiveAlertsFilter::default())?.idempotent(true);
+        let resp = self.send_authed(req).await?;
+        let v: Value = self.parse_json(&resp, endpoint)?;
+        let items = match v {
+            Value::Array(a) => a,
+            Value::Object(mut o) => match o.remove("results").or_else(|| o.remove("alerts")) {
+                Some(Value::Array(a)) => a,
+                _ => {
+                    return Err(TacticalError::InvalidResponse {
+                        endpoint: endpoint.into(),
+                        reason: "no alert list".into(),
+                    });
+                }
+            },
+            _ => {
+                return Err(TacticalError::InvalidResponse {
+                    endpoint: endpoint.into(),
+                    reason: "no alert list".into(),
+                });
+            }
+        };
+        items.into_iter().map(|v| Alert::from_value(v).map_err(|e| invalid(endpoint, &e))).collect()
+    }
+
+    /// `GET /software/` as a stream of rows (one per agent), parsed while it arrives.
+    pub async fn software(&self) -> Result<SoftwareStream, TacticalError> {
+        let endpoint = "GET /software/";
+        let url = self.endpoint(&["software"], &[]);
+        let req = UpstreamRequest::get(url).timeout(self.software_timeout);
+        let resp = self.authed(req, |http, r| Box::pin(http.send_streaming(r))).await?;
+        SoftwareStream::start(resp, endpoint).await
+    }
+
+    /// `GET /software/`, every row collected.
+    pub async fn software_all(&self) -> Result<Vec<SoftwareRow>, TacticalError> {
+        let mut stream = self.software().await?;
+        let mut out = Vec::new();
+        while let Some(row) = stream.next().await {
+            out.push(row?);
+        }
+        Ok(out)
+    }
+
+    /// `GET /software/<agent_id>/`: one agent's row, `None` when Tactical has none (`[]`).
+    pub async fn agent_software(&self, agent_id: &str) -> Result<Option<SoftwareRow>, TacticalError> {
+        let endpoint = "GET /software/<agent_id>/";
+        let url = self.endpoint(&["software", agent_id.trim()], &[]);
+        match self.get_value(url, endpoint).await {
+            Ok(Value::Array(a)) if a.is_empty() => Ok(None),
+            Ok(Value::Array(mut a)) => {
+                Ok(Some(serde_json::from_value(a.remove(0)).map_err(|e| invalid(endpoint, &e))?))
+            }
+            Ok(v) => Ok(Some(serde_json::from_value(v).map_err(|e| invalid(endpoint, &e))?)),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn invalid(endpoint: &str, e: &serde_json::Error) -> TacticalError {
+    let reason = if e.is_eof() { format!("the answer ended early ({e})") } else { e.to_string() };
+    TacticalError::InvalidResponse { endpoint: endpoint.to_owned(), reason }
+}
+
+/// Walks a beta list endpoint: `page=1,2,…` with `page_size`, until `next` is empty.
+/// A bare JSON array is the whole list (the client list). A 404 `Invalid page.` past the first
+/// page ends the walk. More than `max_pages` pages is an error.
+pub struct BetaPager<'c> {
+    client: &'c TacticalClient,
+    segments: Vec<String>,
+    params: Vec<(&'static str, String)>,
+    endpoint: String,
+    page: u32,
+    done: bool,
+}
+
+impl BetaPager<'_> {
+    /// The next page's raw records, `None` after the last one.
+    pub async fn next_values(&mut self) -> Result<Option<Vec<Value>>, TacticalError> {
+        if self.done {
+            return Ok(None);
+        }
+        if self.page >= self.client.max_pages {
+            self.done = true;
+            return Err(TacticalError::TooManyPages {
+                endpoint: self.endpoint.clone(),
+                max_pages: self.client.max_pages,
+            });
+        }
+        self.page += 1;
+        let mut query = vec![("page", self.page.to_string()), ("page_size", self.client.page_size.to_string())];
+        query.extend(self.params.iter().cloned());
+        let segs: Vec<&str> = self.segments.iter().map(String::as_str).collect();
+        let url = self.client.endpoint(&segs, &query);
+        let value = match self.client.get_value(url, &self.endpoint).await {
+            Ok(v) => v,
+            Err(TacticalError::Http(e)) if self.page > 1 && e.status() == Some(404) && is_invalid_page(&e) => {
+                self.done = true;
+                return Ok(None);
+            }
+            Err(e) => {
+                self.done = true;
+                return Err(e);
+            }
+        };
+        match value {
+            Value::Array(items) => {
+                self.done = true;
+                Ok(Some(items))
+            }
+            Value::Object(_) => {
+                let page: Page<Value> = serde_json::from_value(value).map_err(|e| invalid(&self.endpoint, &e))?;
+                if page.next.as_deref().is_none_or(str::is_empty) {
+                    self.done = true;
+                }
+                Ok(Some(page.results))
+            }
+            _ => {
+                self.done = true;
+                Err(TacticalError::InvalidResponse {
+                    endpoint: self.endpoint.clone(),
+                    reason: "expected a JSON array or a page object".into(),
+                })
+            }
+        }
+    }
+
+    /// Pages fetched so far.
+    pub fn pages_fetched(&self) -> u32 {
+        self.page
+    }
+}
+
+fn is_invalid_page(e: &HttpError) -> bool {
+    e.body().is_some_and(|b| b.contains("Invalid page"))
+}
+
+/// Agents one page at a time.
+pub struct AgentPager<'c> {
+    inner: BetaPager<'c>,
+}
+
+impl AgentPager<'_> {
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Agent>>, TacticalError> {
+        let Some(values) = self.inner.next_values().await? else { return Ok(None) };
+        let endpoint = self.inner.endpoint.clone();
+        values
+            .into_iter()
+            .map(|v| Agent::from_value(v).map_err(|e| invalid(&endpoint, &e)))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    pub fn pages_fetched(&self) -> u32 {
+        self.inner.pages_fetched()
+    }
+}
+
+/// `GET /software/` rows, parsed on a blocking thread while the body arrives; memory holds a
+/// few chunks and one row at a time. Dropping the stream stops the download.
+pub struct SoftwareStream {
+    rows: mpsc::Receiver<Result<SoftwareRow, TacticalError>>,
+    pump: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SoftwareStream {
+    fn drop(&mut self) {
+        self.pump.abort();
+    }
+}
+
+const CANCELLED: &str = "software stream cancelled";
+
+impl SoftwareStream {
+    async fn start(mut resp: StreamingResponse, endpoint: &'static str) -> Result<Self, TacticalError> {
+        if resp.content_type().is_some_and(|t| t == "text/html") {
+            return Err(TacticalError::DashboardHost { endpoint: endpoint.into() });
+        }
+        // Peek the first bytes: an HTML page with a JSON content type is still the dashboard.
+        let first = resp.chunk().await?.unwrap_or_default();
+        if first.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
+            return Err(TacticalError::DashboardHost { endpoint: endpoint.into() });
+        }
+        let (chunk_tx, chunk_rx) = mpsc::channel::<Bytes>(8);
+        let (row_tx, rows) = mpsc::channel::<Result<SoftwareRow, TacticalError>>(64);
+        let transport_error: Arc<Mutex<Option<HttpError>>> = Arc::default();
+        let pump_error = transport_error.clone();
+        let pump = tokio::spawn(async move {
+            if !first.is_empty() && chunk_tx.send(first).await.is_err() {
+                return;
+            }
+            loop {
+                match resp.chunk().await {
+                    Ok(Some(b)) => {
+                        if chunk_tx.send(b).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        *pump_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        return;
+                    }
+                }
+            }
+        });
+        let parse_tx = row_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let reader = io::BufReader::with_capacity(64 * 1024, ChannelReader { rx: chunk_rx, current: Bytes::new() });
+            let mut de = serde_json::Deserializer::from_reader(reader);
+            let result =
+                de::Deserializer::deserialize_seq(&mut de, RowVisitor { tx: &parse_tx }).and_then(|_| de.end());
+            if let Err(e) = result {
+                if e.to_string().contains(CANCELLED) {
+                    return;
+                }
+                let err = match transport_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    Some(http) => TacticalError::Http(http),
+                    None => invalid(endpoint, &e),
+                };
+                let _ = parse_tx.blocking_send(Err(err));
+            }
+        });
+        drop(row_tx);
+        Ok(SoftwareStream { rows, pump })
+    }
+
+    /// The next row; `None` at the end. After an error, no more rows follow.
+    pub async fn next(&mut self) -> Option<Result<SoftwareRow, TacticalError>> {
+        self.rows.recv().await
+    }
+}
+
+/// A blocking `Read` over the chunks the pump task forwards.
+struct ChannelReader {
+    rx: mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.current = b,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current.advance(n);
+        Ok(n)
+    }
+}
+
+struct RowVisitor<'a> {
+    tx: &'a mpsc::Sender<Result<SoftwareRow, TacticalError>>,
+}
+
+impl<'de> Visitor<'de> for RowVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array of software rows")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(row) = seq.next_element::<SoftwareRow>()? {
+            if self.tx.blocking_send(Ok(row)).is_err() {
+                return Err(de::Error::custom(CANCELLED));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_normalisation() {
+        let n = |s: &str| normalize_base_url(s);
+        assert_eq!(n("https://example.com/").as_deref(), Some("https://example.com"));
+        assert_eq!(n("http://example.com////").as_deref(), Some("http://example.com"));
+        assert_eq!(n("example.com").as_deref(), Some("https://example.com"));
+        assert_eq!(n("https://example.com/api").as_deref(), Some("https://example.com"));
+        assert_eq!(n("https://example.com/api/").as_deref(), Some("https://example.com"));
+        assert_eq!(n("https://example.com/api/v2").as_deref(), Some("https://example.com/api/v2"));
+        assert_eq!(n("https://example.com/tactical/").as_deref(), Some("https://example.com/tactical"));
+        assert_eq!(n("  https://api.example.com:8443/?x=1#frag ").as_deref(), Some("https://api.example.com:8443"));
+        assert_eq!(n("https://user:pw@api.example.com").as_deref(), Some("https://api.example.com"));
+        assert_eq!(n("HTTPS://Api.Example.com").as_deref(), Some("https://api.example.com"));
+        assert_eq!(n("   "), None);
+        assert_eq!(n(""), None);
+    }
+
+    #[test]
+    fn endpoints_keep_base_path_and_encode_ids() {
+        let config = TacticalConfig::new("https://example.com/tactical/", TacticalAuth::ApiKey("k".to_owned().into()));
+        let c = TacticalClient::new(config).unwrap();
+        assert_eq!(c.endpoint(&["beta", "v1", "agent"], &[]).as_str(), "https://example.com/tactical/beta/v1/agent/");
+        assert_eq!(c.endpoint(&["agents", "a b/c"], &[]).as_str(), "https://example.com/tactical/agents/a%20b%2Fc/");
+        let q = AgentQuery {
+            client_id: Some(3),
+            last_seen_after: Some(DateTime::from_timestamp(1_700_000_000, 0).unwrap()),
+            ..AgentQuery::default()
+        };
+        let url = c.endpoint(&["beta", "v1", "agent"], &q.params());
+        assert_eq!(
+            url.as_str(),
+            "https://example.com/tactical/beta/v1/agent/?client_id=3&last_seen_range_after=2023-11-14T22%3A13%3A20.000000%2B00%3A00"
+        );
+    }
+
+    #[test]
+    fn config_validation() {
+        let empty_key = TacticalConfig::new("https://x.example", TacticalAuth::ApiKey(String::new().into()));
+        assert!(matches!(TacticalClient::new(empty_key), Err(TacticalError::ApiKeyNotConfigured)));
+        let no_url = TacticalConfig::new(" ", TacticalAuth::ApiKey("k".to_owned().into()));
+        assert!(matches!(TacticalClient::new(no_url), Err(TacticalError::InstanceUrlNotConfigured)));
+        let knox = TacticalConfig::new(
+            "https://x.example",
+            TacticalAuth::Knox { username: " ".into(), password: "p".to_owned().into(), token: None },
+        );
+        assert!(matches!(TacticalClient::new(knox), Err(TacticalError::KnoxCredentialsNotConfigured)));
+        let auth = TacticalAuth::Knox {
+            username: "u".into(),
+            password: "hunter2".to_owned().into(),
+            token: Some("tok".to_owned().into()),
+        };
+        let dbg = format!("{auth:?}");
+        assert!(!dbg.contains("hunter2") && !dbg.contains("tok\""));
+    }
+}

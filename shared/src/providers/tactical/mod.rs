@@ -1,0 +1,17 @@
+//! Tactical RMM: the REST client, the shapes the real server sends, and the mapping of agents to
+//! device snapshots. See research/tactical.md and `shared/fixtures/tactical-rmm-1.5.1/`.
+
+pub mod client;
+pub mod error;
+pub mod mapping;
+pub mod model;
+
+pub use client::{
+    AgentPager, AgentQuery, BetaPager, CheckCreds, FnTokenSink, MAX_PAGE_SIZE, SoftwareStream, TacticalAuth,
+    TacticalClient, TacticalConfig, TokenSink, normalize_base_url,
+};
+pub use error::TacticalError;
+pub use mapping::{
+    AgentScope, MappingContext, MappingError, SiteIndex, agent_snapshot, agent_status, compute_agent_status,
+};
+pub use model::{Agent, Alert, Client, Page, RawRecord, Site, SoftwareItem, SoftwareRow};
