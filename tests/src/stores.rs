@@ -37,12 +37,12 @@ impl TestStore {
     /// Closes the pool and drops the database (Postgres) or the file (SQLite).
     pub async fn cleanup(self) {
         self.db.close().await;
-        if let Some(name) = self.pg_name {
-            if let Ok(mut admin) = admin_connection().await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
-                    .execute(&mut admin)
-                    .await;
-            }
+        if let Some(name) = self.pg_name
+            && let Ok(mut admin) = admin_connection().await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+                .execute(&mut admin)
+                .await;
         }
     }
 }
@@ -54,9 +54,9 @@ async fn admin_connection() -> Result<sqlx::PgConnection, sqlx::Error> {
 /// A new empty PostgreSQL database, not migrated.
 pub async fn empty_postgres(max_connections: u32) -> anyhow::Result<(Db, String, String)> {
     let name = format!("rmm_test_{}", Uuid::new_v4().simple());
-    let mut admin = admin_connection().await.map_err(|e| {
-        anyhow::anyhow!("cannot reach PostgreSQL at {} (set RMM_TEST_PG_URL): {e}", pg_admin_url())
-    })?;
+    let mut admin = admin_connection()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach PostgreSQL at {} (set RMM_TEST_PG_URL): {e}", pg_admin_url()))?;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut admin).await?;
     let url = PgConnectOptions::from_str(&pg_admin_url())?.database(&name).to_url_lossy().to_string();
     let settings = DatabaseSettings { max_connections, ..DatabaseSettings::default() };
@@ -111,7 +111,12 @@ pub async fn client(db: &Db, tenant: Uuid, name: &str) -> anyhow::Result<Uuid> {
     let d = db.dialect();
     let u = |n| d.param(n, ColType::Uuid);
     db.execute(
-        &format!("INSERT INTO clients (tenant, client_id, client_name) VALUES ({}, {}, {})", u(1), u(2), d.param(3, ColType::Text)),
+        &format!(
+            "INSERT INTO clients (tenant, client_id, client_name) VALUES ({}, {}, {})",
+            u(1),
+            u(2),
+            d.param(3, ColType::Text)
+        ),
         &[&tenant.to_string(), &id.to_string(), name],
     )
     .await?;
@@ -137,7 +142,13 @@ pub async fn integration(db: &Db, tenant: Uuid, provider: &str) -> anyhow::Resul
 }
 
 /// Maps an external scope to a client (auto-sync on) and returns the mapping id.
-pub async fn map_scope(db: &Db, tenant: Uuid, integration: Uuid, scope: &str, client: Option<Uuid>) -> anyhow::Result<Uuid> {
+pub async fn map_scope(
+    db: &Db,
+    tenant: Uuid,
+    integration: Uuid,
+    scope: &str,
+    client: Option<Uuid>,
+) -> anyhow::Result<Uuid> {
     let id = Uuid::new_v4();
     let d = db.dialect();
     let u = |n| d.param(n, ColType::Uuid);

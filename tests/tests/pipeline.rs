@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use rmm_shared::db::Db;
 use rmm_shared::ingest::{
-    AssetType, DeviceSnapshot, ExtensionSnapshot, IngestAction, Item, Lifecycle, Provider, ingest_page, ingest_snapshots,
+    AssetType, DeviceSnapshot, ExtensionSnapshot, IngestAction, Item, Lifecycle, Provider, ingest_page,
+    ingest_snapshots,
 };
 use rmm_tests::stores::{self, TestStore, rows, scalar, truthy};
 use serde_json::{Value, json};
@@ -321,7 +322,12 @@ async fn concurrent_ingests_of_the_same_new_devices_create_each_once() {
                 ingest_snapshots(f.db(), f.tenant, &reversed, 5)
             );
             let (a, b) = (a.unwrap(), b.unwrap());
-            assert_eq!(a.counts.failed + b.counts.failed, 0, "round {round}: {:?}", a.errors().chain(b.errors()).collect::<Vec<_>>());
+            assert_eq!(
+                a.counts.failed + b.counts.failed,
+                0,
+                "round {round}: {:?}",
+                a.errors().chain(b.errors()).collect::<Vec<_>>()
+            );
             if round == 0 {
                 assert_eq!(a.counts.created + b.counts.created, 40);
                 assert_eq!(a.counts.updated + b.counts.updated, 40);
@@ -342,8 +348,10 @@ async fn create_failing_trigger(db: &Db) {
              IF NEW.external_entity_id = 'boom' THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$",
             "CREATE TRIGGER fail_boom BEFORE INSERT ON tenant_external_entity_mappings FOR EACH ROW EXECUTE FUNCTION fail_boom()",
         ],
-        rmm_shared::db::Dialect::Sqlite => &["CREATE TRIGGER fail_boom BEFORE INSERT ON tenant_external_entity_mappings \
-             WHEN NEW.external_entity_id = 'boom' BEGIN SELECT RAISE(ABORT, 'injected failure'); END"],
+        rmm_shared::db::Dialect::Sqlite => {
+            &["CREATE TRIGGER fail_boom BEFORE INSERT ON tenant_external_entity_mappings \
+             WHEN NEW.external_entity_id = 'boom' BEGIN SELECT RAISE(ABORT, 'injected failure'); END"]
+        }
     };
     for s in statements {
         db.execute(s, &[]).await.unwrap();
@@ -357,7 +365,7 @@ async fn a_failure_in_the_middle_of_a_page_leaves_no_half_written_device() {
         create_failing_trigger(f.db()).await;
         // The mapping insert is the page's last statement: by then the page's assets and extension
         // rows are written, and all of it must roll back.
-        let page = vec![snap(&f, "n1", "c1"), snap(&f, "boom", "c1"), snap(&f, "old", "c2"), snap(&f, "n2", "c2")];
+        let page = [snap(&f, "n1", "c1"), snap(&f, "boom", "c1"), snap(&f, "old", "c2"), snap(&f, "n2", "c2")];
         let items: Vec<Item<'_>> = page.iter().map(|s| Item { snapshot: s, client_id: None }).collect();
         let r = ingest_page(f.db(), f.tenant, &items, Utc::now()).await.unwrap();
         assert_eq!((r.counts.processed, r.counts.created, r.counts.updated, r.counts.failed), (4, 2, 1, 1));
@@ -377,7 +385,10 @@ async fn a_mapping_whose_asset_was_deleted_is_repointed() {
         let first = ingest(&f, &[snap(&f, "a1", "c1")]).await;
         let old = first.outcomes[0].asset_id.unwrap();
         f.db()
-            .execute(&format!("DELETE FROM assets WHERE tenant = {} AND asset_id = {}", f.p(1), f.p(2)), &[&f.tenant.to_string(), &old.to_string()])
+            .execute(
+                &format!("DELETE FROM assets WHERE tenant = {} AND asset_id = {}", f.p(1), f.p(2)),
+                &[&f.tenant.to_string(), &old.to_string()],
+            )
             .await
             .unwrap();
         let again = ingest(&f, &[snap(&f, "a1", "c1")]).await;
@@ -405,7 +416,10 @@ async fn long_strings_are_cut_not_failed() {
         assert_eq!(r.counts.created, 1, "{:?}", r.outcomes);
         let e = &rows(
             f.db(),
-            &format!("SELECT os_type, lan_ip, antivirus_status, \"current_user\" FROM workstation_assets WHERE tenant = {}", f.p(1)),
+            &format!(
+                "SELECT os_type, lan_ip, antivirus_status, \"current_user\" FROM workstation_assets WHERE tenant = {}",
+                f.p(1)
+            ),
             &[&f.tenant.to_string()],
         )
         .await

@@ -70,7 +70,8 @@ fn item(name: &str, version: &str, publisher: Option<&str>) -> SoftwareItem {
 }
 
 async fn count(db: &Db, tenant: Uuid, sql_where: &str) -> i64 {
-    let sql = format!("SELECT CAST(COUNT(*) AS TEXT) FROM {sql_where} AND tenant = {}", db.dialect().param(1, ColType::Uuid));
+    let sql =
+        format!("SELECT CAST(COUNT(*) AS TEXT) FROM {sql_where} AND tenant = {}", db.dialect().param(1, ColType::Uuid));
     scalar(db, &sql, &[&tenant.to_string()]).await.unwrap().unwrap().parse().unwrap()
 }
 
@@ -173,7 +174,8 @@ async fn concurrent_software_syncs_create_one_catalog_row_per_product_even_witho
         for (i, asset) in w.assets.iter().enumerate() {
             let (db, tenant, asset) = (db.clone(), w.tenant, *asset);
             tasks.push(tokio::spawn(async move {
-                let items = vec![item("NoPublisher App", &format!("1.{i}"), None), item("Shared App", "1", Some("Acme"))];
+                let items =
+                    vec![item("NoPublisher App", &format!("1.{i}"), None), item("Shared App", "1", Some("Acme"))];
                 sync_asset_software(&db, tenant, &[(asset, items)], Utc::now()).await
             }));
         }

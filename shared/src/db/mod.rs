@@ -47,7 +47,9 @@ pub enum DbError {
         .0.join("; ")
     )]
     SchemaMismatch(Vec<String>),
-    #[error("algapsa schema mode needs PostgreSQL (AlgaPSA runs on PostgreSQL); use schema_mode = \"standalone\" with SQLite")]
+    #[error(
+        "algapsa schema mode needs PostgreSQL (AlgaPSA runs on PostgreSQL); use schema_mode = \"standalone\" with SQLite"
+    )]
     AlgapsaNeedsPostgres,
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
@@ -74,13 +76,11 @@ impl Db {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(30));
             let file = opts.get_filename();
-            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-                if file != Path::new(":memory:") {
-                    std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
-                        path: dir.display().to_string(),
-                        source,
-                    })?;
-                }
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
+                && file != Path::new(":memory:")
+            {
+                std::fs::create_dir_all(dir)
+                    .map_err(|source| DbError::CreateDir { path: dir.display().to_string(), source })?;
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(settings.max_connections)

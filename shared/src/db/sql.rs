@@ -113,8 +113,12 @@ impl Db {
     /// Runs one statement outside a transaction; returns the rows affected.
     pub async fn execute(&self, sql: &str, binds: &[&str]) -> Result<u64, DbError> {
         Ok(match self {
-            Db::Postgres(p) => bind_all(sqlx::query(AssertSqlSafe(sql.to_owned())), binds).execute(p).await?.rows_affected(),
-            Db::Sqlite(p) => bind_all_lite(sqlx::query(AssertSqlSafe(sql.to_owned())), binds).execute(p).await?.rows_affected(),
+            Db::Postgres(p) => {
+                bind_all(sqlx::query(AssertSqlSafe(sql.to_owned())), binds).execute(p).await?.rows_affected()
+            }
+            Db::Sqlite(p) => {
+                bind_all_lite(sqlx::query(AssertSqlSafe(sql.to_owned())), binds).execute(p).await?.rows_affected()
+            }
         })
     }
 
@@ -124,8 +128,12 @@ impl Db {
         T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
         Ok(match self {
-            Db::Postgres(p) => bind_all_as(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), binds).fetch_all(p).await?,
-            Db::Sqlite(p) => bind_all_as_lite(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), binds).fetch_all(p).await?,
+            Db::Postgres(p) => {
+                bind_all_as(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), binds).fetch_all(p).await?
+            }
+            Db::Sqlite(p) => {
+                bind_all_as_lite(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), binds).fetch_all(p).await?
+            }
         })
     }
 }
@@ -140,8 +148,13 @@ impl Tx {
 
     pub async fn execute(&mut self, sql: &str, binds: &[&str]) -> Result<u64, DbError> {
         Ok(match self {
-            Tx::Postgres(tx) => bind_all(sqlx::query(AssertSqlSafe(sql.to_owned())), binds).execute(&mut **tx).await?.rows_affected(),
-            Tx::Sqlite(tx) => bind_all_lite(sqlx::query(AssertSqlSafe(sql.to_owned())), binds).execute(&mut **tx).await?.rows_affected(),
+            Tx::Postgres(tx) => {
+                bind_all(sqlx::query(AssertSqlSafe(sql.to_owned())), binds).execute(&mut **tx).await?.rows_affected()
+            }
+            Tx::Sqlite(tx) => bind_all_lite(sqlx::query(AssertSqlSafe(sql.to_owned())), binds)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
         })
     }
 
@@ -150,8 +163,14 @@ impl Tx {
         T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
         Ok(match self {
-            Tx::Postgres(tx) => bind_all_as(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), binds).fetch_all(&mut **tx).await?,
-            Tx::Sqlite(tx) => bind_all_as_lite(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), binds).fetch_all(&mut **tx).await?,
+            Tx::Postgres(tx) => {
+                bind_all_as(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), binds).fetch_all(&mut **tx).await?
+            }
+            Tx::Sqlite(tx) => {
+                bind_all_as_lite(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), binds)
+                    .fetch_all(&mut **tx)
+                    .await?
+            }
         })
     }
 

@@ -22,7 +22,14 @@ use ColType::{Bool, Int, Json, Text, Timestamp, Uuid as U};
 /// A stable 64-bit key for a device, the same in every process and build (FNV-1a).
 pub fn device_lock_key(tenant: Uuid, provider: &str, device_id: &str) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in tenant.as_bytes().iter().chain([0u8].iter()).chain(provider.as_bytes()).chain([0u8].iter()).chain(device_id.as_bytes()) {
+    for b in tenant
+        .as_bytes()
+        .iter()
+        .chain([0u8].iter())
+        .chain(provider.as_bytes())
+        .chain([0u8].iter())
+        .chain(device_id.as_bytes())
+    {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
@@ -30,7 +37,12 @@ pub fn device_lock_key(tenant: Uuid, provider: &str, device_id: &str) -> i64 {
 }
 
 /// Loads the rows a page touches, plans it and writes it, in one transaction.
-pub(super) async fn apply_page(db: &Db, tenant: Uuid, items: &[Item<'_>], now: DateTime<Utc>) -> Result<PagePlan, DbError> {
+pub(super) async fn apply_page(
+    db: &Db,
+    tenant: Uuid,
+    items: &[Item<'_>],
+    now: DateTime<Utc>,
+) -> Result<PagePlan, DbError> {
     let mut tx = db.begin_write().await?;
     let result = async {
         lock_devices(&mut tx, tenant, items).await?;
@@ -85,10 +97,8 @@ async fn load_state(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<Cur
     let providers_j = serde_json::to_string(&providers).expect("json");
     let devices_j = serde_json::to_string(&device_ids).expect("json");
 
-    let mapping_cols = format!(
-        "{}, integration_type, alga_entity_id, external_entity_id, external_realm_id",
-        d.text("id")
-    );
+    let mapping_cols =
+        format!("{}, integration_type, alga_entity_id, external_entity_id, external_realm_id", d.text("id"));
     let mut mappings: Vec<MappingTuple> = tx
         .fetch(
             &format!(
@@ -103,7 +113,8 @@ async fn load_state(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<Cur
         )
         .await?;
 
-    let mapped_asset_ids: BTreeSet<String> = mappings.iter().map(|m| m.2.clone()).filter(|id| Uuid::parse_str(id).is_ok()).collect();
+    let mapped_asset_ids: BTreeSet<String> =
+        mappings.iter().map(|m| m.2.clone()).filter(|id| Uuid::parse_str(id).is_ok()).collect();
     let mapped_j = serde_json::to_string(&mapped_asset_ids).expect("json");
     let assets: Vec<AssetTuple> = tx
         .fetch(
@@ -124,7 +135,8 @@ async fn load_state(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<Cur
 
     // Mappings that point at assets found by (rmm_provider, rmm_device_id) but were not found by
     // external id (research §2.2 step 4, last bullet).
-    let unmapped: BTreeSet<String> = assets.iter().map(|a| a.0.clone()).filter(|id| !mapped_asset_ids.contains(id)).collect();
+    let unmapped: BTreeSet<String> =
+        assets.iter().map(|a| a.0.clone()).filter(|id| !mapped_asset_ids.contains(id)).collect();
     if !unmapped.is_empty() {
         let unmapped_j = serde_json::to_string(&unmapped).expect("json");
         let extra: Vec<MappingTuple> = tx
@@ -148,7 +160,8 @@ async fn load_state(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<Cur
     }
 
     let integrations: BTreeSet<String> = items.iter().map(|i| i.snapshot.integration_id.to_string()).collect();
-    let scopes: BTreeSet<String> = items.iter().map(|i| truncate(&i.snapshot.external_scope_id, limits::EXTERNAL_ID)).collect();
+    let scopes: BTreeSet<String> =
+        items.iter().map(|i| truncate(&i.snapshot.external_scope_id, limits::EXTERNAL_ID)).collect();
     let orgs: Vec<(String, String, String)> = tx
         .fetch(
             &format!(
@@ -160,7 +173,11 @@ async fn load_state(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<Cur
                 ii = d.in_json(2, U),
                 s = d.in_json(3, Text),
             ),
-            &[&tenant_s, &serde_json::to_string(&integrations).expect("json"), &serde_json::to_string(&scopes).expect("json")],
+            &[
+                &tenant_s,
+                &serde_json::to_string(&integrations).expect("json"),
+                &serde_json::to_string(&scopes).expect("json"),
+            ],
         )
         .await?;
 
@@ -169,7 +186,13 @@ async fn load_state(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<Cur
         mappings: mappings
             .into_iter()
             .filter_map(|(id, integration_type, alga_entity_id, external_entity_id, external_realm_id)| {
-                Some(MappingRow { id: parse(&id)?, integration_type, alga_entity_id, external_entity_id, external_realm_id })
+                Some(MappingRow {
+                    id: parse(&id)?,
+                    integration_type,
+                    alga_entity_id,
+                    external_entity_id,
+                    external_realm_id,
+                })
             })
             .collect(),
         assets: assets
@@ -380,7 +403,13 @@ async fn write_plan(tx: &mut Tx, tenant: Uuid, plan: &PagePlan, now: DateTime<Ut
     let mut m_updates = Vec::new();
     for (id, w) in &plan.mappings {
         match w {
-            MappingWrite::Insert { integration_type, alga_entity_id, external_entity_id, external_realm_id, metadata } => {
+            MappingWrite::Insert {
+                integration_type,
+                alga_entity_id,
+                external_entity_id,
+                external_realm_id,
+                metadata,
+            } => {
                 m_inserts.push(json!({
                     "id": id, "integration_type": integration_type, "alga_entity_id": alga_entity_id,
                     "external_entity_id": external_entity_id, "external_realm_id": external_realm_id,

@@ -43,7 +43,12 @@ impl IngestReport {
 
 /// Ingests one page in one transaction. If the page as a whole fails, each device is retried on
 /// its own; a device that still fails is reported `failed` with the database's message.
-pub async fn ingest_page(db: &Db, tenant: Uuid, items: &[Item<'_>], now: DateTime<Utc>) -> Result<IngestReport, DbError> {
+pub async fn ingest_page(
+    db: &Db,
+    tenant: Uuid,
+    items: &[Item<'_>],
+    now: DateTime<Utc>,
+) -> Result<IngestReport, DbError> {
     let mut report = IngestReport::default();
     if items.is_empty() {
         return Ok(report);
@@ -94,7 +99,12 @@ pub async fn ingest_snapshots(
     Ok(report)
 }
 
-async fn apply_with_retry(db: &Db, tenant: Uuid, items: &[Item<'_>], now: DateTime<Utc>) -> Result<plan::PagePlan, DbError> {
+async fn apply_with_retry(
+    db: &Db,
+    tenant: Uuid,
+    items: &[Item<'_>],
+    now: DateTime<Utc>,
+) -> Result<plan::PagePlan, DbError> {
     match apply::apply_page(db, tenant, items, now).await {
         // A unique violation means another writer got there between our read and write (only
         // possible for rows outside our device locks); a fresh read resolves it.
@@ -126,10 +136,10 @@ async fn refresh_planner_stats(db: &Db) {
         )
         .await;
     for (table,) in stale.unwrap_or_default() {
-        if WRITTEN_TABLES.contains(&table.as_str()) {
-            if let Err(e) = db.execute(&format!("ANALYZE {table}"), &[]).await {
-                tracing::debug!(%table, error = %e, "could not refresh planner statistics");
-            }
+        if WRITTEN_TABLES.contains(&table.as_str())
+            && let Err(e) = db.execute(&format!("ANALYZE {table}"), &[]).await
+        {
+            tracing::debug!(%table, error = %e, "could not refresh planner statistics");
         }
     }
 }

@@ -13,7 +13,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::snapshot::{AgentStatus, AssetType, DeviceSnapshot, ExtensionSnapshot, IngestAction, IngestOutcome, Lifecycle};
+use super::snapshot::{
+    AgentStatus, AssetType, DeviceSnapshot, ExtensionSnapshot, IngestAction, IngestOutcome, Lifecycle,
+};
 
 /// A `tenant_external_entity_mappings` row with `alga_entity_type = 'asset'`.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,9 +205,10 @@ impl Planner {
         }
 
         // 4. Existing asset: by the mapping, then by (rmm_provider, rmm_device_id).
-        let by_mapping = mapping.as_ref().and_then(|m| Uuid::parse_str(&m.alga_entity_id).ok()).and_then(|id| {
-            self.state.assets.iter().find(|a| a.asset_id == id).cloned()
-        });
+        let by_mapping = mapping
+            .as_ref()
+            .and_then(|m| Uuid::parse_str(&m.alga_entity_id).ok())
+            .and_then(|id| self.state.assets.iter().find(|a| a.asset_id == id).cloned());
         let asset = by_mapping.or_else(|| {
             self.state
                 .assets
@@ -226,9 +229,8 @@ impl Planner {
 
         // 5. Derived values.
         let values = asset_values(snap, &device_id, &scope_id);
-        let client_id = item.client_id.or_else(|| {
-            self.state.org_clients.get(&(snap.integration_id, scope_id.clone())).copied()
-        });
+        let client_id =
+            item.client_id.or_else(|| self.state.org_clients.get(&(snap.integration_id, scope_id.clone())).copied());
         let metadata = snap.metadata.clone().unwrap_or_else(|| Value::Object(Map::new()));
         let asset_type = AssetType::from_slug(values.asset_type);
 
@@ -366,7 +368,10 @@ impl Planner {
         };
         let slot = &mut self.plan.mappings[i].1;
         let merged = match (std::mem::replace(slot, MappingWrite::Remove), write) {
-            (MappingWrite::Insert { integration_type, external_entity_id, .. }, MappingWrite::Synced { alga_entity_id: _, external_realm_id, metadata }) => {
+            (
+                MappingWrite::Insert { integration_type, external_entity_id, .. },
+                MappingWrite::Synced { alga_entity_id: _, external_realm_id, metadata },
+            ) => {
                 // A mapping inserted earlier in the page keeps its insert; its asset does not change.
                 let alga_entity_id = self
                     .state
@@ -375,11 +380,18 @@ impl Planner {
                     .find(|m| m.id == id)
                     .map(|m| m.alga_entity_id.clone())
                     .unwrap_or_default();
-                MappingWrite::Insert { integration_type, alga_entity_id, external_entity_id, external_realm_id, metadata }
+                MappingWrite::Insert {
+                    integration_type,
+                    alga_entity_id,
+                    external_entity_id,
+                    external_realm_id,
+                    metadata,
+                }
             }
-            (MappingWrite::Synced { alga_entity_id: Some(a), .. }, MappingWrite::Synced { alga_entity_id: None, external_realm_id, metadata }) => {
-                MappingWrite::Synced { alga_entity_id: Some(a), external_realm_id, metadata }
-            }
+            (
+                MappingWrite::Synced { alga_entity_id: Some(a), .. },
+                MappingWrite::Synced { alga_entity_id: None, external_realm_id, metadata },
+            ) => MappingWrite::Synced { alga_entity_id: Some(a), external_realm_id, metadata },
             (_, later) => later,
         };
         *slot = merged;
@@ -591,7 +603,8 @@ mod tests {
     #[test]
     fn a_caller_resolved_client_wins() {
         let s = snap("a1", "c9");
-        let p = plan_page(&[Item { snapshot: &s, client_id: Some(Uuid::from_u128(5)) }], &CurrentState::default(), t0());
+        let p =
+            plan_page(&[Item { snapshot: &s, client_id: Some(Uuid::from_u128(5)) }], &CurrentState::default(), t0());
         assert!(matches!(&p.assets[0].1, AssetWrite::Insert { client_id, .. } if *client_id == Uuid::from_u128(5)));
     }
 
@@ -697,7 +710,9 @@ mod tests {
         let p = plan(&[snap("a1", "c1")], &state);
         assert_eq!(p.outcomes[0].action, IngestAction::Updated);
         assert_eq!(p.outcomes[0].asset_id, Some(asset));
-        assert!(matches!(&p.mappings[0].1, MappingWrite::Insert { alga_entity_id, .. } if *alga_entity_id == asset.to_string()));
+        assert!(
+            matches!(&p.mappings[0].1, MappingWrite::Insert { alga_entity_id, .. } if *alga_entity_id == asset.to_string())
+        );
     }
 
     #[test]
@@ -732,7 +747,10 @@ mod tests {
         assert_eq!(p.outcomes[0].asset_id, p.outcomes[1].asset_id);
         assert_eq!(p.assets.len(), 1);
         let AssetWrite::Insert { values, asset_tag, .. } = &p.assets[0].1 else { panic!() };
-        assert_eq!((values.name.as_str(), values.asset_type, asset_tag.as_str()), ("renamed", "server", "tacticalrmm:a1"));
+        assert_eq!(
+            (values.name.as_str(), values.asset_type, asset_tag.as_str()),
+            ("renamed", "server", "tacticalrmm:a1")
+        );
         assert_eq!(p.mappings.len(), 1);
         assert!(matches!(p.mappings[0].1, MappingWrite::Insert { .. }));
         // Type changed within the page: each table gets its row (the old one is left, as AlgaPSA does).

@@ -32,7 +32,7 @@ struct Args {
 }
 
 fn snapshot(i: usize, integration: Uuid, clients: usize, generation: u32) -> DeviceSnapshot {
-    let server = i % 7 == 0;
+    let server = i.is_multiple_of(7);
     // A fixed clock, so that a resync of the same generation is really unchanged.
     let now = chrono::DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z").expect("date").with_timezone(&Utc);
     DeviceSnapshot {
@@ -47,7 +47,7 @@ fn snapshot(i: usize, integration: Uuid, clients: usize, generation: u32) -> Dev
         status: None,
         location: Some(format!("Site {}", i % 13)),
         asset_tag: None,
-        agent_status: Some(if i % 5 == 0 { AgentStatus::Offline } else { AgentStatus::Online }),
+        agent_status: Some(if i.is_multiple_of(5) { AgentStatus::Offline } else { AgentStatus::Online }),
         last_seen_at: Some(now - Duration::minutes((i % 90) as i64)),
         extension: Some(ExtensionSnapshot {
             os_type: Some(if server { "Windows Server".into() } else { "Windows".into() }),
@@ -77,7 +77,9 @@ fn snapshot(i: usize, integration: Uuid, clients: usize, generation: u32) -> Dev
             }])),
             installed_software: None,
         }),
-        metadata: Some(json!({"site_id": i % 13, "site_name": format!("Site {}", i % 13), "raw": {"agent_id": format!("agent-{i:08}"), "hostname": format!("HOST-{i:06}")}})),
+        metadata: Some(
+            json!({"site_id": i % 13, "site_name": format!("Site {}", i % 13), "raw": {"agent_id": format!("agent-{i:08}"), "hostname": format!("HOST-{i:06}")}}),
+        ),
     }
 }
 
@@ -189,7 +191,10 @@ async fn main() -> anyhow::Result<()> {
     let copy_rate = raw_copy(&store.url, args.devices).await?;
 
     println!("first sync (all creates) : {first_rate:>10.0} devices/s");
-    println!("unchanged resync         : {same_rate:>10.0} devices/s  ({:.2}x first sync; target >= 2x)", same_rate / first_rate);
+    println!(
+        "unchanged resync         : {same_rate:>10.0} devices/s  ({:.2}x first sync; target >= 2x)",
+        same_rate / first_rate
+    );
     println!("unchanged resync, again  : {steady_rate:>10.0} devices/s  ({:.2}x first sync)", steady_rate / first_rate);
     println!("resync, 10% changed      : {changed_rate:>10.0} devices/s");
     println!("raw COPY, same rows      : {copy_rate:>10.0} devices/s");
