@@ -189,8 +189,7 @@ fn env_provider(vars: Vec<(String, String)>) -> impl figment::Provider {
     // variables are turned into a nested dictionary here, values parsed the way Env parses them.
     let mut root = figment::value::Dict::new();
     for (key, value) in vars {
-        let path: Vec<String> =
-            key["RMM_SYNC_".len()..].split("__").map(|p| p.to_ascii_lowercase()).collect();
+        let path: Vec<String> = key["RMM_SYNC_".len()..].split("__").map(|p| p.to_ascii_lowercase()).collect();
         if path.iter().any(String::is_empty) {
             continue;
         }
@@ -207,9 +206,8 @@ fn insert_path(dict: &mut figment::value::Dict, path: &[String], value: figment:
             dict.insert(last.clone(), value);
         }
         [first, rest @ ..] => {
-            let entry = dict
-                .entry(first.clone())
-                .or_insert_with(|| figment::value::Value::from(figment::value::Dict::new()));
+            let entry =
+                dict.entry(first.clone()).or_insert_with(|| figment::value::Value::from(figment::value::Dict::new()));
             if let figment::value::Value::Dict(_, inner) = entry {
                 insert_path(inner, rest, value);
             }

@@ -73,10 +73,9 @@ async fn migrate(settings: &Settings) -> anyhow::Result<Db> {
             algapsa_applied = applied,
             "migrations applied (standalone: AlgaPSA tables managed here)"
         ),
-        AlgapsaSchema::Verified => tracing::info!(
-            own_applied = report.ours_applied,
-            "migrations applied; AlgaPSA schema verified"
-        ),
+        AlgapsaSchema::Verified => {
+            tracing::info!(own_applied = report.ours_applied, "migrations applied; AlgaPSA schema verified")
+        }
     }
     Ok(db)
 }
