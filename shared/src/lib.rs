@@ -8,5 +8,6 @@ pub mod facts;
 pub mod http;
 pub mod ingest;
 pub mod providers;
+pub mod runs;
 pub mod software;
 pub mod telemetry;

@@ -5,6 +5,7 @@ pub mod client;
 pub mod error;
 pub mod mapping;
 pub mod model;
+pub mod sync;
 
 pub use client::{
     AgentPager, AgentQuery, BetaPager, CheckCreds, FnTokenSink, MAX_PAGE_SIZE, SoftwareStream, TacticalAuth,

@@ -1,0 +1,277 @@
+//! Tactical syncs: clients → organisation mappings, agents → the shared ingestion pipeline.
+//!
+//! A device sync is split into units, one per mapped Tactical client, so a large tenant's sync can
+//! be spread over workers and a crashed sync can resume from its last finished unit.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::client::{AgentQuery, TacticalClient};
+use super::error::TacticalError;
+use super::mapping::{MappingContext, SiteIndex, agent_snapshot};
+use crate::db::sql::ColType;
+use crate::db::{Db, DbError};
+use crate::ingest::{IngestAction, IngestCounts, IngestOutcome, Item, ingest_page};
+
+/// The provider slug.
+pub const PROVIDER: &str = "tacticalrmm";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Tactical(#[from] TacticalError),
+    #[error("database error: {0}")]
+    Db(#[from] DbError),
+}
+
+/// What an organisation sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OrgSyncReport {
+    /// Distinct Tactical clients seen.
+    pub processed: u64,
+    pub created: u64,
+    pub updated: u64,
+}
+
+/// Tactical clients → `rmm_organization_mappings`. New scopes are inserted unassigned with
+/// auto-sync on (the column default); existing ones get only their name and metadata refreshed:
+/// `client_id`, `auto_sync_assets` and `default_contact_id` are never touched. A client listed
+/// twice is counted once (the last record wins).
+pub async fn sync_organizations(
+    db: &Db,
+    tenant: Uuid,
+    integration_id: Uuid,
+    client: &TacticalClient,
+) -> Result<OrgSyncReport, SyncError> {
+    let remote = client.list_clients().await?;
+    let by_id: BTreeMap<String, (String, Value)> =
+        remote.into_iter().map(|c| (c.id.to_string(), (c.name.clone(), c.raw.clone()))).collect();
+    let d = db.dialect();
+    let (u, t) = (ColType::Uuid, ColType::Text);
+    let tenant_s = tenant.to_string();
+    let integration_s = integration_id.to_string();
+    let ids_j = serde_json::to_string(&by_id.keys().collect::<Vec<_>>()).expect("json");
+    let existing: Vec<(String,)> = db
+        .fetch(
+            &format!(
+                "SELECT external_organization_id FROM rmm_organization_mappings \
+                 WHERE tenant = {} AND integration_id = {} AND external_organization_id {}",
+                d.param(1, u),
+                d.param(2, u),
+                d.in_json(3, t)
+            ),
+            &[&tenant_s, &integration_s, &ids_j],
+        )
+        .await?;
+    let rows: Vec<Value> = by_id
+        .iter()
+        .map(|(id, (name, raw))| {
+            json!({"mapping_id": Uuid::new_v4(), "external_organization_id": id, "name": name, "metadata": raw})
+        })
+        .collect();
+    let mut report = OrgSyncReport { processed: rows.len() as u64, ..Default::default() };
+    report.updated = existing.len() as u64;
+    report.created = report.processed - report.updated;
+    if rows.is_empty() {
+        return Ok(report);
+    }
+    let now = crate::db::sql::fmt_ts(Utc::now());
+    let sql = format!(
+        "INSERT INTO rmm_organization_mappings (tenant, mapping_id, integration_id, external_organization_id, \
+         external_organization_name, metadata, created_at, updated_at) \
+         SELECT {t}, r.mapping_id, {i}, r.external_organization_id, r.name, r.metadata, {n}, {n} FROM {rs} WHERE true \
+         ON CONFLICT (tenant, integration_id, external_organization_id) DO UPDATE SET \
+         external_organization_name = excluded.external_organization_name, metadata = excluded.metadata, \
+         updated_at = excluded.updated_at",
+        t = d.param(1, u),
+        i = d.param(2, u),
+        n = d.param(3, ColType::Timestamp),
+        rs = d.recordset(
+            4,
+            &[("mapping_id", u), ("external_organization_id", t), ("name", t), ("metadata", ColType::Json)]
+        ),
+    );
+    db.execute(&sql, &[&tenant_s, &integration_s, &now, &Value::Array(rows).to_string()]).await?;
+    Ok(report)
+}
+
+/// Full pass or incremental window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSyncMode {
+    /// Every agent of every mapped client; every mapped agent's status is recomputed.
+    Full,
+    /// Agents seen at or after `since` (Tactical's server-side `last_seen_range_after` filter).
+    Incremental { since: DateTime<Utc> },
+}
+
+/// One unit of a device sync: the agents of one mapped Tactical client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceUnit {
+    /// The Tactical client pk (`external_organization_id`).
+    pub scope: String,
+    /// The AlgaPSA client it is mapped to.
+    pub client_id: Uuid,
+}
+
+/// What a device sync (or one unit of it) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeviceSyncReport {
+    pub counts: IngestCounts,
+    /// Errors in order: failed devices, then unit failures.
+    pub errors: Vec<String>,
+    pub units: u64,
+    pub units_failed: u64,
+}
+
+impl DeviceSyncReport {
+    fn absorb(&mut self, other: DeviceSyncReport) {
+        self.counts.add(&other.counts);
+        self.errors.extend(other.errors);
+        self.units += other.units;
+        self.units_failed += other.units_failed;
+    }
+}
+
+/// The units of a device sync: mapped scopes with a client and auto-sync on.
+pub async fn plan_device_units(db: &Db, tenant: Uuid, integration_id: Uuid) -> Result<Vec<DeviceUnit>, DbError> {
+    let d = db.dialect();
+    let rows: Vec<(String, String)> = db
+        .fetch(
+            &format!(
+                "SELECT external_organization_id, {} FROM rmm_organization_mappings \
+                 WHERE tenant = {} AND integration_id = {} AND client_id IS NOT NULL AND auto_sync_assets \
+                 ORDER BY external_organization_id",
+                d.text("client_id"),
+                d.param(1, ColType::Uuid),
+                d.param(2, ColType::Uuid)
+            ),
+            &[&tenant.to_string(), &integration_id.to_string()],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(scope, client)| Some(DeviceUnit { scope, client_id: Uuid::parse_str(&client).ok()? }))
+        .collect())
+}
+
+/// Syncs the agents of one unit, page by page through the shared pipeline. Agents whose site now
+/// belongs to another Tactical client are ingested with that client as their scope, so a moved
+/// agent keeps its asset and follows its new mapping.
+pub async fn sync_device_unit(
+    db: &Db,
+    tenant: Uuid,
+    integration_id: Uuid,
+    client: &TacticalClient,
+    sites: &SiteIndex,
+    unit: &DeviceUnit,
+    mode: DeviceSyncMode,
+) -> Result<DeviceSyncReport, SyncError> {
+    let mut report = DeviceSyncReport { units: 1, ..Default::default() };
+    let Ok(pk) = unit.scope.parse::<i64>() else {
+        report.units_failed = 1;
+        report.errors.push(format!("Tactical client id {} is not a number; remap the organisation", unit.scope));
+        return Ok(report);
+    };
+    let mut query = AgentQuery::for_client(pk);
+    if let DeviceSyncMode::Incremental { since } = mode {
+        query.last_seen_after = Some(since);
+    }
+    let mut pages = client.agent_pages(&query);
+    while let Some(agents) = pages.next_page().await? {
+        let now = Utc::now();
+        let ctx = MappingContext { integration_id, now };
+        let mut snapshots = Vec::with_capacity(agents.len());
+        for agent in &agents {
+            let mapped = sites
+                .scope_for(agent, Some(&unit.scope))
+                .ok_or_else(|| super::mapping::MappingError::MissingScope(agent_label(agent)))
+                .and_then(|scope| agent_snapshot(agent, &scope, &ctx));
+            match mapped {
+                Ok(s) => snapshots.push(s),
+                Err(e) => {
+                    report.counts.record(IngestAction::Failed);
+                    report.errors.push(e.to_string());
+                }
+            }
+        }
+        let items: Vec<Item<'_>> = snapshots.iter().map(|s| Item { snapshot: s, client_id: None }).collect();
+        let page = ingest_page(db, tenant, &items, now).await?;
+        report.counts.add(&page.counts);
+        report.errors.extend(page.outcomes.iter().filter(|o| o.action == IngestAction::Failed).filter_map(error_of));
+    }
+    Ok(report)
+}
+
+fn error_of(o: &IngestOutcome) -> Option<String> {
+    o.error.clone()
+}
+
+fn agent_label(agent: &super::model::Agent) -> String {
+    agent.agent_id.clone().or_else(|| agent.id.map(|i| i.to_string())).unwrap_or_else(|| "?".into())
+}
+
+/// Every unit of a device sync, one after the other. A unit whose Tactical calls fail is reported
+/// and the others still run.
+pub async fn sync_devices(
+    db: &Db,
+    tenant: Uuid,
+    integration_id: Uuid,
+    client: &TacticalClient,
+    mode: DeviceSyncMode,
+) -> Result<DeviceSyncReport, SyncError> {
+    let units = plan_device_units(db, tenant, integration_id).await?;
+    let sites = SiteIndex::new(client.list_sites().await?);
+    let mut report = DeviceSyncReport::default();
+    for unit in &units {
+        match sync_device_unit(db, tenant, integration_id, client, &sites, unit, mode).await {
+            Ok(r) => report.absorb(r),
+            Err(SyncError::Db(e)) => return Err(SyncError::Db(e)),
+            Err(e) => {
+                report.units += 1;
+                report.units_failed += 1;
+                report.errors.push(format!("Tactical client {}: {e}", unit.scope));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Refreshes one agent (`GET /agents/<agent_id>/`), as the webhook path does. Only agents of a
+/// mapped scope are written; an unknown agent is reported as skipped.
+pub async fn refresh_agent(
+    db: &Db,
+    tenant: Uuid,
+    integration_id: Uuid,
+    client: &TacticalClient,
+    agent_id: &str,
+) -> Result<IngestOutcome, SyncError> {
+    let Some(agent) = client.get_agent(agent_id).await? else {
+        return Ok(IngestOutcome {
+            external_device_id: agent_id.to_owned(),
+            action: IngestAction::Skipped,
+            asset_id: None,
+            error: Some(format!("Tactical agent {agent_id} was not found")),
+        });
+    };
+    let sites = SiteIndex::new(client.list_sites().await?);
+    let now = Utc::now();
+    let scope =
+        sites.scope_for(&agent, None).ok_or_else(|| super::mapping::MappingError::MissingScope(agent_id.to_owned()));
+    let snapshot = match scope.and_then(|s| agent_snapshot(&agent, &s, &MappingContext { integration_id, now })) {
+        Ok(s) => s,
+        Err(e) => {
+            return Ok(IngestOutcome {
+                external_device_id: agent_id.to_owned(),
+                action: IngestAction::Failed,
+                asset_id: None,
+                error: Some(e.to_string()),
+            });
+        }
+    };
+    let report = ingest_page(db, tenant, &[Item { snapshot: &snapshot, client_id: None }], now).await?;
+    Ok(report.outcomes.into_iter().next().expect("one outcome per item"))
+}

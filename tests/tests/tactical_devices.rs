@@ -1,0 +1,249 @@
+//! Tactical organisation and device syncs end to end: the simulator on loopback, the shared
+//! pipeline, and each body on PostgreSQL and SQLite.
+
+use chrono::{Duration, Utc};
+use rmm_shared::db::Db;
+use rmm_shared::db::sql::ColType;
+use rmm_shared::ingest::IngestAction;
+use rmm_shared::providers::tactical::sync::{
+    DeviceSyncMode, plan_device_units, refresh_agent, sync_devices, sync_organizations,
+};
+use rmm_shared::providers::tactical::{TacticalAuth, TacticalClient, TacticalConfig};
+use rmm_shared::runs::{Run, RunKind, RunOutcome};
+use rmm_tests::sim::tactical::{DEFAULT_API_KEY, Fault, FleetSpec, SimConfig, TacticalSim};
+use rmm_tests::stores::{self, TestStore, rows, scalar};
+use secrecy::SecretString;
+use uuid::Uuid;
+
+fn client_for(sim: &TacticalSim) -> TacticalClient {
+    let mut config = TacticalConfig::new(sim.base_url(), TacticalAuth::ApiKey(SecretString::from(DEFAULT_API_KEY)));
+    config.http.retry.base_delay = std::time::Duration::from_millis(5);
+    config.http.retry.max_delay = std::time::Duration::from_millis(20);
+    TacticalClient::new(config).unwrap()
+}
+
+async fn count(db: &Db, tenant: Uuid, from_where: &str) -> i64 {
+    let sql = format!(
+        "SELECT CAST(COUNT(*) AS TEXT) FROM {from_where} AND tenant = {}",
+        db.dialect().param(1, ColType::Uuid)
+    );
+    scalar(db, &sql, &[&tenant.to_string()]).await.unwrap().unwrap().parse().unwrap()
+}
+
+async fn each_store<F, Fut>(body: F)
+where
+    F: Fn(TestStore) -> Fut,
+    Fut: std::future::Future<Output = TestStore>,
+{
+    for store in stores::both().await.expect("test stores (is PostgreSQL running? see RMM_TEST_PG_URL)") {
+        body(store).await.cleanup().await;
+    }
+}
+
+/// Maps the first `n` Tactical clients (by sync order) to new AlgaPSA clients.
+async fn map_first(db: &Db, tenant: Uuid, n: usize) -> Vec<(String, Uuid)> {
+    let d = db.dialect();
+    let scopes = rows(
+        db,
+        &format!(
+            "SELECT external_organization_id FROM rmm_organization_mappings WHERE tenant = {} ORDER BY external_organization_id",
+            d.param(1, ColType::Uuid)
+        ),
+        &[&tenant.to_string()],
+    )
+    .await
+    .unwrap();
+    let mut mapped = Vec::new();
+    for r in scopes.into_iter().take(n) {
+        let scope = r[0].clone().unwrap();
+        let client = stores::client(db, tenant, &format!("Client {scope}")).await.unwrap();
+        db.execute(
+            &format!(
+                "UPDATE rmm_organization_mappings SET client_id = {} WHERE tenant = {} AND external_organization_id = {}",
+                d.param(1, ColType::Uuid),
+                d.param(2, ColType::Uuid),
+                d.param(3, ColType::Text)
+            ),
+            &[&client.to_string(), &tenant.to_string(), &scope],
+        )
+        .await
+        .unwrap();
+        mapped.push((scope, client));
+    }
+    mapped
+}
+
+#[tokio::test]
+async fn organisations_then_full_and_incremental_device_syncs() {
+    each_store(|store| async move {
+        let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(7, 3, 2, 20))).await.unwrap();
+        let tactical = client_for(&sim);
+        let db = &store.db;
+        let tenant = stores::tenant(db).await.unwrap();
+        let integration = stores::integration(db, tenant, "tacticalrmm").await.unwrap();
+
+        // Organisations: every client once; a rerun updates, never touches the assignment.
+        let r = sync_organizations(db, tenant, integration, &tactical).await.unwrap();
+        assert_eq!((r.processed, r.created, r.updated), (3, 3, 0));
+        let mapped = map_first(db, tenant, 2).await;
+        let r = sync_organizations(db, tenant, integration, &tactical).await.unwrap();
+        assert_eq!((r.processed, r.created, r.updated), (3, 0, 3));
+        assert_eq!(count(db, tenant, "rmm_organization_mappings WHERE client_id IS NOT NULL").await, 2);
+        assert_eq!(plan_device_units(db, tenant, integration).await.unwrap().len(), 2);
+
+        // Full sync: the agents of the two mapped clients (2 sites x 20 agents each).
+        let run = Run::start(db, tenant, integration, "tacticalrmm", "sync-devices", RunKind::Full, "admin").await.unwrap();
+        let report = sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Full).await.unwrap();
+        assert_eq!(report.counts.created, 80, "{:?}", report.errors);
+        assert_eq!((report.counts.failed, report.units, report.units_failed), (0, 2, 0));
+        run.finish(db, &RunOutcome { counts: report.counts, errors: report.errors.clone(), cursor: None }).await.unwrap();
+        assert_eq!(count(db, tenant, "assets WHERE rmm_provider = 'tacticalrmm'").await, 80);
+        assert_eq!(count(db, tenant, "tenant_external_entity_mappings WHERE sync_status = 'synced'").await, 80);
+        let servers = sim.agents().iter().filter(|a| a.monitoring_type == "server").filter(|a| {
+            let c = sim.client_of(a.id).unwrap().to_string();
+            mapped.iter().any(|(s, _)| *s == c)
+        }).count() as i64;
+        assert_eq!(count(db, tenant, "assets WHERE asset_type = 'server'").await, servers);
+        assert_eq!(count(db, tenant, "server_assets WHERE true").await, servers);
+        let state = rows(
+            db,
+            &format!(
+                "SELECT sync_status, CAST(last_full_sync_at IS NOT NULL AS TEXT), sync_error FROM rmm_integrations WHERE tenant = {}",
+                db.dialect().param(1, ColType::Uuid)
+            ),
+            &[&tenant.to_string()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(state[0][0].as_deref(), Some("completed"));
+        assert!(matches!(state[0][1].as_deref(), Some("true") | Some("1")));
+        assert_eq!(state[0][2], None);
+
+        // Incremental: only agents seen since the cursor are fetched (server-side filter).
+        let since = Utc::now() - Duration::minutes(10);
+        let recent = sim.agents().iter().filter(|a| a.last_seen.is_some_and(|t| t >= since)).count();
+        let before = sim.requests().len();
+        let report =
+            sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Incremental { since }).await.unwrap();
+        let agent_queries: Vec<String> = sim.requests()[before..]
+            .iter()
+            .filter(|r| r.path.starts_with("/beta/v1/agent/"))
+            .filter_map(|r| r.query.clone())
+            .collect();
+        assert!(!agent_queries.is_empty() && agent_queries.iter().all(|q| q.contains("last_seen_range_after")), "{agent_queries:?}");
+        assert!(report.counts.processed as usize <= recent);
+        assert_eq!(report.counts.created, 0);
+
+        // An agent that moves to another mapped client keeps its asset and follows the mapping.
+        let moving = sim
+            .agents()
+            .into_iter()
+            .find(|a| sim.client_of(a.id).map(|c| c.to_string()) == Some(mapped[0].0.clone()))
+            .unwrap();
+        let target_site = sim.sites().into_iter().find(|s| s.client.to_string() == mapped[1].0).unwrap();
+        let d = db.dialect();
+        let asset_before = scalar(
+            db,
+            &format!("SELECT CAST(asset_id AS TEXT) FROM assets WHERE tenant = {} AND rmm_device_id = {}", d.param(1, ColType::Uuid), d.param(2, ColType::Text)),
+            &[&tenant.to_string(), &moving.agent_id],
+        )
+        .await
+        .unwrap();
+        assert!(sim.move_agent(moving.id, target_site.id));
+        let report = sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Full).await.unwrap();
+        assert_eq!((report.counts.created, report.counts.failed), (0, 0), "{:?}", report.errors);
+        let after = rows(
+            db,
+            &format!(
+                "SELECT CAST(asset_id AS TEXT), CAST(client_id AS TEXT), rmm_organization_id FROM assets WHERE tenant = {} AND rmm_device_id = {}",
+                d.param(1, ColType::Uuid),
+                d.param(2, ColType::Text)
+            ),
+            &[&tenant.to_string(), &moving.agent_id],
+        )
+        .await
+        .unwrap();
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0][0], asset_before);
+        assert_eq!(after[0][1].as_deref(), Some(mapped[1].1.to_string().as_str()));
+        assert_eq!(after[0][2].as_deref(), Some(mapped[1].0.as_str()));
+        assert_eq!(count(db, tenant, "assets WHERE true").await, 80);
+
+        // A stale agent turns offline/overdue on the next full pass.
+        let stale = sim.agents().into_iter().find(|a| {
+            sim.client_of(a.id).map(|c| c.to_string()) == Some(mapped[0].0.clone()) && a.last_seen.is_some()
+        }).unwrap();
+        sim.set_last_seen(stale.id, Some(Utc::now() - Duration::days(3)));
+        sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Full).await.unwrap();
+        let status = scalar(
+            db,
+            &format!("SELECT agent_status FROM assets WHERE tenant = {} AND rmm_device_id = {}", d.param(1, ColType::Uuid), d.param(2, ColType::Text)),
+            &[&tenant.to_string(), &stale.agent_id],
+        )
+        .await
+        .unwrap();
+        assert!(matches!(status.as_deref(), Some("overdue") | Some("offline")), "{status:?}");
+
+        // The webhook path: one agent refreshed by its string id.
+        let outcome = refresh_agent(db, tenant, integration, &tactical, &stale.agent_id).await.unwrap();
+        assert_eq!(outcome.action, IngestAction::Updated, "{outcome:?}");
+        let missing = refresh_agent(db, tenant, integration, &tactical, "no-such-agent").await.unwrap();
+        assert_eq!(missing.action, IngestAction::Skipped);
+        store
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_upstream_outage_ends_the_run_in_error_without_moving_the_cursor() {
+    each_store(|store| async move {
+        let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(3, 2, 1, 5))).await.unwrap();
+        let tactical = client_for(&sim);
+        let db = &store.db;
+        let tenant = stores::tenant(db).await.unwrap();
+        let integration = stores::integration(db, tenant, "tacticalrmm").await.unwrap();
+        sync_organizations(db, tenant, integration, &tactical).await.unwrap();
+        map_first(db, tenant, 2).await;
+
+        sim.inject(Fault::status(503).on("GET /beta/v1/agent/"));
+        let run = Run::start(db, tenant, integration, "tacticalrmm", "sync-devices", RunKind::Incremental, "schedule")
+            .await
+            .unwrap();
+        let since = Utc::now() - Duration::hours(1);
+        let report =
+            sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Incremental { since }).await.unwrap();
+        assert_eq!((report.units, report.units_failed), (2, 2));
+        assert!(report.errors[0].contains("temporarily unavailable"), "{:?}", report.errors);
+        run.finish(db, &RunOutcome { counts: report.counts, errors: report.errors.clone(), cursor: Some(since) })
+            .await
+            .unwrap();
+        let state = rows(
+            db,
+            &format!(
+                "SELECT sync_status, sync_error, CAST(last_incremental_sync_at IS NULL AS TEXT), CAST(last_sync_at IS NOT NULL AS TEXT) \
+                 FROM rmm_integrations WHERE tenant = {}",
+                db.dialect().param(1, ColType::Uuid)
+            ),
+            &[&tenant.to_string()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(state[0][0].as_deref(), Some("error"));
+        let error = state[0][1].clone().unwrap();
+        assert!(error.contains("Tactical RMM is temporarily unavailable") && error.contains("; "), "{error}");
+        assert!(!error.contains(DEFAULT_API_KEY));
+        assert!(matches!(state[0][2].as_deref(), Some("true") | Some("1")), "the cursor must not move");
+        assert!(matches!(state[0][3].as_deref(), Some("true") | Some("1")));
+        let run_row = rows(
+            db,
+            &format!("SELECT status FROM {} WHERE tenant = {}", db.ours("sync_runs"), db.dialect().param(1, ColType::Uuid)),
+            &[&tenant.to_string()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(run_row[0][0].as_deref(), Some("failed"));
+        assert_eq!(count(db, tenant, "assets WHERE true").await, 0, "no partial device writes");
+        store
+    })
+    .await;
+}
