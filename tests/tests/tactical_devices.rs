@@ -6,7 +6,7 @@ use rmm_shared::db::Db;
 use rmm_shared::db::sql::ColType;
 use rmm_shared::ingest::IngestAction;
 use rmm_shared::providers::tactical::sync::{
-    DeviceSyncMode, plan_device_units, refresh_agent, sync_devices, sync_organizations,
+    DeviceSyncMode, ingest_software, plan_device_units, refresh_agent, sync_devices, sync_organizations,
 };
 use rmm_shared::providers::tactical::{TacticalAuth, TacticalClient, TacticalConfig};
 use rmm_shared::runs::{Run, RunKind, RunOutcome};
@@ -243,6 +243,54 @@ async fn an_upstream_outage_ends_the_run_in_error_without_moving_the_cursor() {
         .unwrap();
         assert_eq!(run_row[0][0].as_deref(), Some("failed"));
         assert_eq!(count(db, tenant, "assets WHERE true").await, 0, "no partial device writes");
+        store
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn software_is_ingested_by_integer_agent_id_and_reruns_change_nothing() {
+    each_store(|store| async move {
+        let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(11, 2, 1, 6))).await.unwrap();
+        let tactical = client_for(&sim);
+        let db = &store.db;
+        let tenant = stores::tenant(db).await.unwrap();
+        let integration = stores::integration(db, tenant, "tacticalrmm").await.unwrap();
+        sync_organizations(db, tenant, integration, &tactical).await.unwrap();
+        let mapped = map_first(db, tenant, 1).await;
+        sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Full).await.unwrap();
+
+        let agents = sim.agents();
+        let (ours, theirs): (Vec<_>, Vec<_>) =
+            agents.iter().partition(|a| sim.client_of(a.id).map(|c| c.to_string()) == Some(mapped[0].0.clone()));
+        let list = |n: usize| -> Vec<serde_json::Value> {
+            (0..n)
+                .map(|i| serde_json::json!({"name": format!("App {i}"), "version": "1.0", "publisher": "Acme", "location": "C:\\Apps", "install_date": "2026-01-02"}))
+                .collect()
+        };
+        for a in &agents {
+            sim.set_software(a.id, list(3));
+        }
+        // The webhook path refreshes an agent through the detail route, which has no integer pk:
+        // the pk the mapping already had is kept.
+        refresh_agent(db, tenant, integration, &tactical, &ours[0].agent_id).await.unwrap();
+
+        let r = ingest_software(db, tenant, &tactical).await.unwrap();
+        assert_eq!(r.items_processed as usize, 3 * agents.len(), "unmapped agents' items count as processed");
+        assert_eq!(r.agents_unmapped as usize, theirs.len());
+        assert_eq!((r.items_created as usize, r.items_updated as usize), (3 * ours.len(), ours.len()), "{r:?}");
+        assert_eq!(count(db, tenant, "software_catalog WHERE true").await, 3);
+        assert_eq!(count(db, tenant, "asset_software WHERE is_current").await as usize, 3 * ours.len());
+
+        let again = ingest_software(db, tenant, &tactical).await.unwrap();
+        assert_eq!(again.items_created, 0);
+        assert_eq!(count(db, tenant, "asset_software WHERE true").await as usize, 3 * ours.len());
+
+        sim.set_software(ours[0].id, list(2));
+        let r = ingest_software(db, tenant, &tactical).await.unwrap();
+        assert_eq!(r.items_created, 0);
+        assert_eq!(count(db, tenant, "asset_software WHERE is_current").await as usize, 3 * ours.len() - 1);
+        assert_eq!(count(db, tenant, "asset_software WHERE uninstalled_at IS NOT NULL").await, 1);
         store
     })
     .await;

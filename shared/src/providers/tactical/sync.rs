@@ -261,7 +261,7 @@ pub async fn refresh_agent(
     let now = Utc::now();
     let scope =
         sites.scope_for(&agent, None).ok_or_else(|| super::mapping::MappingError::MissingScope(agent_id.to_owned()));
-    let snapshot = match scope.and_then(|s| agent_snapshot(&agent, &s, &MappingContext { integration_id, now })) {
+    let mut snapshot = match scope.and_then(|s| agent_snapshot(&agent, &s, &MappingContext { integration_id, now })) {
         Ok(s) => s,
         Err(e) => {
             return Ok(IngestOutcome {
@@ -272,6 +272,152 @@ pub async fn refresh_agent(
             });
         }
     };
+    // The detail route carries no integer pk; keep the one the mapping already has (software
+    // rows are keyed by it).
+    if let Some(Value::Object(raw)) = snapshot.metadata.as_mut().and_then(|m| m.get_mut("raw"))
+        && raw.get("id").is_none_or(Value::is_null)
+        && let Some(pk) = known_pk(db, tenant, agent_id).await?
+    {
+        raw.insert("id".into(), json!(pk));
+    }
     let report = ingest_page(db, tenant, &[Item { snapshot: &snapshot, client_id: None }], now).await?;
     Ok(report.outcomes.into_iter().next().expect("one outcome per item"))
+}
+
+/// What a software ingest did (AlgaPSA's counts: processed includes the items of unmapped agents).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SoftwareSyncReport {
+    pub items_processed: u64,
+    /// Rows installed or reinstalled.
+    pub items_created: u64,
+    /// Assets whose software was synced.
+    pub items_updated: u64,
+    pub items_failed: u64,
+    pub agents_unmapped: u64,
+    pub errors: Vec<String>,
+}
+
+/// Assets per batch handed to the software writer.
+const SOFTWARE_BATCH: usize = 200;
+
+/// `GET /software/` (one row per agent, keyed by the integer agent pk) → `software_catalog` and
+/// `asset_software`. The response is read as a stream, one agent row at a time, so a large fleet's
+/// body is never held twice. Agents are found through the integer pk kept in their mapping's
+/// metadata (`raw.id`); rows of agents without a mapping are counted and skipped.
+pub async fn ingest_software(db: &Db, tenant: Uuid, client: &TacticalClient) -> Result<SoftwareSyncReport, SyncError> {
+    let assets = assets_by_agent_pk(db, tenant).await?;
+    let mut report = SoftwareSyncReport::default();
+    let mut stream = client.software().await?;
+    let mut batch: Vec<(Uuid, Vec<crate::software::SoftwareItem>)> = Vec::new();
+    let now = Utc::now();
+    while let Some(row) = stream.next().await {
+        let row = row?;
+        report.items_processed += row.software.len() as u64;
+        let Some(asset) = assets.get(&row.agent) else {
+            report.agents_unmapped += 1;
+            continue;
+        };
+        let items = row
+            .software
+            .into_iter()
+            .filter_map(|s| {
+                let name = s.name.as_deref().map(str::trim).filter(|n| !n.is_empty())?.to_owned();
+                Some(crate::software::SoftwareItem {
+                    name,
+                    version: s.version,
+                    publisher: s.publisher,
+                    install_path: s.location,
+                    install_date: s.install_date.as_deref().and_then(parse_install_date),
+                    size_bytes: None,
+                })
+            })
+            .collect();
+        batch.push((*asset, items));
+        if batch.len() >= SOFTWARE_BATCH {
+            write_software_batch(db, tenant, &mut batch, now, &mut report).await;
+        }
+    }
+    write_software_batch(db, tenant, &mut batch, now, &mut report).await;
+    Ok(report)
+}
+
+async fn write_software_batch(
+    db: &Db,
+    tenant: Uuid,
+    batch: &mut Vec<(Uuid, Vec<crate::software::SoftwareItem>)>,
+    now: DateTime<Utc>,
+    report: &mut SoftwareSyncReport,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    match crate::software::sync_asset_software(db, tenant, batch, now).await {
+        Ok(r) => {
+            report.items_created += r.installed;
+            report.items_updated += r.assets_touched;
+        }
+        Err(e) => {
+            report.items_failed += batch.len() as u64;
+            for (asset, _) in batch.iter() {
+                report.errors.push(format!("Failed to ingest software for asset {asset}: {e}"));
+            }
+        }
+    }
+    batch.clear();
+}
+
+/// Tactical's `install_date` is `YYYY-MM-DD` (sometimes `YYYYMMDD`, or a date-time).
+fn parse_install_date(s: &str) -> Option<chrono::NaiveDate> {
+    let s = s.trim();
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .or_else(|_| chrono::NaiveDate::parse_from_str(s, "%Y%m%d"))
+        .ok()
+        .or_else(|| s.get(..10).and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()))
+}
+
+/// Integer agent pk → asset id, from the mappings' metadata (`raw.id`).
+async fn assets_by_agent_pk(db: &Db, tenant: Uuid) -> Result<std::collections::HashMap<i64, Uuid>, DbError> {
+    let d = db.dialect();
+    let pk = raw_pk_expr(d);
+    let rows: Vec<(Option<String>, String)> = db
+        .fetch(
+            &format!(
+                "SELECT {pk}, alga_entity_id FROM tenant_external_entity_mappings \
+                 WHERE tenant = {} AND integration_type = '{PROVIDER}' AND alga_entity_type = 'asset' \
+                 ORDER BY updated_at, id",
+                d.param(1, ColType::Uuid)
+            ),
+            &[&tenant.to_string()],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(pk, asset)| Some((pk?.parse::<i64>().ok()?, Uuid::parse_str(&asset).ok()?)))
+        .collect())
+}
+
+/// The integer pk kept in the mapping of the agent with this string id, if any.
+async fn known_pk(db: &Db, tenant: Uuid, agent_id: &str) -> Result<Option<i64>, DbError> {
+    let d = db.dialect();
+    let pk = raw_pk_expr(d);
+    let rows: Vec<(Option<String>,)> = db
+        .fetch(
+            &format!(
+                "SELECT {pk} FROM tenant_external_entity_mappings WHERE tenant = {} AND integration_type = '{PROVIDER}' \
+                 AND alga_entity_type = 'asset' AND external_entity_id = {}",
+                d.param(1, ColType::Uuid),
+                d.param(2, ColType::Text)
+            ),
+            &[&tenant.to_string(), agent_id],
+        )
+        .await?;
+    Ok(rows.into_iter().find_map(|(pk,)| pk?.parse().ok()))
+}
+
+/// The agent's integer pk in a mapping's metadata (`raw.id`), as text.
+fn raw_pk_expr(d: crate::db::Dialect) -> &'static str {
+    match d {
+        crate::db::Dialect::Postgres => "metadata->'raw'->>'id'",
+        crate::db::Dialect::Sqlite => "CAST(json_extract(metadata, '$.raw.id') AS TEXT)",
+    }
 }
