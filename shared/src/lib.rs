@@ -2,6 +2,7 @@
 //! normalized device snapshot contract and the ingestion pipeline that writes AlgaPSA's tables.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod config;
 pub mod db;
 pub mod facts;

@@ -295,3 +295,85 @@ async fn software_is_ingested_by_integer_agent_id_and_reruns_change_nothing() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn webhook_alerts_and_the_backfill_follow_algapsa_recording_rules() {
+    use rmm_shared::alerts::{AlertOutcome, record_alert};
+    use rmm_shared::providers::tactical::alerts::{backfill_alerts, parse_webhook};
+
+    each_store(|store| async move {
+        let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec { alerts: 0, ..FleetSpec::new(5, 1, 1, 6) }))
+            .await
+            .unwrap();
+        let tactical = client_for(&sim);
+        let db = &store.db;
+        let tenant = stores::tenant(db).await.unwrap();
+        let integration = stores::integration(db, tenant, "tacticalrmm").await.unwrap();
+        sync_organizations(db, tenant, integration, &tactical).await.unwrap();
+        map_first(db, tenant, 1).await;
+        sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Full).await.unwrap();
+        let agent = sim.agents()[0].clone();
+        let now = Utc::now();
+        let body = |extra: &str| format!(r#"{{"agent_id":"{}","severity":"error","message":"Disk C: low"{extra}}}"#, agent.agent_id);
+        let record = |b: String| async move {
+            let alert = parse_webhook(b.as_bytes()).unwrap().to_alert(integration, now);
+            record_alert(db, tenant, &alert, false).await.unwrap()
+        };
+
+        // Trigger, redelivery, resolve, re-trigger.
+        let AlertOutcome::Recorded { alert_id } = record(body(r#","alert_id":"100","event":"trigger""#)).await else {
+            panic!("not recorded")
+        };
+        assert!(matches!(record(body(r#","alert_id":"100""#)).await, AlertOutcome::Skipped { .. }));
+        assert_eq!(record(body(r#","alert_id":"100","event":"resolve""#)).await, AlertOutcome::Resolved { alert_id });
+        assert!(matches!(record(body(r#","alert_id":"100","event":"resolve""#)).await, AlertOutcome::Skipped { .. }));
+        assert_eq!(record(body(r#","alert_id":"100""#)).await, AlertOutcome::Recorded { alert_id });
+        let d = db.dialect();
+        let row = rows(
+            db,
+            &format!(
+                "SELECT status, severity, CAST(asset_id IS NOT NULL AS TEXT), dedup_key, CAST(resolved_at IS NULL AS TEXT) \
+                 FROM rmm_alerts WHERE tenant = {} AND alert_id = {}",
+                d.param(1, ColType::Uuid),
+                d.param(2, ColType::Uuid)
+            ),
+            &[&tenant.to_string(), &alert_id.to_string()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(row[0][0].as_deref(), Some("active"));
+        assert_eq!(row[0][1].as_deref(), Some("critical"), "Tactical's `error` maps to critical");
+        assert!(matches!(row[0][2].as_deref(), Some("true") | Some("1")), "linked to the agent's asset");
+        assert!(row[0][3].as_deref().unwrap().starts_with(&format!("{}|", agent.agent_id)));
+        assert!(matches!(row[0][4].as_deref(), Some("true") | Some("1")), "reopening clears resolved_at");
+
+        // A resolve without alert_id resolves the open alert of the same agent and condition.
+        assert!(matches!(record(body(r#","check_id":"42","alert_time":"None""#)).await, AlertOutcome::Recorded { .. }));
+        assert!(matches!(record(body(r#","check_id":"42","event":"resolve""#)).await, AlertOutcome::Resolved { .. }));
+
+        // Backfill: active alerts recorded as polled; a polled alert gone remotely is resolved; the
+        // webhook-recorded alert stays active.
+        let a1 = sim.add_alert(agent.id, Default::default()).unwrap();
+        let a2 = sim.add_alert(sim.agents()[1].id, Default::default()).unwrap();
+        let r = backfill_alerts(db, tenant, integration, &tactical).await.unwrap();
+        assert_eq!((r.items_processed, r.items_created, r.items_updated), (2, 2, 0), "{r:?}");
+        let again = backfill_alerts(db, tenant, integration, &tactical).await.unwrap();
+        assert_eq!((again.items_created, again.items_updated), (0, 0));
+        assert!(sim.resolve_alert(a1));
+        let r = backfill_alerts(db, tenant, integration, &tactical).await.unwrap();
+        assert_eq!((r.items_processed, r.items_updated), (1, 1));
+        let active = rows(
+            db,
+            &format!("SELECT external_alert_id FROM rmm_alerts WHERE tenant = {} AND status = 'active' ORDER BY 1", d.param(1, ColType::Uuid)),
+            &[&tenant.to_string()],
+        )
+        .await
+        .unwrap();
+        let active: Vec<String> = active.into_iter().map(|r| r[0].clone().unwrap()).collect();
+        let mut expected = vec!["100".to_string(), a2.to_string()];
+        expected.sort();
+        assert_eq!(active, expected);
+        store
+    })
+    .await;
+}

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod error;
 pub mod mapping;
+pub mod alerts;
 pub mod model;
 pub mod sync;
 
