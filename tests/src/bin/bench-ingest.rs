@@ -29,6 +29,10 @@ struct Args {
     /// Number of clients (scopes) the devices are spread over.
     #[arg(long, default_value_t = 50)]
     clients: usize,
+    /// Tuning experiment: set this fill factor on `assets` and the mapping table before the first
+    /// sync (AlgaPSA's tables have the default, 100), leaving room for heap-only updates.
+    #[arg(long)]
+    fillfactor: Option<u8>,
 }
 
 fn snapshot(i: usize, integration: Uuid, clients: usize, generation: u32) -> DeviceSnapshot {
@@ -170,6 +174,12 @@ async fn main() -> anyhow::Result<()> {
         stores::map_scope(db, tenant, integration, &format!("client-{c}"), Some(client)).await?;
     }
     let (n, page, clients) = (args.devices, args.page_size, args.clients);
+    if let Some(ff) = args.fillfactor {
+        for table in ["assets", "tenant_external_entity_mappings"] {
+            db.execute(&format!("ALTER TABLE {table} SET (fillfactor = {})", ff.clamp(10, 100)), &[]).await?;
+        }
+        println!("(tuning experiment: fillfactor {ff} on assets and tenant_external_entity_mappings)");
+    }
 
     let transport = if store.url.contains("host=/") || store.url.contains("%2F") { "unix socket" } else { "TCP" };
     println!(
