@@ -1,10 +1,10 @@
 //! Tactical RMM: the REST client, the shapes the real server sends, and the mapping of agents to
 //! device snapshots. See research/tactical.md and `shared/fixtures/tactical-rmm-1.5.1/`.
 
+pub mod alerts;
 pub mod client;
 pub mod error;
 pub mod mapping;
-pub mod alerts;
 pub mod model;
 pub mod sync;
 
