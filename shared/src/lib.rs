@@ -5,6 +5,7 @@
 pub mod alerts;
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod facts;
 pub mod http;
 pub mod ingest;
