@@ -11,5 +11,6 @@ pub mod http;
 pub mod ingest;
 pub mod providers;
 pub mod runs;
+pub mod secrets;
 pub mod software;
 pub mod telemetry;

@@ -1,0 +1,284 @@
+//! AlgaPSA's secret chain (research: algapsa-contract §5): tenant and app secrets read from
+//! environment variables and files, in the same order and with the same names as AlgaPSA, so an
+//! operator points rmm-sync at the secrets AlgaPSA already uses.
+//!
+//! - `env` (read-only): tenant secret `TENANT_<uuid>_<name>` (or `<SECRET_ENV_PREFIX>_TENANT_…`),
+//!   app secret `<name>` (or `<PREFIX>_<name>`).
+//! - `filesystem`: `<base>/tenants/<uuid>/<name>` (trimmed), app secret `<base>/<name>`; base is
+//!   `SECRET_FS_BASE_PATH`, else `/run/secrets` when it exists, else `./secrets`, else `../secrets`.
+//! - Selection: with `SECRET_READ_CHAIN` or `SECRET_WRITE_PROVIDER` set, the read chain is that
+//!   comma-separated list (default `env`) and writes go to the write provider (default
+//!   `filesystem`); otherwise reads try `env` then `filesystem` and writes go to `filesystem`.
+//!
+//! Values are `SecretString`s: never logged, never in errors or `Debug` output. The Vault KV v2
+//! provider of AlgaPSA's chain is not implemented yet; naming it is a configuration error.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("unknown secret provider {0:?} (use env or filesystem)")]
+    UnknownProvider(String),
+    #[error("secret provider {0} is read-only; set SECRET_WRITE_PROVIDER=filesystem")]
+    ReadOnly(&'static str),
+    #[error("invalid secret name {0:?}: a plain file name is required")]
+    InvalidName(String),
+    #[error("cannot access secret {name} in {path}: {source}")]
+    Io { name: String, path: String, source: std::io::Error },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Provider {
+    Env,
+    Filesystem,
+}
+
+impl Provider {
+    fn parse(s: &str) -> Result<Provider, SecretError> {
+        match s.trim() {
+            "env" => Ok(Provider::Env),
+            "filesystem" => Ok(Provider::Filesystem),
+            other => Err(SecretError::UnknownProvider(other.to_owned())),
+        }
+    }
+}
+
+/// The secret chain, built from an environment (the process's or a given one).
+#[derive(Clone)]
+pub struct SecretStore {
+    env: HashMap<String, String>,
+    env_prefix: Option<String>,
+    base: PathBuf,
+    read_chain: Vec<Provider>,
+    write: Provider,
+}
+
+impl std::fmt::Debug for SecretStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretStore")
+            .field("read_chain", &self.read_chain)
+            .field("write", &self.write)
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretStore {
+    /// From the process environment.
+    pub fn from_process_env() -> Result<Self, SecretError> {
+        Self::from_env(std::env::vars())
+    }
+
+    /// From an explicit environment (tests, or a configuration layer).
+    pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, SecretError> {
+        let env: HashMap<String, String> = vars.into_iter().collect();
+        let get = |k: &str| env.get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let (read_chain, write) = if get("SECRET_READ_CHAIN").is_some() || get("SECRET_WRITE_PROVIDER").is_some() {
+            let chain = get("SECRET_READ_CHAIN").unwrap_or_else(|| "env".into());
+            let chain =
+                chain.split(',').filter(|s| !s.trim().is_empty()).map(Provider::parse).collect::<Result<_, _>>()?;
+            let write = Provider::parse(&get("SECRET_WRITE_PROVIDER").unwrap_or_else(|| "filesystem".into()))?;
+            (chain, write)
+        } else {
+            (vec![Provider::Env, Provider::Filesystem], Provider::Filesystem)
+        };
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let base = match get("SECRET_FS_BASE_PATH") {
+            Some(p) if Path::new(&p).is_absolute() => PathBuf::from(p),
+            Some(p) => cwd.join(p),
+            None if Path::new("/run/secrets").is_dir() => PathBuf::from("/run/secrets"),
+            None if cwd.join("secrets").is_dir() => cwd.join("secrets"),
+            None if cwd.join("../secrets").is_dir() => cwd.join("../secrets"),
+            None => cwd.join("secrets"),
+        };
+        Ok(SecretStore { env_prefix: get("SECRET_ENV_PREFIX"), env, base, read_chain, write })
+    }
+
+    /// A tenant secret: the first provider of the read chain that has it.
+    pub async fn get_tenant_secret(&self, tenant: Uuid, name: &str) -> Result<Option<SecretString>, SecretError> {
+        check_name(name)?;
+        for p in &self.read_chain {
+            let found = match p {
+                Provider::Env => self.env_value(&format!("TENANT_{tenant}_{name}")),
+                Provider::Filesystem => read_file(&self.tenant_path(tenant, name), name).await?,
+            };
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// An app secret (e.g. `redis_password`, `db_password_server`).
+    pub async fn get_app_secret(&self, name: &str) -> Result<Option<SecretString>, SecretError> {
+        check_name(name)?;
+        for p in &self.read_chain {
+            let found = match p {
+                Provider::Env => self.env_value(name),
+                Provider::Filesystem => read_file(&self.base.join(name), name).await?,
+            };
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes (or, with `None`, deletes) a tenant secret through the write provider.
+    pub async fn set_tenant_secret(
+        &self,
+        tenant: Uuid,
+        name: &str,
+        value: Option<&SecretString>,
+    ) -> Result<(), SecretError> {
+        check_name(name)?;
+        if self.write == Provider::Env {
+            return Err(SecretError::ReadOnly("env"));
+        }
+        let path = self.tenant_path(tenant, name);
+        let io = |source| SecretError::Io { name: name.to_owned(), path: path.display().to_string(), source };
+        match value {
+            Some(v) => {
+                if let Some(dir) = path.parent() {
+                    tokio::fs::create_dir_all(dir).await.map_err(io)?;
+                }
+                write_private(&path, v.expose_secret().as_bytes()).await.map_err(io)
+            }
+            None => match tokio::fs::remove_file(&path).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    fn env_value(&self, key: &str) -> Option<SecretString> {
+        let key = match &self.env_prefix {
+            Some(p) => format!("{p}_{key}"),
+            None => key.to_owned(),
+        };
+        self.env.get(&key).filter(|v| !v.is_empty()).map(|v| SecretString::from(v.clone()))
+    }
+
+    fn tenant_path(&self, tenant: Uuid, name: &str) -> PathBuf {
+        self.base.join("tenants").join(tenant.to_string()).join(name)
+    }
+}
+
+/// Names are plain file names: no separators, no `.`/`..`, nothing empty.
+fn check_name(name: &str) -> Result<(), SecretError> {
+    let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && Path::new(name).file_name().is_some_and(|f| f == name);
+    if ok { Ok(()) } else { Err(SecretError::InvalidName(name.to_owned())) }
+}
+
+async fn read_file(path: &Path, name: &str) -> Result<Option<SecretString>, SecretError> {
+    match tokio::fs::read_to_string(path).await {
+        Ok(s) => {
+            let s = s.trim();
+            Ok((!s.is_empty()).then(|| SecretString::from(s.to_owned())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(SecretError::Io { name: name.to_owned(), path: path.display().to_string(), source }),
+    }
+}
+
+async fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut opts = tokio::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    use tokio::io::AsyncWriteExt;
+    let mut f = opts.open(path).await?;
+    f.write_all(bytes).await?;
+    f.flush().await
+}
+
+/// Constant-time comparison of a presented secret with the stored one.
+pub fn ct_eq(presented: &str, stored: &SecretString) -> bool {
+    let a = presented.as_bytes();
+    let b = stored.expose_secret().as_bytes();
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(vars: &[(&str, &str)]) -> SecretStore {
+        SecretStore::from_env(vars.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn env_then_filesystem_as_algapsa_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = Uuid::new_v4();
+        let base = dir.path().to_str().unwrap();
+        let key = format!("TENANT_{tenant}_tacticalrmm_api_key");
+        let s = store(&[("SECRET_FS_BASE_PATH", base), (key.as_str(), "from-env")]);
+        assert_eq!(
+            s.get_tenant_secret(tenant, "tacticalrmm_api_key").await.unwrap().unwrap().expose_secret(),
+            "from-env"
+        );
+
+        // Written to the filesystem (legacy mode), read back trimmed.
+        s.set_tenant_secret(tenant, "tacticalrmm_knox_token", Some(&SecretString::from("tok \n".to_owned())))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get_tenant_secret(tenant, "tacticalrmm_knox_token").await.unwrap().unwrap().expose_secret(),
+            "tok"
+        );
+        s.set_tenant_secret(tenant, "tacticalrmm_knox_token", None).await.unwrap();
+        assert!(s.get_tenant_secret(tenant, "tacticalrmm_knox_token").await.unwrap().is_none());
+
+        // Composite mode: filesystem first, env never consulted.
+        let on_disk = dir.path().join("tenants").join(tenant.to_string());
+        std::fs::create_dir_all(&on_disk).unwrap();
+        std::fs::write(on_disk.join("tacticalrmm_api_key"), "from-file").unwrap();
+        let s =
+            store(&[("SECRET_FS_BASE_PATH", base), ("SECRET_READ_CHAIN", "filesystem"), (key.as_str(), "from-env")]);
+        assert_eq!(
+            s.get_tenant_secret(tenant, "tacticalrmm_api_key").await.unwrap().unwrap().expose_secret(),
+            "from-file"
+        );
+
+        // A prefix applies to env names.
+        let prefixed = format!("ALGA_TENANT_{tenant}_x");
+        let s = store(&[("SECRET_ENV_PREFIX", "ALGA"), ("SECRET_READ_CHAIN", "env"), (prefixed.as_str(), "p")]);
+        assert_eq!(s.get_tenant_secret(tenant, "x").await.unwrap().unwrap().expose_secret(), "p");
+        let s = store(&[("SECRET_ENV_PREFIX", "ALGA"), ("SECRET_READ_CHAIN", "env"), ("ALGA_redis_password", "r")]);
+        assert_eq!(s.get_app_secret("redis_password").await.unwrap().unwrap().expose_secret(), "r");
+    }
+
+    #[tokio::test]
+    async fn bad_names_and_providers_are_refused() {
+        let s = store(&[("SECRET_READ_CHAIN", "env")]);
+        for bad in ["../x", "a/b", "..", "", "a\\b"] {
+            assert!(matches!(s.get_tenant_secret(Uuid::nil(), bad).await, Err(SecretError::InvalidName(_))), "{bad}");
+        }
+        let e = SecretStore::from_env([("SECRET_READ_CHAIN".to_string(), "env,bogus".to_string())]).unwrap_err();
+        assert!(e.to_string().contains("bogus"));
+        let s = store(&[("SECRET_WRITE_PROVIDER", "env")]);
+        let v = SecretString::from("v".to_owned());
+        assert!(matches!(s.set_tenant_secret(Uuid::nil(), "x", Some(&v)).await, Err(SecretError::ReadOnly("env"))));
+    }
+
+    #[test]
+    fn values_stay_out_of_debug_and_compare_in_constant_time() {
+        let key = format!("TENANT_{}_k", Uuid::nil());
+        let s = store(&[(key.as_str(), "super-secret-value")]);
+        assert!(!format!("{s:?}").contains("super-secret-value"));
+        let stored = SecretString::from("abc".to_owned());
+        assert!(ct_eq("abc", &stored));
+        assert!(!ct_eq("abd", &stored));
+        assert!(!ct_eq("ab", &stored));
+    }
+}
