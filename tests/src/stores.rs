@@ -209,3 +209,14 @@ pub async fn scalar(db: &Db, sql: &str, binds: &[&str]) -> anyhow::Result<Option
 pub fn truthy(v: &Option<String>) -> bool {
     matches!(v.as_deref(), Some("true") | Some("1") | Some("t"))
 }
+
+/// `SELECT COUNT(*) FROM <from_where> AND tenant = <tenant>` (`from_where` is e.g.
+/// `assets WHERE asset_type = 'server'`).
+pub async fn count(db: &Db, tenant: Uuid, from_where: &str) -> i64 {
+    let sql = format!(
+        "SELECT CAST(COUNT(*) AS TEXT) FROM {from_where} AND tenant = {}",
+        db.dialect().param(1, ColType::Uuid)
+    );
+    let n = scalar(db, &sql, &[&tenant.to_string()]).await.expect("count query").expect("a count");
+    n.parse().expect("a number")
+}

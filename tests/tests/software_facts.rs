@@ -6,7 +6,7 @@ use rmm_shared::db::sql::ColType;
 use rmm_shared::facts::{AssetFact, upsert_facts};
 use rmm_shared::ingest::{AssetType, DeviceSnapshot, Lifecycle, Provider, ingest_snapshots};
 use rmm_shared::software::{SoftwareItem, sync_asset_software};
-use rmm_tests::stores::{self, TestStore, rows, scalar};
+use rmm_tests::stores::{self, TestStore, count, rows, scalar};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -67,12 +67,6 @@ fn item(name: &str, version: &str, publisher: Option<&str>) -> SoftwareItem {
         install_path: Some(format!("C:\\Program Files\\{name}")),
         ..Default::default()
     }
-}
-
-async fn count(db: &Db, tenant: Uuid, sql_where: &str) -> i64 {
-    let sql =
-        format!("SELECT CAST(COUNT(*) AS TEXT) FROM {sql_where} AND tenant = {}", db.dialect().param(1, ColType::Uuid));
-    scalar(db, &sql, &[&tenant.to_string()]).await.unwrap().unwrap().parse().unwrap()
 }
 
 #[tokio::test]

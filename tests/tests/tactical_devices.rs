@@ -11,7 +11,7 @@ use rmm_shared::providers::tactical::sync::{
 use rmm_shared::providers::tactical::{TacticalAuth, TacticalClient, TacticalConfig};
 use rmm_shared::runs::{Run, RunKind, RunOutcome};
 use rmm_tests::sim::tactical::{DEFAULT_API_KEY, Fault, FleetSpec, SimConfig, TacticalSim};
-use rmm_tests::stores::{self, TestStore, rows, scalar};
+use rmm_tests::stores::{self, TestStore, count, rows, scalar};
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -20,14 +20,6 @@ fn client_for(sim: &TacticalSim) -> TacticalClient {
     config.http.retry.base_delay = std::time::Duration::from_millis(5);
     config.http.retry.max_delay = std::time::Duration::from_millis(20);
     TacticalClient::new(config).unwrap()
-}
-
-async fn count(db: &Db, tenant: Uuid, from_where: &str) -> i64 {
-    let sql = format!(
-        "SELECT CAST(COUNT(*) AS TEXT) FROM {from_where} AND tenant = {}",
-        db.dialect().param(1, ColType::Uuid)
-    );
-    scalar(db, &sql, &[&tenant.to_string()]).await.unwrap().unwrap().parse().unwrap()
 }
 
 async fn each_store<F, Fut>(body: F)
