@@ -45,6 +45,10 @@ pub struct Settings {
     pub http: HttpSettings,
     pub log: LogSettings,
     pub ingest: IngestSettings,
+    pub queue: QueueSettings,
+    pub worker: WorkerSettings,
+    pub scheduler: SchedulerSettings,
+    pub retention: RetentionSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +93,100 @@ pub struct IngestSettings {
     pub page_size: usize,
 }
 
+/// Which store holds the job queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueBackend {
+    /// The same database as `database_url` (Postgres or SQLite).
+    #[default]
+    Database,
+    /// Redis at `queue.redis_url` (job status and schedules stay in the database).
+    Redis,
+}
+
+/// The durable job queue (apalis).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSettings {
+    /// `database` (Postgres or SQLite, whichever `database_url` is) or `redis`.
+    pub backend: QueueBackend,
+    /// `redis://…`, used when `backend = "redis"`.
+    pub redis_url: String,
+    /// Milliseconds between polls for due jobs (Postgres also wakes on LISTEN/NOTIFY; delayed jobs
+    /// and SQLite/Redis rely on this poll).
+    pub poll_interval_ms: u64,
+    /// Seconds between worker heartbeats.
+    pub heartbeat_secs: u64,
+    /// Heartbeats a worker may miss before its running jobs are handed to another worker.
+    /// Orphan time = `heartbeat_secs × missed_heartbeats` (default 5 × 4 = 20 s).
+    pub missed_heartbeats: u32,
+    /// Jobs one worker process runs at once per job kind, unless the kind sets its own.
+    pub concurrency: usize,
+}
+
+/// The worker process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSettings {
+    /// Seconds running jobs get to finish after SIGTERM; jobs not started go back to the queue.
+    pub shutdown_timeout_secs: u64,
+    /// Restarts of a failed queue consumer (e.g. after a long database outage) before the process
+    /// exits non-zero so that its supervisor restarts it.
+    pub max_restarts: usize,
+}
+
+/// The schedule runner (runs inside every worker process; replicas never enqueue a slot twice).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerSettings {
+    /// Run schedules in this process.
+    pub enabled: bool,
+    /// Milliseconds between looks for due schedules.
+    pub tick_ms: u64,
+}
+
+/// Deleting old rows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Finished jobs (done, failed after their last attempt, cancelled) older than this many days
+    /// are deleted by the `maintenance` job, from the queue and from the job-status table.
+    pub finished_jobs_days: u32,
+    /// Minutes between runs of the built-in `maintenance` job.
+    pub maintenance_interval_minutes: u32,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            backend: QueueBackend::Database,
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            poll_interval_ms: 1_000,
+            heartbeat_secs: 5,
+            missed_heartbeats: 4,
+            concurrency: 4,
+        }
+    }
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self { shutdown_timeout_secs: 30, max_restarts: 10 }
+    }
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        Self { enabled: true, tick_ms: 5_000 }
+    }
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self { finished_jobs_days: 14, maintenance_interval_minutes: 60 }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -98,6 +196,10 @@ impl Default for Settings {
             http: HttpSettings::default(),
             log: LogSettings::default(),
             ingest: IngestSettings::default(),
+            queue: QueueSettings::default(),
+            worker: WorkerSettings::default(),
+            scheduler: SchedulerSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -178,6 +280,26 @@ impl Settings {
         }
         if self.database.max_connections == 0 {
             return Err(ConfigError::Invalid("database.max_connections must be at least 1".into()));
+        }
+        if self.queue.backend == QueueBackend::Redis && !self.queue.redis_url.starts_with("redis") {
+            return Err(ConfigError::Invalid(
+                "queue.redis_url must start with redis:// or rediss:// when queue.backend = \"redis\"".into(),
+            ));
+        }
+        if self.queue.heartbeat_secs == 0 || self.queue.missed_heartbeats == 0 {
+            return Err(ConfigError::Invalid(
+                "queue.heartbeat_secs and queue.missed_heartbeats must be at least 1".into(),
+            ));
+        }
+        if self.queue.concurrency == 0 || self.queue.poll_interval_ms == 0 || self.scheduler.tick_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "queue.concurrency, queue.poll_interval_ms and scheduler.tick_ms must be at least 1".into(),
+            ));
+        }
+        if self.retention.finished_jobs_days == 0 || self.retention.maintenance_interval_minutes == 0 {
+            return Err(ConfigError::Invalid(
+                "retention.finished_jobs_days and retention.maintenance_interval_minutes must be at least 1".into(),
+            ));
         }
         Ok(())
     }

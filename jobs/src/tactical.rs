@@ -1,0 +1,441 @@
+//! Tactical RMM job kinds: `sync-org`, `sync-devices`, `sync-agent`, `backfill-alerts` and
+//! `ingest-software`. Each one builds the client from the integration row and the tenant's
+//! secrets, runs the provider function of `rmm_shared::providers::tactical`, and records the run
+//! (`rmm_sync.sync_runs`, `rmm_integrations.last_sync_at`/`sync_error`) and its events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use rmm_shared::db::sql::ColType;
+use rmm_shared::events::{Event, EventType};
+use rmm_shared::ingest::IngestCounts;
+use rmm_shared::providers::tactical::alerts::backfill_alerts;
+use rmm_shared::providers::tactical::client::{TacticalAuth, TacticalClient, TacticalConfig, TokenSink};
+use rmm_shared::providers::tactical::error::TacticalError;
+use rmm_shared::providers::tactical::mapping::SiteIndex;
+use rmm_shared::providers::tactical::sync::{
+    DeviceSyncMode, DeviceSyncReport, PROVIDER, SyncError, ingest_software, plan_device_units, refresh_agent,
+    sync_device_unit, sync_organizations,
+};
+use rmm_shared::runs::{Run, RunKind, RunOutcome};
+use rmm_shared::secrets::SecretStore;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::kind::{JobKind, JobOutcome, Policy, Scope};
+use crate::{JobCtx, JobError};
+
+/// Tenant secret names (AlgaPSA's).
+pub const SECRET_API_KEY: &str = "tacticalrmm_api_key";
+pub const SECRET_USERNAME: &str = "tacticalrmm_username";
+pub const SECRET_PASSWORD: &str = "tacticalrmm_password";
+pub const SECRET_KNOX_TOKEN: &str = "tacticalrmm_knox_token";
+pub const SECRET_INSTANCE_URL: &str = "tacticalrmm_instance_url";
+pub const SECRET_WEBHOOK: &str = "tacticalrmm_webhook_secret";
+
+/// Incremental syncs look back this far before the last cursor, so that an agent whose
+/// `last_seen` was written while the previous run was reading is not missed.
+const INCREMENTAL_OVERLAP: Duration = Duration::from_secs(300);
+
+impl From<TacticalError> for JobError {
+    fn from(e: TacticalError) -> Self {
+        if let Some(after) = e.retry_after() {
+            return JobError::RetryAfter { after, message: e.user_message() };
+        }
+        if e.is_transient() { JobError::Transient(e.diagnostic()) } else { JobError::Permanent(e.user_message()) }
+    }
+}
+
+impl From<SyncError> for JobError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::Tactical(t) => t.into(),
+            SyncError::Db(d) => JobError::Transient(d.to_string()),
+        }
+    }
+}
+
+/// Builds the Tactical client of the job's integration: instance URL from the row (else the
+/// secret), auth mode from `settings.auth_mode` (default `api_key`), credentials from the tenant
+/// secrets. A Knox token obtained during the job is written back to `tacticalrmm_knox_token`.
+pub async fn client_for(ctx: &JobCtx) -> Result<TacticalClient, JobError> {
+    let (tenant, integration) = ids(ctx)?;
+    build_client(ctx.db(), &ctx.runtime().secrets, tenant, integration).await
+}
+
+/// [`client_for`] without a job (the admin API's connection test uses it too).
+pub async fn build_client(
+    db: &rmm_shared::db::Db,
+    secrets: &SecretStore,
+    tenant: Uuid,
+    integration: Uuid,
+) -> Result<TacticalClient, JobError> {
+    let d = db.dialect();
+    let sql = format!(
+        "SELECT instance_url, {} FROM rmm_integrations WHERE tenant = {} AND integration_id = {}",
+        d.text("settings"),
+        d.param(1, ColType::Uuid),
+        d.param(2, ColType::Uuid)
+    );
+    let rows: Vec<(Option<String>, Option<String>)> =
+        db.fetch(&sql, &[&tenant.to_string(), &integration.to_string()]).await?;
+    let Some((url, settings)) = rows.into_iter().next() else {
+        return Err(JobError::Permanent("the Tactical RMM integration does not exist".into()));
+    };
+    let settings: serde_json::Value = settings.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+    let secret = |name: &'static str| async move {
+        secrets.get_tenant_secret(tenant, name).await.map_err(|e| JobError::Transient(format!("secret {name}: {e}")))
+    };
+    let url = match url.filter(|u| !u.trim().is_empty()) {
+        Some(u) => u,
+        None => secret(SECRET_INSTANCE_URL)
+            .await?
+            .map(|s| secrecy::ExposeSecret::expose_secret(&s).to_owned())
+            .ok_or_else(|| JobError::from(TacticalError::InstanceUrlNotConfigured))?,
+    };
+    let auth = match settings.get("auth_mode").and_then(|v| v.as_str()).unwrap_or("api_key") {
+        "knox" => {
+            let (Some(user), Some(password)) = (secret(SECRET_USERNAME).await?, secret(SECRET_PASSWORD).await?) else {
+                return Err(TacticalError::KnoxCredentialsNotConfigured.into());
+            };
+            TacticalAuth::Knox {
+                username: secrecy::ExposeSecret::expose_secret(&user).to_owned(),
+                password,
+                token: secret(SECRET_KNOX_TOKEN).await?,
+            }
+        }
+        _ => TacticalAuth::ApiKey(secret(SECRET_API_KEY).await?.ok_or(TacticalError::ApiKeyNotConfigured)?),
+    };
+    let client = TacticalClient::new(TacticalConfig::new(url, auth))?;
+    let sink = KnoxTokenWriter { secrets: secrets.clone(), tenant };
+    Ok(client.with_token_sink(Arc::new(sink)))
+}
+
+/// Stores a Knox token obtained during a job in the tenant secret, so the next job reuses it.
+struct KnoxTokenWriter {
+    secrets: SecretStore,
+    tenant: Uuid,
+}
+
+impl TokenSink for KnoxTokenWriter {
+    fn on_token_refreshed<'a>(&'a self, token: &'a SecretString) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.secrets.set_tenant_secret(self.tenant, SECRET_KNOX_TOKEN, Some(token)).await {
+                tracing::warn!(error = %e, "could not store the new Knox token; the next job logs in again");
+            }
+        })
+    }
+}
+
+fn ids(ctx: &JobCtx) -> Result<(Uuid, Uuid), JobError> {
+    match (ctx.tenant(), ctx.integration_id()) {
+        (Some(t), Some(i)) => Ok((t, i)),
+        _ => Err(JobError::Permanent("job has no tenant or integration".into())),
+    }
+}
+
+/// Runs `body` as one recorded sync run: `sync_runs` row, integration status, events.
+async fn recorded<F>(ctx: &JobCtx, sync_type: &str, run_kind: RunKind, body: F) -> Result<JobOutcome, JobError>
+where
+    F: Future<Output = Result<(RunOutcome, JobOutcome), JobError>>,
+{
+    let (tenant, integration) = ids(ctx)?;
+    let db = ctx.db();
+    let events = &ctx.runtime().events;
+    let trigger = ctx.envelope().trigger.as_str();
+    let run = Run::start(db, tenant, integration, PROVIDER, &ctx.envelope().kind, run_kind, trigger).await?;
+    events.publish(&Event::sync(EventType::SyncStarted, tenant, integration, PROVIDER, sync_type, None, None)).await;
+    match body.await {
+        Ok((outcome, job)) => {
+            run.finish(db, &outcome).await?;
+            let ev = if outcome.succeeded() { EventType::SyncCompleted } else { EventType::SyncFailed };
+            let err = outcome.sync_error();
+            events
+                .publish(&Event::sync(
+                    ev,
+                    tenant,
+                    integration,
+                    PROVIDER,
+                    sync_type,
+                    Some(&outcome.counts),
+                    err.as_deref(),
+                ))
+                .await;
+            Ok(job)
+        }
+        Err(e) => {
+            let outcome = RunOutcome { errors: vec![e.to_string()], ..Default::default() };
+            if let Err(db_err) = run.finish(db, &outcome).await {
+                tracing::warn!(error = %db_err, "could not record the failed run");
+            }
+            let msg = e.to_string();
+            events
+                .publish(&Event::sync(
+                    EventType::SyncFailed,
+                    tenant,
+                    integration,
+                    PROVIDER,
+                    sync_type,
+                    None,
+                    Some(&msg),
+                ))
+                .await;
+            Err(e)
+        }
+    }
+}
+
+fn counts_outcome(c: &IngestCounts) -> JobOutcome {
+    JobOutcome::default()
+        .count("processed", c.processed)
+        .count("created", c.created)
+        .count("updated", c.updated)
+        .count("deleted", c.deleted)
+        .count("skipped", c.skipped)
+        .count("failed", c.failed)
+}
+
+fn provider_policy(timeout_secs: u64) -> Policy {
+    Policy {
+        max_attempts: 4,
+        backoff_initial: Duration::from_secs(15),
+        backoff_max: Duration::from_secs(300),
+        timeout: Duration::from_secs(timeout_secs),
+        concurrency: None,
+        priority: 0,
+        inline_retry_after: Duration::from_secs(5),
+        max_deferrals: 20,
+    }
+}
+
+/// No arguments.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+/// `sync-org`: Tactical clients → organisation mappings.
+pub struct SyncOrg;
+
+impl JobKind for SyncOrg {
+    const NAME: &'static str = "sync-org";
+    const SCOPE: Scope = Scope::Integration;
+    type Args = NoArgs;
+
+    fn policy() -> Policy {
+        provider_policy(300)
+    }
+
+    async fn run(ctx: JobCtx, _args: NoArgs) -> Result<JobOutcome, JobError> {
+        let (tenant, integration) = ids(&ctx)?;
+        let client = client_for(&ctx).await?;
+        recorded(&ctx, "organizations", RunKind::Other, async {
+            let r = sync_organizations(ctx.db(), tenant, integration, &client).await?;
+            let counts =
+                IngestCounts { processed: r.processed, created: r.created, updated: r.updated, ..Default::default() };
+            Ok((RunOutcome { counts, ..Default::default() }, counts_outcome(&counts)))
+        })
+        .await
+    }
+}
+
+/// Arguments of `sync-devices`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncDevicesArgs {
+    /// `full` (default) or `incremental` (agents seen since the last run's cursor).
+    #[serde(default)]
+    pub mode: SyncMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    #[default]
+    Full,
+    Incremental,
+}
+
+/// `sync-devices`: the agents of every mapped Tactical client through the ingestion pipeline.
+pub struct SyncDevices;
+
+impl JobKind for SyncDevices {
+    const NAME: &'static str = "sync-devices";
+    const SCOPE: Scope = Scope::Integration;
+    type Args = SyncDevicesArgs;
+
+    fn policy() -> Policy {
+        Policy { concurrency: Some(2), ..provider_policy(3600) }
+    }
+
+    async fn run(ctx: JobCtx, args: SyncDevicesArgs) -> Result<JobOutcome, JobError> {
+        let (tenant, integration) = ids(&ctx)?;
+        let client = client_for(&ctx).await?;
+        let mode = match args.mode {
+            SyncMode::Full => DeviceSyncMode::Full,
+            SyncMode::Incremental => match last_cursor(&ctx, tenant, integration).await? {
+                Some(since) => DeviceSyncMode::Incremental {
+                    since: since - chrono::Duration::from_std(INCREMENTAL_OVERLAP).unwrap_or_default(),
+                },
+                // Never synced: the first incremental run is a full one.
+                None => DeviceSyncMode::Full,
+            },
+        };
+        let (sync_type, run_kind) = match mode {
+            DeviceSyncMode::Full => ("full", RunKind::Full),
+            DeviceSyncMode::Incremental { .. } => ("incremental", RunKind::Incremental),
+        };
+        recorded(&ctx, sync_type, run_kind, async {
+            let started = Utc::now();
+            let db = ctx.db();
+            let units = plan_device_units(db, tenant, integration).await?;
+            let sites = SiteIndex::new(client.list_sites().await?);
+            let total = units.len() as u64;
+            ctx.progress(0, Some(total)).await?;
+            let mut report = DeviceSyncReport::default();
+            for (i, unit) in units.iter().enumerate() {
+                match sync_device_unit(db, tenant, integration, &client, &sites, unit, mode).await {
+                    Ok(r) => {
+                        report.counts.add(&r.counts);
+                        report.errors.extend(r.errors);
+                        report.units += r.units;
+                        report.units_failed += r.units_failed;
+                    }
+                    Err(SyncError::Db(e)) => return Err(JobError::Transient(e.to_string())),
+                    Err(SyncError::Tactical(e)) if e.retry_after().is_some() || e.is_auth() => return Err(e.into()),
+                    Err(e) => {
+                        report.units += 1;
+                        report.units_failed += 1;
+                        report.errors.push(format!("Tactical client {}: {e}", unit.scope));
+                    }
+                }
+                ctx.progress(i as u64 + 1, Some(total)).await?;
+            }
+            let outcome = RunOutcome { counts: report.counts, errors: report.errors.clone(), cursor: Some(started) };
+            let job =
+                counts_outcome(&report.counts).count("units", report.units).count("units_failed", report.units_failed);
+            Ok((outcome, job))
+        })
+        .await
+    }
+}
+
+async fn last_cursor(ctx: &JobCtx, tenant: Uuid, integration: Uuid) -> Result<Option<DateTime<Utc>>, JobError> {
+    let db = ctx.db();
+    let d = db.dialect();
+    let sql = format!(
+        "SELECT {}, {} FROM rmm_integrations WHERE tenant = {} AND integration_id = {}",
+        crate::sqlx_util::ts_out(d, "last_incremental_sync_at"),
+        crate::sqlx_util::ts_out(d, "last_full_sync_at"),
+        d.param(1, ColType::Uuid),
+        d.param(2, ColType::Uuid)
+    );
+    let rows: Vec<(Option<String>, Option<String>)> =
+        db.fetch(&sql, &[&tenant.to_string(), &integration.to_string()]).await?;
+    let parse = |s: Option<String>| s.as_deref().and_then(crate::sqlx_util::parse_ts);
+    Ok(rows.into_iter().next().and_then(|(inc, full)| parse(inc).into_iter().chain(parse(full)).max()))
+}
+
+/// Arguments of `sync-agent`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncAgentArgs {
+    /// Tactical's `agent_id` (the long string id).
+    pub agent_id: String,
+}
+
+/// `sync-agent`: one agent refreshed from Tactical (webhooks enqueue it).
+pub struct SyncAgent;
+
+impl JobKind for SyncAgent {
+    const NAME: &'static str = "sync-agent";
+    const SCOPE: Scope = Scope::Integration;
+    type Args = SyncAgentArgs;
+
+    fn policy() -> Policy {
+        Policy { priority: 5, ..provider_policy(120) }
+    }
+
+    async fn run(ctx: JobCtx, args: SyncAgentArgs) -> Result<JobOutcome, JobError> {
+        let (tenant, integration) = ids(&ctx)?;
+        let agent_id = args.agent_id.trim();
+        if agent_id.is_empty() {
+            return Err(JobError::Permanent("agent_id is required".into()));
+        }
+        let client = client_for(&ctx).await?;
+        let outcome = refresh_agent(ctx.db(), tenant, integration, &client, agent_id).await?;
+        let mut counts = IngestCounts::default();
+        counts.record(outcome.action);
+        let mut job = counts_outcome(&counts);
+        job.detail = serde_json::json!({
+            "agent_id": agent_id,
+            "action": outcome.action,
+            "asset_id": outcome.asset_id,
+            "error": outcome.error,
+        });
+        Ok(job)
+    }
+}
+
+/// `backfill-alerts`: Tactical's active alerts recorded; polled alerts gone remotely resolved.
+pub struct BackfillAlerts;
+
+impl JobKind for BackfillAlerts {
+    const NAME: &'static str = "backfill-alerts";
+    const SCOPE: Scope = Scope::Integration;
+    type Args = NoArgs;
+
+    fn policy() -> Policy {
+        provider_policy(600)
+    }
+
+    async fn run(ctx: JobCtx, _args: NoArgs) -> Result<JobOutcome, JobError> {
+        let (tenant, integration) = ids(&ctx)?;
+        let client = client_for(&ctx).await?;
+        recorded(&ctx, "alerts", RunKind::Other, async {
+            let r = backfill_alerts(ctx.db(), tenant, integration, &client).await?;
+            let counts = IngestCounts {
+                processed: r.items_processed,
+                created: r.items_created,
+                updated: r.items_updated,
+                failed: r.items_failed,
+                ..Default::default()
+            };
+            Ok((RunOutcome { counts, errors: r.errors, cursor: None }, counts_outcome(&counts)))
+        })
+        .await
+    }
+}
+
+/// `ingest-software`: `GET /software/` → catalog and per-asset software.
+pub struct IngestSoftware;
+
+impl JobKind for IngestSoftware {
+    const NAME: &'static str = "ingest-software";
+    const SCOPE: Scope = Scope::Integration;
+    type Args = NoArgs;
+
+    fn policy() -> Policy {
+        Policy { concurrency: Some(1), ..provider_policy(1800) }
+    }
+
+    async fn run(ctx: JobCtx, _args: NoArgs) -> Result<JobOutcome, JobError> {
+        let (tenant, _) = ids(&ctx)?;
+        let client = client_for(&ctx).await?;
+        recorded(&ctx, "software", RunKind::Other, async {
+            let r = ingest_software(ctx.db(), tenant, &client).await?;
+            let counts = IngestCounts {
+                processed: r.items_processed,
+                created: r.items_created,
+                updated: r.items_updated,
+                failed: r.items_failed,
+                ..Default::default()
+            };
+            let job = counts_outcome(&counts).count("agents_unmapped", r.agents_unmapped);
+            Ok((RunOutcome { counts, errors: r.errors, cursor: None }, job))
+        })
+        .await
+    }
+}

@@ -1,0 +1,192 @@
+//! The worker process: one apalis worker per registered job kind on the configured backend, the
+//! schedule runner, and a clean stop on a shutdown signal.
+//!
+//! * Worker names are `<kind>-<host>-<pid>-<ulid>`: unique per process start, so the jobs of a
+//!   worker that died are handed to another one after `heartbeat_secs × missed_heartbeats`
+//!   (a name re-used after a crash would keep them `Running` for ever).
+//! * Postgres wakes on LISTEN/NOTIFY and also polls every `poll_interval_ms` (delayed tasks are
+//!   never notified); SQLite and Redis poll.
+//! * Attempts, backoff and timeouts are the kind's [`crate::Policy`], applied by
+//!   [`crate::dispatch::run_task`]; the backend's own attempt limit only bounds crash loops.
+//! * On shutdown the running jobs get `worker.shutdown_timeout_secs` to finish; tasks fetched but
+//!   not started go back to the queue.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use apalis::prelude::{BackendExt, Monitor, WorkerBuilder, WorkerBuilderExt};
+use apalis_postgres::PostgresStorage;
+use apalis_redis::RedisStorage;
+use apalis_sqlite::SqliteStorage;
+use tokio_util::sync::CancellationToken;
+
+use crate::envelope::JobEnvelope;
+use crate::error::RuntimeError;
+use crate::queue::{Backend, redis_config};
+use crate::{Runtime, dispatch};
+
+/// A worker name unique to this process start.
+pub fn worker_name(kind: &str) -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let host: String = host.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(40).collect();
+    format!("{kind}-{host}-{}-{}", std::process::id(), ulid::Ulid::generate())
+}
+
+fn runtime_err(e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Queue(e.to_string())
+}
+
+/// Runs the workers of every registered kind (and, when enabled, the schedule runner) until
+/// `shutdown` is cancelled; then lets running jobs finish within the shutdown timeout.
+pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), RuntimeError> {
+    let settings = rt.settings.clone();
+    let q = &settings.queue;
+    let poll = Duration::from_millis(q.poll_interval_ms);
+    let heartbeat = Duration::from_secs(q.heartbeat_secs);
+    let missed = q.missed_heartbeats as usize;
+    let restarts = Arc::new(AtomicUsize::new(0));
+    let max_restarts = settings.worker.max_restarts;
+
+    let mut monitor = Monitor::new();
+    for entry in rt.registry.entries() {
+        let kind = entry.name;
+        let concurrency = entry.policy.concurrency.unwrap_or(q.concurrency).max(1);
+        // Never prefetch more than can run: a prefetched task waits while another replica idles,
+        // and a shutdown burns an attempt of each.
+        let batch = concurrency;
+        let data = rt.clone();
+        monitor = match &rt.queue.backend {
+            Backend::Postgres(pool) => {
+                let storage = PostgresStorage::<JobEnvelope>::new(pool).with_config(
+                    apalis_postgres::Config::default()
+                        .queue(kind)
+                        .batch_size(batch)
+                        .heartbeat_interval(heartbeat)
+                        .missed_heartbeats(missed),
+                );
+                monitor.register(move |_| {
+                    WorkerBuilder::new(worker_name(kind))
+                        .backend(storage.clone().with_pubsub().poll_with_interval(poll))
+                        .concurrency(concurrency)
+                        .data(data.clone())
+                        .build(dispatch::run_task)
+                })
+            }
+            Backend::Sqlite(pool) => {
+                let storage = SqliteStorage::<JobEnvelope>::new(pool).with_config(
+                    apalis_sqlite::Config::default()
+                        .queue(kind)
+                        .batch_size(batch)
+                        .heartbeat_interval(heartbeat)
+                        .missed_heartbeats(missed),
+                );
+                monitor.register(move |_| {
+                    WorkerBuilder::new(worker_name(kind))
+                        .backend(storage.clone().poll_with_interval(poll))
+                        .concurrency(concurrency)
+                        .data(data.clone())
+                        .build(dispatch::run_task)
+                })
+            }
+            Backend::Redis(conn) => {
+                let storage = RedisStorage::<JobEnvelope>::new(conn.clone()).with_config(
+                    redis_config(kind).batch_size(batch).heartbeat_interval(heartbeat).missed_heartbeats(missed),
+                );
+                monitor.register(move |_| {
+                    WorkerBuilder::new(worker_name(kind))
+                        .backend(storage.clone().poll_with_interval(poll))
+                        .concurrency(concurrency)
+                        .data(data.clone())
+                        .build(dispatch::run_task)
+                })
+            }
+        };
+    }
+    let counter = restarts.clone();
+    let monitor = monitor
+        .should_restart(move |ctx, err| {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            if n > max_restarts {
+                tracing::error!(worker = ctx.name(), error = %err, restarts = n, "queue consumer failed too often; stopping");
+                false
+            } else {
+                tracing::warn!(worker = ctx.name(), error = %err, restarts = n, "queue consumer failed; restarting it");
+                true
+            }
+        })
+        .shutdown_timeout(Duration::from_secs(settings.worker.shutdown_timeout_secs));
+
+    let scheduler =
+        if settings.scheduler.enabled { Some(tokio::spawn(run_scheduler(rt.clone(), shutdown.clone()))) } else { None };
+    let signal = {
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            tracing::info!("stopping workers: running jobs may finish, unstarted ones go back to the queue");
+            Ok(())
+        }
+    };
+    let result = monitor.run_with_signal(signal).await;
+    shutdown.cancel();
+    if let Some(s) = scheduler {
+        let _ = s.await;
+    }
+    match result {
+        Ok(()) if restarts.load(Ordering::SeqCst) > max_restarts => {
+            Err(RuntimeError::Queue("queue consumers failed more than worker.max_restarts times".into()))
+        }
+        Ok(()) => Ok(()),
+        Err(e) => Err(runtime_err(e)),
+    }
+}
+
+/// Enqueues due schedules every `scheduler.tick_ms` and hands outbox jobs to Redis, until
+/// `shutdown`. Safe in every replica: each slot is claimed by one.
+pub async fn run_scheduler(rt: Runtime, shutdown: CancellationToken) {
+    let tick = Duration::from_millis(rt.settings.scheduler.tick_ms);
+    let store = crate::schedules::ScheduleStore::new(rt.db.clone());
+    if rt.registry.get("maintenance").is_some()
+        && let Err(e) = store.ensure_global("maintenance", rt.settings.retention.maintenance_interval_minutes).await
+    {
+        tracing::warn!(error = %e, "could not set up the maintenance schedule");
+    }
+    loop {
+        if let Err(e) = crate::schedules::tick(&rt.queue).await {
+            tracing::warn!(error = %e, "scheduler tick failed; will retry");
+        }
+        if sleep_or_cancel(tick, &shutdown).await {
+            return;
+        }
+    }
+}
+
+/// Sleeps `d`; `true` when `token` was cancelled meanwhile.
+pub async fn sleep_or_cancel(d: Duration, token: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => false,
+        _ = token.cancelled() => true,
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn termination_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
