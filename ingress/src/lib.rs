@@ -1,2 +1,111 @@
-//! The HTTP ingress (webhooks, admin API, health, metrics, OpenAPI).
+//! The HTTP ingress: Tactical alert webhooks, the admin API (`/api/v1`, OpenAPI at
+//! `/openapi.json`, Swagger UI at `/docs`), `/healthz`, `/readyz` and `/metrics`.
 #![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod auth;
+pub mod metrics;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::endpoint::make_sync;
+use poem::listener::TcpListener;
+use poem::web::Json;
+use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler, post};
+use poem_openapi::OpenApiService;
+use rmm_jobs::Runtime;
+use secrecy::SecretString;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+/// What every request handler shares.
+pub struct AppState {
+    pub rt: Runtime,
+    /// `RMM_SYNC_ADMIN_TOKEN`: a global read-write key, if set.
+    pub bootstrap_key: Option<SecretString>,
+    pub metrics: metrics::HttpMetrics,
+}
+
+impl AppState {
+    pub fn new(rt: Runtime, bootstrap_key: Option<SecretString>) -> Arc<AppState> {
+        Arc::new(AppState { rt, bootstrap_key, metrics: metrics::HttpMetrics::default() })
+    }
+
+    /// The bootstrap key from the process environment (`RMM_SYNC_ADMIN_TOKEN`), if set.
+    pub fn bootstrap_from_env() -> Option<SecretString> {
+        std::env::var("RMM_SYNC_ADMIN_TOKEN").ok().filter(|v| !v.trim().is_empty()).map(SecretString::from)
+    }
+}
+
+/// The whole HTTP application.
+pub fn app(state: Arc<AppState>) -> impl Endpoint {
+    let api = OpenApiService::new(admin::AdminApi, "rmm-sync admin API", env!("CARGO_PKG_VERSION")).server("/api/v1");
+    let spec = api.spec_endpoint();
+    let ui = api.swagger_ui();
+    let metrics_state = state.clone();
+    Route::new()
+        .at(
+            "/api/webhooks/tacticalrmm",
+            post(webhook::tactical).options(make_sync(|_| poem::http::StatusCode::NO_CONTENT)),
+        )
+        .nest("/api/v1", api)
+        .at("/openapi.json", spec)
+        .nest("/docs", ui)
+        .at("/healthz", get(healthz))
+        .at("/readyz", get(readyz))
+        .at("/metrics", get(metrics::endpoint))
+        .data(state)
+        .around(move |ep, req| {
+            let state = metrics_state.clone();
+            async move {
+                let method = req.method().to_string();
+                let route = metrics::route_label(req.uri().path());
+                let resp = match ep.call(req).await {
+                    Ok(r) => r.into_response(),
+                    Err(e) => e.into_response(),
+                };
+                state.metrics.record(&method, &route, resp.status().as_u16());
+                Ok(resp)
+            }
+        })
+}
+
+#[handler]
+fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+#[handler]
+async fn readyz(state: poem::web::Data<&Arc<AppState>>) -> Response {
+    let db = &state.rt.db;
+    let (db_ok, migrations) = match db.ping().await {
+        Ok(()) => (true, db.migrations_current().await.unwrap_or(false)),
+        Err(_) => (false, false),
+    };
+    let queue_ok = state.rt.queue.ping().await.is_ok();
+    let ready = db_ok && migrations && queue_ok;
+    let body = json!({
+        "ready": ready,
+        "database": if db_ok { "ok" } else { "unreachable" },
+        "migrations": if migrations { "current" } else { "pending" },
+        "queue": if queue_ok { "ok" } else { "unreachable" },
+    });
+    let status = if ready { poem::http::StatusCode::OK } else { poem::http::StatusCode::SERVICE_UNAVAILABLE };
+    Json(body).with_status(status).into_response()
+}
+
+/// Serves the application on `settings.http.bind` until `shutdown`; then stops accepting and
+/// gives open requests up to 10 s.
+pub async fn serve(state: Arc<AppState>, shutdown: CancellationToken) -> std::io::Result<()> {
+    let bind = state.rt.settings.http.bind.clone();
+    tracing::info!(%bind, "ingress listening");
+    poem::Server::new(TcpListener::bind(bind))
+        .run_with_graceful_shutdown(
+            app(state),
+            async move { shutdown.cancelled().await },
+            Some(Duration::from_secs(10)),
+        )
+        .await
+}

@@ -322,6 +322,48 @@ impl Queue {
         Ok(task_id)
     }
 
+    /// Re-queues a job that failed or was cancelled, as a new job (same kind, scope and
+    /// arguments, trigger `admin`, same correlation id). Returns the new job id.
+    pub async fn retry(&self, job_id: &str) -> Result<String, RuntimeError> {
+        let store = crate::store::JobStore::new(self.db.clone());
+        let Some(job) = store.get(job_id).await? else { return Err(RuntimeError::NotFound(job_id.to_owned())) };
+        if !matches!(job.status, crate::JobStatus::Failed | crate::JobStatus::Cancelled) {
+            return Err(RuntimeError::Conflict(format!(
+                "job {job_id} is {}; only failed or cancelled jobs can be re-queued",
+                job.status.as_str()
+            )));
+        }
+        if let Some(next) = &job.retried_as {
+            return Err(RuntimeError::Conflict(format!("job {job_id} was already re-queued as {next}")));
+        }
+        let req = JobRequest {
+            kind: job.kind.clone(),
+            tenant: job.tenant,
+            provider: job.provider.clone(),
+            integration_id: job.integration_id,
+            trigger: crate::Trigger::Admin,
+            correlation_id: Some(job.correlation_id.clone()),
+            args: job.args.clone(),
+            delay_secs: 0,
+            schedule_id: None,
+            retry_of: Some(job_id.to_owned()),
+        };
+        self.enqueue(req).await
+    }
+
+    /// Cancels a job: one that has not started never runs; a running one stops at its next
+    /// progress report.
+    pub async fn cancel(&self, job_id: &str) -> Result<crate::store::CancelOutcome, RuntimeError> {
+        let store = crate::store::JobStore::new(self.db.clone());
+        let out = store.cancel(job_id).await?;
+        if matches!(out, crate::store::CancelOutcome::Cancelled)
+            && let Some(job) = store.get(job_id).await?
+        {
+            self.kill_task(&job.task_id).await?;
+        }
+        Ok(out)
+    }
+
     /// Stops the backend from handing out a task that has not started (after a cancel).
     /// Redis tasks are not touched: the worker skips cancelled jobs when it picks them up.
     pub async fn kill_task(&self, task_id: &str) -> Result<(), RuntimeError> {

@@ -364,11 +364,15 @@ impl JobKind for SyncAgent {
         if agent_id.is_empty() {
             return Err(JobError::Permanent("agent_id is required".into()));
         }
+        // Alerts first: they are recorded even when Tactical cannot be reached for the refresh.
+        let (alerts, alerts_other) =
+            crate::webhooks::record_pending_deliveries(ctx.runtime(), tenant, integration, agent_id).await?;
         let client = client_for(&ctx).await?;
         let outcome = refresh_agent(ctx.db(), tenant, integration, &client, agent_id).await?;
         let mut counts = IngestCounts::default();
         counts.record(outcome.action);
-        let mut job = counts_outcome(&counts);
+        let mut job =
+            counts_outcome(&counts).count("alerts_recorded", alerts).count("alerts_skipped_or_resolved", alerts_other);
         job.detail = serde_json::json!({
             "agent_id": agent_id,
             "action": outcome.action,

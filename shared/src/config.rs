@@ -67,6 +67,12 @@ pub struct DatabaseSettings {
 pub struct HttpSettings {
     /// Address the ingress listens on.
     pub bind: String,
+    /// The URL Tactical reaches this service at (used in the webhook URL shown to admins),
+    /// e.g. `https://rmm-sync.example.com`. Default: `http://<bind>`.
+    pub public_url: Option<String>,
+    /// Seconds of the webhook coalescing window: a burst of webhooks for one agent refreshes it
+    /// from Tactical at most twice per window (every alert is still recorded).
+    pub webhook_coalesce_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -212,7 +218,7 @@ impl Default for DatabaseSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { bind: "127.0.0.1:8080".to_owned() }
+        Self { bind: "127.0.0.1:8080".to_owned(), public_url: None, webhook_coalesce_secs: 10 }
     }
 }
 
@@ -258,7 +264,10 @@ impl Settings {
         }
         let prefixed: Vec<(String, String)> = env
             .iter()
-            .filter(|(k, _)| k.starts_with("RMM_SYNC_") && k != "RMM_SYNC_CONFIG" && k != "RMM_SYNC_ADMIN_TOKEN")
+            .filter(|(k, _)| {
+                k.starts_with("RMM_SYNC_")
+                    && !matches!(k.as_str(), "RMM_SYNC_CONFIG" | "RMM_SYNC_ADMIN_TOKEN" | "RMM_SYNC_TEST_JOBS")
+            })
             .cloned()
             .collect();
         figment = figment.merge(env_provider(prefixed));

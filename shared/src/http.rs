@@ -109,6 +109,24 @@ pub struct HttpConfig {
     /// Applied per upstream origin, shared by every client in the process.
     pub rate_limit: Option<RateLimit>,
     pub user_agent: String,
+    /// Label of the upstream calls in [`upstream_call_counts`] (`tacticalrmm`, `tanium`, …).
+    pub provider: &'static str,
+}
+
+/// Upstream calls made by this process, by provider and answer (`200`, `429`, `error`, …).
+pub fn upstream_call_counts() -> Vec<((&'static str, String), u64)> {
+    let map = upstream_calls().lock().unwrap_or_else(|e| e.into_inner());
+    map.iter().map(|(k, v)| (k.clone(), *v)).collect()
+}
+
+fn upstream_calls() -> &'static std::sync::Mutex<std::collections::BTreeMap<(&'static str, String), u64>> {
+    static CALLS: OnceLock<std::sync::Mutex<std::collections::BTreeMap<(&'static str, String), u64>>> = OnceLock::new();
+    CALLS.get_or_init(Default::default)
+}
+
+fn count_upstream_call(provider: &'static str, outcome: String) {
+    let mut map = upstream_calls().lock().unwrap_or_else(|e| e.into_inner());
+    *map.entry((provider, outcome)).or_default() += 1;
 }
 
 impl Default for HttpConfig {
@@ -119,6 +137,7 @@ impl Default for HttpConfig {
             retry: RetryPolicy::default(),
             rate_limit: RateLimit::per_second(10, 20),
             user_agent: concat!("rmm-sync/", env!("CARGO_PKG_VERSION")).to_owned(),
+            provider: "upstream",
         }
     }
 }
@@ -575,8 +594,12 @@ impl HttpClient {
             builder = builder.body(body.clone());
         }
         let resp = match builder.send().await {
-            Ok(resp) => resp,
+            Ok(resp) => {
+                count_upstream_call(self.config.provider, resp.status().as_u16().to_string());
+                resp
+            }
             Err(e) => {
+                count_upstream_call(self.config.provider, "error".to_owned());
                 let connect = e.is_connect();
                 let err = classify_transport(&upstream, timeout, e, attempt);
                 // A connection failure never reached the server: always safe to repeat.

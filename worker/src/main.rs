@@ -4,10 +4,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::{Parser, Subcommand};
+use rmm_ingress::auth::KeyScope;
 use rmm_shared::config::{Settings, redact_url};
 use rmm_shared::db::Db;
 use rmm_shared::db::migrate::AlgapsaSchema;
+use tokio_util::sync::CancellationToken;
 
 /// Keeps AlgaPSA in sync with Tactical RMM and Tanium.
 ///
@@ -27,10 +31,51 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the service (the default): apply migrations, then serve until Ctrl-C or SIGTERM.
+    /// Run the ingress and the workers in one process (the default) until Ctrl-C or SIGTERM.
     Serve,
+    /// Run only the HTTP ingress (webhooks, admin API, health, metrics).
+    Ingress,
+    /// Run only the job workers and the schedule runner.
+    Worker,
     /// Apply migrations (or, in algapsa schema mode, check AlgaPSA's tables) and exit.
     Migrate,
+    /// Manage admin API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Enqueue one job and print its id (e.g. `rmm-sync enqueue maintenance`).
+    Enqueue {
+        /// Job kind, e.g. sync-devices.
+        kind: String,
+        /// Tenant (integration jobs).
+        #[arg(long)]
+        tenant: Option<uuid::Uuid>,
+        /// Provider (integration jobs), e.g. tacticalrmm.
+        #[arg(long)]
+        provider: Option<String>,
+        /// The kind's arguments as JSON, e.g. '{"mode":"incremental"}'.
+        #[arg(long, default_value = "{}")]
+        args: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Make a key; it is printed once and only its hash is stored.
+    Create {
+        /// Scope the key to this tenant (default: a global key).
+        #[arg(long)]
+        tenant: Option<uuid::Uuid>,
+        /// Read-only key.
+        #[arg(long)]
+        read_only: bool,
+        /// A name to recognise the key by.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List keys (never the keys themselves).
+    List,
+    /// Revoke a key by its id.
+    Revoke { key_id: String },
 }
 
 #[tokio::main]
@@ -45,8 +90,12 @@ async fn main() -> ExitCode {
     };
     rmm_shared::telemetry::init(&settings.log);
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(&settings).await,
+        Command::Serve => serve(settings, true, true).await,
+        Command::Ingress => serve(settings, true, false).await,
+        Command::Worker => serve(settings, false, true).await,
         Command::Migrate => migrate(&settings).await.map(|_| ()),
+        Command::Keys(k) => keys(&settings, k).await,
+        Command::Enqueue { kind, tenant, provider, args } => enqueue(settings, kind, tenant, provider, args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -80,40 +129,124 @@ async fn migrate(settings: &Settings) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-async fn serve(settings: &Settings) -> anyhow::Result<()> {
-    let db = if settings.database.migrate_on_start { migrate(settings).await? } else { open(settings).await? };
-    let active: Vec<(String,)> =
-        db.fetch("SELECT provider FROM rmm_integrations WHERE is_active ORDER BY provider", &[]).await?;
-    if active.is_empty() {
-        tracing::info!("no integration is configured yet; nothing to sync");
-    } else {
-        let names: Vec<&str> = active.iter().map(|(p,)| p.as_str()).collect();
-        tracing::info!(integrations = ?names, "active integrations found");
+async fn runtime(settings: Settings, db: Db) -> anyhow::Result<rmm_jobs::Runtime> {
+    let secrets = rmm_shared::secrets::SecretStore::from_process_env()?;
+    let events = match std::env::var("RMM_SYNC_EVENTS_REDIS_URL").ok().filter(|u| !u.is_empty()) {
+        Some(url) => {
+            let prefix = std::env::var("REDIS_PREFIX").unwrap_or_else(|_| "alga-psa:".into());
+            let stream = std::env::var("REDIS_EVENT_STREAM_PREFIX").unwrap_or_else(|_| "event-stream:".into());
+            rmm_shared::events::EventBus::new(&url, &prefix, &stream)?
+        }
+        None => rmm_shared::events::EventBus::disabled(),
+    };
+    let registry = Arc::new(rmm_jobs::Registry::builtin());
+    Ok(rmm_jobs::Runtime::open(db, Arc::new(settings), registry, secrets, Arc::new(events)).await?)
+}
+
+async fn serve(settings: Settings, ingress: bool, worker: bool) -> anyhow::Result<()> {
+    let db = if settings.database.migrate_on_start { migrate(&settings).await? } else { open(&settings).await? };
+    let rt = runtime(settings, db.clone()).await?;
+    let shutdown = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    if ingress {
+        let state = rmm_ingress::AppState::new(rt.clone(), rmm_ingress::AppState::bootstrap_from_env());
+        let token = shutdown.clone();
+        tasks.spawn(async move { rmm_ingress::serve(state, token).await.map_err(anyhow::Error::from) });
     }
-    tracing::info!("rmm-sync is running; press Ctrl-C to stop");
-    shutdown_signal().await;
-    tracing::info!("shutting down");
+    if worker {
+        let (rt, token) = (rt.clone(), shutdown.clone());
+        tasks.spawn(async move { rmm_jobs::worker::run(rt, token).await.map_err(anyhow::Error::from) });
+    }
+    tracing::info!(ingress, worker, queue = rt.queue.kind().name(), "rmm-sync is running; Ctrl-C or SIGTERM stops it");
+    let mut result = Ok(());
+    tokio::select! {
+        _ = rmm_jobs::worker::termination_signal() => tracing::info!("shutting down"),
+        Some(r) = tasks.join_next() => {
+            result = r.map_err(anyhow::Error::from).and_then(|r| r);
+            if let Err(e) = &result { tracing::error!("{e:#}"); }
+        }
+    }
+    shutdown.cancel();
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(Err(e)) = r {
+            tracing::error!("{e:#}");
+            result = result.and(Err(e));
+        }
+    }
+    db.close().await;
+    result
+}
+
+async fn keys(settings: &Settings, cmd: KeysCommand) -> anyhow::Result<()> {
+    let db = migrate(settings).await?;
+    match cmd {
+        KeysCommand::Create { tenant, read_only, name } => {
+            let scope = if read_only { KeyScope::Read } else { KeyScope::Write };
+            let k = rmm_ingress::auth::create_key(&db, tenant, scope, &name).await?;
+            println!("{}", k.key);
+            eprintln!(
+                "key {} created ({}, {}); it is shown only now",
+                k.key_id,
+                tenant.map(|t| format!("tenant {t}")).unwrap_or_else(|| "global".into()),
+                scope.as_str()
+            );
+        }
+        KeysCommand::List => {
+            for k in rmm_ingress::auth::list_keys(&db).await? {
+                println!(
+                    "{}\t{}…\t{}\t{}\t{}{}",
+                    k.key_id,
+                    k.prefix,
+                    k.tenant.as_deref().unwrap_or("global"),
+                    k.scope,
+                    k.name.as_deref().unwrap_or(""),
+                    if k.revoked { "\trevoked" } else { "" }
+                );
+            }
+        }
+        KeysCommand::Revoke { key_id } => {
+            if !rmm_ingress::auth::revoke_key(&db, &key_id).await? {
+                anyhow::bail!("no active key {key_id}");
+            }
+            eprintln!("key {key_id} revoked");
+        }
+    }
     db.close().await;
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+async fn enqueue(
+    settings: Settings,
+    kind: String,
+    tenant: Option<uuid::Uuid>,
+    provider: Option<String>,
+    args: String,
+) -> anyhow::Result<()> {
+    let db = migrate(&settings).await?;
+    let args: serde_json::Value =
+        serde_json::from_str(&args).map_err(|e| anyhow::anyhow!("--args is not JSON: {e}"))?;
+    let rt = runtime(settings, db.clone()).await?;
+    let req = match (tenant, provider) {
+        (Some(t), Some(p)) => {
+            let rows: Vec<(String,)> = db
+                .fetch(
+                    &format!(
+                        "SELECT {} FROM rmm_integrations WHERE tenant = {} AND provider = {}",
+                        db.dialect().text("integration_id"),
+                        db.dialect().param(1, rmm_shared::db::sql::ColType::Uuid),
+                        db.dialect().param(2, rmm_shared::db::sql::ColType::Text)
+                    ),
+                    &[&t.to_string(), &p],
+                )
+                .await?;
+            let Some((id,)) = rows.into_iter().next() else { anyhow::bail!("tenant {t} has no {p} integration") };
+            rmm_jobs::JobRequest::for_integration(kind, t, p, id.parse()?, rmm_jobs::Trigger::Admin)
         }
+        (None, None) => rmm_jobs::JobRequest::global(kind, rmm_jobs::Trigger::Admin),
+        _ => anyhow::bail!("give both --tenant and --provider, or neither"),
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    let id = rt.queue.enqueue(req.args(args)).await?;
+    println!("{id}");
+    db.close().await;
+    Ok(())
 }

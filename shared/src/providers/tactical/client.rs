@@ -114,7 +114,7 @@ impl TacticalConfig {
         TacticalConfig {
             instance_url: instance_url.into(),
             auth,
-            http: HttpConfig::default(),
+            http: HttpConfig { provider: "tacticalrmm", ..HttpConfig::default() },
             page_size: MAX_PAGE_SIZE,
             max_pages: 10_000,
             software_timeout: Duration::from_secs(300),

@@ -1,0 +1,227 @@
+//! Accepting Tactical alert webhooks: the delivery is stored and its `sync-agent` job enqueued in
+//! one transaction, so a delivery the ingress answered 200 for is never lost. The job records the
+//! alert and refreshes the agent.
+//!
+//! Coalescing: a burst of webhooks for one agent rides on at most two refreshes per window — the
+//! first delivery starts a refresh now, later ones attach to a trailing refresh due at the end of
+//! the window (which records all their alerts).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rmm_shared::alerts::{AlertOutcome, record_alert};
+use rmm_shared::db::Dialect;
+use rmm_shared::providers::tactical::alerts::WebhookBody;
+use rmm_shared::providers::tactical::sync::PROVIDER;
+use serde_json::{Map, Value};
+use ulid::Ulid;
+use uuid::Uuid;
+
+use crate::envelope::{JobRequest, Trigger};
+use crate::error::RuntimeError;
+use crate::sqlx_util::{Exec, P, now_text, parse_ts, ts_out, ts_text};
+use crate::{JobError, Runtime};
+
+/// What happened to a webhook that passed authentication and parsing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Stored; `job_id` will record its alert and refresh the agent.
+    Recorded { delivery_id: String, job_id: String, integration_id: Uuid, coalesced: bool },
+    /// Not stored, for this reason (`tenant_suspended`, `integration_not_configured`,
+    /// `integration_inactive`).
+    NotRecorded(&'static str),
+}
+
+/// Stores a Tactical webhook delivery and enqueues (or joins) its `sync-agent` job.
+pub async fn accept_tactical(
+    rt: &Runtime,
+    tenant: Uuid,
+    body: &WebhookBody,
+    window: Duration,
+) -> Result<Accepted, RuntimeError> {
+    let db = &rt.db;
+    let p = P(db.dialect());
+    let d = db.dialect();
+    let mut tx = db.begin_write().await?;
+    let t = tenant.to_string();
+    let suspended: Vec<(i64,)> = tx
+        .rows(
+            &format!(
+                "SELECT CAST(CASE WHEN suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT) FROM tenants WHERE tenant = {}",
+                p.uuid(1)
+            ),
+            &[&t],
+        )
+        .await?;
+    if suspended.first() == Some(&(1,)) {
+        tx.rollback().await?;
+        return Ok(Accepted::NotRecorded("tenant_suspended"));
+    }
+    let integ: Vec<(String, i64)> = tx
+        .rows(
+            &format!(
+                "SELECT {}, CAST(CASE WHEN is_active THEN 1 ELSE 0 END AS BIGINT) FROM rmm_integrations \
+                 WHERE tenant = {} AND provider = {}",
+                d.text("integration_id"),
+                p.uuid(1),
+                p.text(2)
+            ),
+            &[&t, PROVIDER],
+        )
+        .await?;
+    let Some((integration, active)) = integ.into_iter().next() else {
+        tx.rollback().await?;
+        return Ok(Accepted::NotRecorded("integration_not_configured"));
+    };
+    if active == 0 {
+        tx.rollback().await?;
+        return Ok(Accepted::NotRecorded("integration_inactive"));
+    }
+    let integration_id: Uuid = integration.parse().map_err(|_| RuntimeError::Invalid("bad integration id".into()))?;
+    if d == Dialect::Postgres {
+        // One decision at a time per agent (SQLite's write transaction already serialises).
+        let key = format!("webhook:{tenant}:{}", body.agent_id);
+        tx.exec("SELECT CAST(pg_advisory_xact_lock(hashtext($1)) AS TEXT)", &[&key]).await?;
+    }
+    let now = Utc::now();
+    let cutoff = now - chrono::Duration::from_std(window).unwrap_or_default();
+    let recent: Vec<(String, String, String)> = tx
+        .rows(
+            &format!(
+                "SELECT w.job_id, j.status, {} FROM {} w JOIN {} j ON j.job_id = w.job_id \
+                 WHERE w.tenant = {} AND w.integration_id = {} AND w.agent_id = {} AND w.received_at >= {} \
+                 ORDER BY w.received_at",
+                ts_out(d, "w.received_at"),
+                p.t("webhook_deliveries"),
+                p.t("job_runs"),
+                p.uuid(1),
+                p.uuid(2),
+                p.text(3),
+                p.ts(4)
+            ),
+            &[&t, &integration, &body.agent_id, &ts_text(cutoff)],
+        )
+        .await?;
+    let pending = recent.iter().rev().find(|(_, status, _)| status == "pending").map(|(j, _, _)| j.clone());
+    let delivery_id = Ulid::generate().to_string();
+    let (job_id, coalesced) = match pending {
+        Some(job) => (job, true),
+        None => {
+            let mut jobs: Vec<&str> = recent.iter().map(|(j, _, _)| j.as_str()).collect();
+            jobs.dedup();
+            let delay = match recent.first().and_then(|(_, _, at)| parse_ts(at)) {
+                // A refresh already ran in this window: the next one waits for its end.
+                Some(first) if !jobs.is_empty() => {
+                    let due = first + chrono::Duration::from_std(window).unwrap_or_default();
+                    let ms = (due - now).num_milliseconds().max(0) as u64;
+                    ms.div_ceil(1000)
+                }
+                _ => 0,
+            };
+            let req = JobRequest::for_integration("sync-agent", tenant, PROVIDER, integration_id, Trigger::Webhook)
+                .args(serde_json::json!({ "agent_id": body.agent_id }))
+                .correlation_id(delivery_id.clone())
+                .delay_secs(delay);
+            (rt.queue.enqueue_in_tx(&mut tx, req).await?, false)
+        }
+    };
+    let raw = Value::Object(body.fields.clone()).to_string();
+    tx.exec(
+        &format!(
+            "INSERT INTO {} (delivery_id, tenant, integration_id, provider, agent_id, body, received_at, job_id) \
+             VALUES ({}, {}, {}, {}, {}, {}, {}, {})",
+            p.t("webhook_deliveries"),
+            p.text(1),
+            p.uuid(2),
+            p.uuid(3),
+            p.text(4),
+            p.text(5),
+            p.json(6),
+            p.ts(7),
+            p.text(8)
+        ),
+        &[&delivery_id, &t, &integration, PROVIDER, &body.agent_id, &raw, &ts_text(now), &job_id],
+    )
+    .await?;
+    tx.commit().await?;
+    if !coalesced && let Err(e) = rt.queue.relay_outbox().await {
+        tracing::warn!(error = %e, "could not hand the job to Redis yet; the relay will retry");
+    }
+    Ok(Accepted::Recorded { delivery_id, job_id, integration_id, coalesced })
+}
+
+/// Records the alerts of the agent's stored deliveries that no job has processed yet (oldest
+/// first). Returns (recorded, skipped or resolved). Each delivery is marked processed after its
+/// alert is written, so a crash in between records it again (the alert pipeline dedupes it).
+pub async fn record_pending_deliveries(
+    rt: &Runtime,
+    tenant: Uuid,
+    integration_id: Uuid,
+    agent_id: &str,
+) -> Result<(u64, u64), JobError> {
+    let db = &rt.db;
+    let p = P(db.dialect());
+    let rows: Vec<(String, String, String)> = db
+        .fetch(
+            &format!(
+                "SELECT delivery_id, {}, {} FROM {} WHERE tenant = {} AND integration_id = {} AND agent_id = {} \
+                 AND processed_at IS NULL ORDER BY received_at, delivery_id",
+                p.json_out("body"),
+                ts_out(p.0, "received_at"),
+                p.t("webhook_deliveries"),
+                p.uuid(1),
+                p.uuid(2),
+                p.text(3)
+            ),
+            &[&tenant.to_string(), &integration_id.to_string(), agent_id],
+        )
+        .await?;
+    let (mut recorded, mut other) = (0, 0);
+    for (delivery_id, body, received_at) in rows {
+        let fields: Map<String, Value> = serde_json::from_str(&body).unwrap_or_default();
+        let received: DateTime<Utc> = parse_ts(&received_at).unwrap_or_else(Utc::now);
+        let hook = WebhookBody { fields, agent_id: agent_id.to_owned() };
+        let alert = hook.to_alert(integration_id, received);
+        let outcome = record_alert(db, tenant, &alert, false).await?;
+        let label = match outcome {
+            AlertOutcome::Recorded { .. } => {
+                recorded += 1;
+                "recorded"
+            }
+            AlertOutcome::Skipped { .. } => {
+                other += 1;
+                "skipped"
+            }
+            AlertOutcome::Resolved { .. } => {
+                other += 1;
+                "resolved"
+            }
+        };
+        if let Some(alert_id) = alert_id_of(&outcome) {
+            let ev = match outcome {
+                AlertOutcome::Resolved { .. } => rmm_shared::events::EventType::AlertResolved,
+                _ => rmm_shared::events::EventType::AlertTriggered,
+            };
+            rt.events.publish(&rmm_shared::events::Event::alert(ev, tenant, alert_id, &alert)).await;
+        }
+        db.execute(
+            &format!(
+                "UPDATE {} SET processed_at = {}, outcome = {} WHERE delivery_id = {}",
+                p.t("webhook_deliveries"),
+                p.ts(1),
+                p.text(2),
+                p.text(3)
+            ),
+            &[&now_text(), label, &delivery_id],
+        )
+        .await?;
+    }
+    Ok((recorded, other))
+}
+
+fn alert_id_of(o: &AlertOutcome) -> Option<Uuid> {
+    match o {
+        AlertOutcome::Recorded { alert_id } | AlertOutcome::Resolved { alert_id } => Some(*alert_id),
+        AlertOutcome::Skipped { .. } => None,
+    }
+}
