@@ -52,6 +52,8 @@ pub struct Queue {
     pub(crate) backend: Backend,
     pub(crate) db: Db,
     pub(crate) registry: Arc<Registry>,
+    /// Prefix of the Redis queue names (`queue.redis_namespace`).
+    pub(crate) redis_ns: String,
 }
 
 impl std::fmt::Debug for Queue {
@@ -80,7 +82,7 @@ impl Queue {
             (QueueBackend::Database, Db::Postgres(p)) => Backend::Postgres(p.clone()),
             (QueueBackend::Database, Db::Sqlite(p)) => Backend::Sqlite(p.clone()),
         };
-        Ok(Queue { backend, db: db.clone(), registry })
+        Ok(Queue { backend, db: db.clone(), registry, redis_ns: settings.queue.redis_namespace.clone() })
     }
 
     pub fn kind(&self) -> QueueKind {
@@ -253,7 +255,9 @@ impl Queue {
                 crate::sqlx_util::parse_ts(&run_at).map(|t| (t - Utc::now()).num_seconds().max(0) as u64).unwrap_or(0);
             let task = build_task(&env, &job_id, &entry.policy, delay)?;
             let mut c = conn.clone();
-            apalis_redis::queries::push_tasks(&mut c, &redis_config(&kind), &[task]).await.map_err(qerr)?;
+            apalis_redis::queries::push_tasks(&mut c, &redis_config(&self.redis_ns, &kind), &[task])
+                .await
+                .map_err(qerr)?;
             let upd =
                 format!("UPDATE {} SET dispatched = {} WHERE job_id = {}", p.t("job_runs"), p.bool(true), p.text(1));
             self.db.execute(&upd, &[&job_id]).await?;
@@ -274,7 +278,9 @@ impl Queue {
     ) -> Result<String, RuntimeError> {
         let entry = self.registry.require(&env.kind)?;
         let task_id = Ulid::generate().to_string();
-        let secs = delay.as_secs().max(1);
+        // The backends keep `run_at` in whole seconds; one more second makes the wait at least
+        // `delay`, never less.
+        let secs = delay.as_secs().max(1) + 1;
         let task = build_task(env, &task_id, &entry.policy, secs)?;
         match &self.backend {
             Backend::Postgres(p) => {
@@ -287,7 +293,9 @@ impl Queue {
             }
             Backend::Redis(conn) => {
                 let mut c = conn.clone();
-                apalis_redis::queries::push_tasks(&mut c, &redis_config(&env.kind), &[task]).await.map_err(qerr)?;
+                apalis_redis::queries::push_tasks(&mut c, &redis_config(&self.redis_ns, &env.kind), &[task])
+                    .await
+                    .map_err(qerr)?;
             }
         }
         let p = P(self.db.dialect());
@@ -432,8 +440,8 @@ impl Queue {
                 use apalis_core::backend::Vacuum;
                 let mut n = 0u64;
                 for kind in self.registry.names() {
-                    let mut storage =
-                        apalis_redis::RedisStorage::<JobEnvelope>::new(conn.clone()).with_config(redis_config(kind));
+                    let mut storage = apalis_redis::RedisStorage::<JobEnvelope>::new(conn.clone())
+                        .with_config(redis_config(&self.redis_ns, kind));
                     n += storage.vacuum_before(age).await.map_err(qerr)? as u64;
                 }
                 Ok(n)
@@ -458,8 +466,8 @@ async fn redis_ping(c: &mut ConnectionManager) -> Result<(), RuntimeError> {
 }
 
 /// The apalis Redis configuration of a kind's queue (the worker uses the same names).
-pub(crate) fn redis_config(kind: &str) -> apalis_redis::Config {
-    apalis_redis::Config::default().queue(kind)
+pub(crate) fn redis_config(namespace: &str, kind: &str) -> apalis_redis::Config {
+    apalis_redis::Config::default().queue(format!("{namespace}:{kind}"))
 }
 
 /// Why a running job is continued by a new, delayed task.

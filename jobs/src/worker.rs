@@ -91,7 +91,10 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), Runtime
             }
             Backend::Redis(conn) => {
                 let storage = RedisStorage::<JobEnvelope>::new(conn.clone()).with_config(
-                    redis_config(kind).batch_size(batch).heartbeat_interval(heartbeat).missed_heartbeats(missed),
+                    redis_config(&rt.queue.redis_ns, kind)
+                        .batch_size(batch)
+                        .heartbeat_interval(heartbeat)
+                        .missed_heartbeats(missed),
                 );
                 monitor.register(move |_| {
                     WorkerBuilder::new(worker_name(kind))

@@ -118,6 +118,8 @@ pub struct QueueSettings {
     pub backend: QueueBackend,
     /// `redis://…`, used when `backend = "redis"`.
     pub redis_url: String,
+    /// Prefix of the queue names in Redis (several deployments can share one Redis).
+    pub redis_namespace: String,
     /// Milliseconds between polls for due jobs (Postgres also wakes on LISTEN/NOTIFY; delayed jobs
     /// and SQLite/Redis rely on this poll).
     pub poll_interval_ms: u64,
@@ -167,6 +169,7 @@ impl Default for QueueSettings {
         Self {
             backend: QueueBackend::Database,
             redis_url: "redis://127.0.0.1:6379".to_owned(),
+            redis_namespace: "rmm-sync".to_owned(),
             poll_interval_ms: 1_000,
             heartbeat_secs: 5,
             missed_heartbeats: 4,

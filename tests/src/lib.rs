@@ -1,5 +1,6 @@
 //! Test support: fresh stores for every test and the RMM simulators.
 #![forbid(unsafe_code)]
 
+pub mod runtime;
 pub mod sim;
 pub mod stores;

@@ -48,6 +48,7 @@ fn fast_http() -> HttpConfig {
             retry_after_threshold: Duration::from_secs(5),
         },
         rate_limit: None,
+        provider: "tacticalrmm",
         user_agent: "rmm-sync-tests".into(),
     }
 }

@@ -1,0 +1,566 @@
+//! The job runtime and the ingress end to end: real stores, real queues (Postgres, SQLite,
+//! Redis), the ingress on a loopback port and the Tactical simulator.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use poem::listener::{Acceptor, Listener, TcpListener};
+use rmm_jobs::schedules::{Cadence, ScheduleScope, ScheduleStore, tick};
+use rmm_jobs::{JobFilter, JobRequest, JobStatus, Runtime, Trigger};
+use rmm_shared::config::QueueBackend;
+use rmm_shared::db::Db;
+use rmm_shared::db::sql::ColType;
+use rmm_tests::runtime::{Workers, fast_settings, runtime, wait_finished};
+use rmm_tests::sim::tactical::{DEFAULT_API_KEY, FleetSpec, SimConfig, TacticalSim};
+use rmm_tests::stores::{self, TestStore, count, scalar};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";
+
+struct Ingress {
+    addr: SocketAddr,
+    token: CancellationToken,
+    http: reqwest::Client,
+}
+
+impl Ingress {
+    async fn start(rt: &Runtime, bootstrap: Option<&str>) -> Ingress {
+        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+        let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+        let state = rmm_ingress::AppState::new(rt.clone(), bootstrap.map(|b| SecretString::from(b.to_owned())));
+        let token = CancellationToken::new();
+        let t = token.clone();
+        tokio::spawn(async move {
+            poem::Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(rmm_ingress::app(state), async move { t.cancelled().await }, None)
+                .await
+        });
+        Ingress { addr, token, http: reqwest::Client::new() }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn webhook(
+        &self,
+        tenant: Option<&str>,
+        secret: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let path = match tenant {
+            Some(t) => format!("/api/webhooks/tacticalrmm?tenant={t}"),
+            None => "/api/webhooks/tacticalrmm".into(),
+        };
+        let mut req = self.http.post(self.url(&path)).header("content-type", "application/json").body(body);
+        if let Some(s) = secret {
+            req = req.header("X-Alga-Webhook-Secret", s);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn api(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(&format!("/api/v1{path}"))).bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Ingress {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+async fn set_secret(rt: &Runtime, tenant: Uuid, name: &str, value: &str) {
+    rt.secrets.set_tenant_secret(tenant, name, Some(&SecretString::from(value.to_owned()))).await.unwrap();
+}
+
+/// A tenant with an active Tactical integration pointing at `sim`, and the webhook secret set.
+async fn tactical_tenant(db: &Db, rt: &Runtime, sim: Option<&TacticalSim>) -> (Uuid, Uuid) {
+    let tenant = stores::tenant(db).await.unwrap();
+    let integration = stores::integration(db, tenant, "tacticalrmm").await.unwrap();
+    if let Some(sim) = sim {
+        let d = db.dialect();
+        db.execute(
+            &format!(
+                "UPDATE rmm_integrations SET instance_url = {} WHERE tenant = {}",
+                d.param(1, ColType::Text),
+                d.param(2, ColType::Uuid)
+            ),
+            &[sim.base_url(), &tenant.to_string()],
+        )
+        .await
+        .unwrap();
+        set_secret(rt, tenant, "tacticalrmm_api_key", DEFAULT_API_KEY).await;
+    }
+    set_secret(rt, tenant, "tacticalrmm_webhook_secret", SECRET).await;
+    (tenant, integration)
+}
+
+async fn each_store<F, Fut>(body: F)
+where
+    F: Fn(TestStore) -> Fut,
+    Fut: std::future::Future<Output = TestStore>,
+{
+    for store in stores::both().await.expect("test stores (is PostgreSQL running? see RMM_TEST_PG_URL)") {
+        body(store).await.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_contract_case_by_case() {
+    each_store(|store| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = runtime(&store.db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
+        let ing = Ingress::start(&rt, None).await;
+        let db = &store.db;
+        let (tenant, _) = tactical_tenant(db, &rt, None).await;
+        let t = tenant.to_string();
+        let ok_body = json!({"agent_id": "agent-1", "alert_id": "77", "event": "trigger", "severity": "error",
+            "message": "Disk C: below 10%", "alert_time": "2026-02-13 18:25:43.511000+00:00", "client_id": "None"});
+
+        assert_eq!(
+            ing.webhook(None, Some(SECRET), ok_body.to_string()).await,
+            (400, json!({"error": "Missing tenant"}))
+        );
+        assert_eq!(
+            ing.webhook(Some(&t), None, ok_body.to_string()).await,
+            (401, json!({"error": "Unauthorized: missing webhook secret"}))
+        );
+        assert_eq!(
+            ing.webhook(Some(&t), Some("wrong"), ok_body.to_string()).await,
+            (401, json!({"error": "Unauthorized: invalid webhook secret"}))
+        );
+        // Another tenant's secret does not open this tenant.
+        assert_eq!(ing.webhook(Some(&Uuid::new_v4().to_string()), Some(SECRET), ok_body.to_string()).await.0, 401);
+        assert_eq!(
+            ing.webhook(Some(&t), Some(SECRET), "{not json").await,
+            (400, json!({"error": "Invalid JSON body"}))
+        );
+        assert_eq!(ing.webhook(Some(&t), Some(SECRET), "[1,2]").await, (400, json!({"error": "Invalid JSON body"})));
+        assert_eq!(
+            ing.webhook(Some(&t), Some(SECRET), json!({"agent_id": "None"}).to_string()).await,
+            (400, json!({"error": "agent_id is required"}))
+        );
+        let big = format!("{{\"agent_id\":\"a\",\"message\":\"{}\"}}", "x".repeat(300 * 1024));
+        assert_eq!(ing.webhook(Some(&t), Some(SECRET), big).await.0, 413);
+
+        // A valid delivery: stored and its job enqueued before the 200.
+        let (status, body) = ing.webhook(Some(&t), Some(SECRET), ok_body.to_string()).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!((body["ok"].clone(), body["recorded"].clone()), (json!(true), json!(true)));
+        let job_id = body["job_id"].as_str().unwrap().to_owned();
+        let job = rt.store().get(&job_id).await.unwrap().unwrap();
+        assert_eq!(
+            (job.kind.as_str(), job.trigger.as_str(), job.status),
+            ("sync-agent", "webhook", JobStatus::Pending)
+        );
+        assert_eq!(job.args, json!({"agent_id": "agent-1"}));
+        let deliveries = scalar(
+            db,
+            &format!(
+                "SELECT CAST(COUNT(*) AS TEXT) FROM {} WHERE job_id = {}",
+                db.ours("webhook_deliveries"),
+                db.dialect().param(1, ColType::Text)
+            ),
+            &[&job_id],
+        )
+        .await
+        .unwrap();
+        assert_eq!(deliveries.as_deref(), Some("1"));
+
+        // The body as a JSON string holding the object (what Tactical sends when its template breaks).
+        let wrapped = serde_json::to_string(&json!({"agent_id": "agent-2", "event": "trigger"}).to_string()).unwrap();
+        let (status, body) = ing.webhook(Some(&t), Some(SECRET), wrapped).await;
+        assert_eq!((status, body["recorded"].clone()), (200, json!(true)), "{body}");
+
+        // Inactive integration, suspended tenant, no integration.
+        let d = db.dialect();
+        let f = if d == rmm_shared::db::Dialect::Postgres { "false" } else { "0" };
+        db.execute(
+            &format!("UPDATE rmm_integrations SET is_active = {f} WHERE tenant = {}", d.param(1, ColType::Uuid)),
+            &[&t],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            ing.webhook(Some(&t), Some(SECRET), ok_body.to_string()).await,
+            (200, json!({"ok": true, "recorded": false, "reason": "integration_inactive"}))
+        );
+        db.execute(&format!("DELETE FROM rmm_integrations WHERE tenant = {}", d.param(1, ColType::Uuid)), &[&t])
+            .await
+            .unwrap();
+        assert_eq!(
+            ing.webhook(Some(&t), Some(SECRET), ok_body.to_string()).await,
+            (200, json!({"ok": true, "recorded": false, "reason": "integration_not_configured"}))
+        );
+        let now = rmm_shared::db::sql::fmt_ts(chrono::Utc::now());
+        db.execute(
+            &format!(
+                "UPDATE tenants SET suspended_at = {}, suspended_reason = 'tenant_cancelled' WHERE tenant = {}",
+                d.param(1, ColType::Timestamp),
+                d.param(2, ColType::Uuid)
+            ),
+            &[&now, &t],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            ing.webhook(Some(&t), Some(SECRET), ok_body.to_string()).await,
+            (200, json!({"ok": true, "recorded": false, "reason": "tenant_suspended"}))
+        );
+
+        // The database goes away: never a 200 for a delivery that was not stored.
+        db.execute(
+            &format!(
+                "UPDATE tenants SET suspended_at = NULL, suspended_reason = NULL WHERE tenant = {}",
+                d.param(1, ColType::Uuid)
+            ),
+            &[&t],
+        )
+        .await
+        .unwrap();
+        stores::integration(db, tenant, "tacticalrmm").await.unwrap();
+        db.close().await;
+        let (status, body) = ing.webhook(Some(&t), Some(SECRET), ok_body.to_string()).await;
+        assert_eq!(status, 503, "{body}");
+        store
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_for_one_agent_records_every_alert_and_refreshes_at_most_twice() {
+    each_store(|store| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = runtime(&store.db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
+        let ing = Ingress::start(&rt, None).await;
+        let (tenant, _) = tactical_tenant(&store.db, &rt, None).await;
+        let mut jobs = std::collections::BTreeSet::new();
+        for i in 0..8 {
+            let body = json!({"agent_id": "agent-burst", "alert_id": format!("{i}"), "event": "trigger"});
+            let (status, reply) = ing.webhook(Some(&tenant.to_string()), Some(SECRET), body.to_string()).await;
+            assert_eq!(status, 200, "{reply}");
+            jobs.insert(reply["job_id"].as_str().unwrap().to_owned());
+        }
+        // No worker runs here, so the first job stays pending and every later delivery joins it.
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        let deliveries = count(
+            &store.db,
+            tenant,
+            &format!("{} WHERE agent_id = 'agent-burst'", store.db.ours("webhook_deliveries")),
+        )
+        .await;
+        assert_eq!(deliveries, 8);
+        store
+    })
+    .await;
+}
+
+/// Webhook → job → alert recorded and agent refreshed from Tactical, on each queue backend.
+async fn webhook_to_rows(store: &TestStore, backend: QueueBackend) {
+    let db = &store.db;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(5, 2, 1, 3))).await.unwrap();
+    let rt = runtime(db, fast_settings(backend), dir.path()).await.unwrap();
+    let (tenant, integration) = tactical_tenant(db, &rt, Some(&sim)).await;
+    let workers = Workers::start(&rt);
+
+    // Organisations first (a job through the queue), then map one and sync its devices.
+    let org = rt
+        .queue
+        .enqueue(JobRequest::for_integration("sync-org", tenant, "tacticalrmm", integration, Trigger::Admin))
+        .await
+        .unwrap();
+    let job = wait_finished(&rt, &org, Duration::from_secs(30)).await;
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    assert_eq!(count(db, tenant, "rmm_organization_mappings WHERE true").await, 2);
+    let client = stores::client(db, tenant, "Acme").await.unwrap();
+    let d = db.dialect();
+    db.execute(
+        &format!(
+            "UPDATE rmm_organization_mappings SET client_id = {} WHERE tenant = {}",
+            d.param(1, ColType::Uuid),
+            d.param(2, ColType::Uuid)
+        ),
+        &[&client.to_string(), &tenant.to_string()],
+    )
+    .await
+    .unwrap();
+    let devices = rt
+        .queue
+        .enqueue(JobRequest::for_integration("sync-devices", tenant, "tacticalrmm", integration, Trigger::Admin))
+        .await
+        .unwrap();
+    let job = wait_finished(&rt, &devices, Duration::from_secs(60)).await;
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    assert_eq!(job.progress_processed, 2);
+    assert_eq!(count(db, tenant, "assets WHERE true").await, 6);
+
+    // A webhook for one agent: its alert is recorded and the agent refreshed by the job.
+    let agent = sim.agents()[0].agent_id.clone();
+    let ing = Ingress::start(&rt, None).await;
+    let body = json!({"agent_id": agent, "alert_id": "901", "event": "trigger", "severity": "error", "message": "CPU"});
+    let (status, reply) = ing.webhook(Some(&tenant.to_string()), Some(SECRET), body.to_string()).await;
+    assert_eq!(status, 200, "{reply}");
+    let job = wait_finished(&rt, reply["job_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    let counts = &job.result.as_ref().unwrap()["counts"];
+    assert_eq!(counts["alerts_recorded"], json!(1), "{job:?}");
+    assert_eq!(counts["updated"].as_u64().unwrap() + counts["created"].as_u64().unwrap(), 1, "{job:?}");
+    let alert = scalar(
+        db,
+        &format!(
+            "SELECT severity FROM rmm_alerts WHERE tenant = {} AND external_alert_id = '901'",
+            d.param(1, ColType::Uuid)
+        ),
+        &[&tenant.to_string()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(alert.as_deref(), Some("critical"));
+    workers.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_to_rows_on_the_database_queue() {
+    each_store(|store| async move {
+        webhook_to_rows(&store, QueueBackend::Database).await;
+        store
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_to_rows_on_the_redis_queue() {
+    let store = stores::postgres().await.unwrap();
+    webhook_to_rows(&store, QueueBackend::Redis).await;
+    store.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_attempts_back_off_then_exhausted_jobs_are_listed_and_requeued() {
+    each_store(|store| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = runtime(&store.db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
+        let workers = Workers::start(&rt);
+        // Fails twice, succeeds on the third attempt: backoff 1 s then 2 s between attempts.
+        let started = Instant::now();
+        let id = rt
+            .queue
+            .enqueue(JobRequest::global("test-fail", Trigger::Admin).args(json!({"fail_times": 2})))
+            .await
+            .unwrap();
+        let job = wait_finished(&rt, &id, Duration::from_secs(30)).await;
+        let took = started.elapsed();
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        assert_eq!(job.attempts, 3, "{job:?}");
+        assert_eq!(job.result.as_ref().unwrap()["counts"]["attempt"], json!(3));
+        assert!(took >= Duration::from_secs(3), "attempts were not spaced by the backoff: {took:?}");
+
+        // Always failing: three attempts, then failed; listed; re-queued as a new job.
+        let id = rt
+            .queue
+            .enqueue(JobRequest::global("test-fail", Trigger::Admin).args(json!({"fail_times": 9})))
+            .await
+            .unwrap();
+        let job = wait_finished(&rt, &id, Duration::from_secs(30)).await;
+        assert_eq!((job.status, job.attempts), (JobStatus::Failed, 3), "{job:?}");
+        assert!(job.last_error.as_deref().unwrap().contains("failure 3"), "{job:?}");
+        let failed = rt
+            .store()
+            .list(&JobFilter {
+                tenant: None,
+                status: Some(JobStatus::Failed),
+                kind: Some("test-fail".into()),
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        assert!(failed.iter().any(|j| j.job_id == id));
+        let again = rt.queue.retry(&id).await.unwrap();
+        assert_ne!(again, id);
+        let job = wait_finished(&rt, &again, Duration::from_secs(30)).await;
+        assert_eq!(job.retry_of.as_deref(), Some(id.as_str()));
+        assert!(rt.queue.retry(&id).await.is_err(), "a job is re-queued once");
+
+        // A permanent error is not retried.
+        let id = rt
+            .queue
+            .enqueue(JobRequest::global("test-fail", Trigger::Admin).args(json!({"fail_times": 1, "permanent": true})))
+            .await
+            .unwrap();
+        let job = wait_finished(&rt, &id, Duration::from_secs(30)).await;
+        assert_eq!((job.status, job.attempts), (JobStatus::Failed, 1), "{job:?}");
+
+        // Retry-After: a durable delayed continuation of the same job, then done.
+        let id = rt
+            .queue
+            .enqueue(
+                JobRequest::global("test-fail", Trigger::Admin).args(json!({"fail_times": 1, "retry_after_secs": 1})),
+            )
+            .await
+            .unwrap();
+        let job = wait_finished(&rt, &id, Duration::from_secs(30)).await;
+        assert_eq!((job.status, job.deferrals), (JobStatus::Done, 1), "{job:?}");
+        workers.stop().await;
+        store
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_scheduler_replicas_enqueue_each_slot_once_and_skip_inactive_integrations() {
+    each_store(|store| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = runtime(&store.db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
+        let (tenant, integration) = tactical_tenant(&store.db, &rt, None).await;
+        let schedules = ScheduleStore::new(store.db.clone());
+        let scope = ScheduleScope {
+            tenant: Some(tenant),
+            provider: Some("tacticalrmm".into()),
+            integration_id: Some(integration),
+            kind: "sync-org".into(),
+        };
+        schedules.put(&scope, &Cadence::Every(60), true).await.unwrap();
+        // Make it due now.
+        let d = store.db.dialect();
+        let past = rmm_shared::db::sql::fmt_ts(chrono::Utc::now() - chrono::Duration::minutes(5));
+        store
+            .db
+            .execute(
+                &format!("UPDATE {} SET next_run_at = {}", store.db.ours("schedules"), d.param(1, ColType::Timestamp)),
+                &[&past],
+            )
+            .await
+            .unwrap();
+        let (a, b) = tokio::join!(tick(&rt.queue), tick(&rt.queue));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.enqueued.len() + b.enqueued.len(), 1, "{a:?} {b:?}");
+        let (c, _) = tokio::join!(tick(&rt.queue), tick(&rt.queue));
+        assert!(c.unwrap().enqueued.is_empty(), "the next slot is an hour away");
+
+        // Due again, but the integration is inactive: the slot is claimed and skipped.
+        store
+            .db
+            .execute(
+                &format!("UPDATE {} SET next_run_at = {}", store.db.ours("schedules"), d.param(1, ColType::Timestamp)),
+                &[&past],
+            )
+            .await
+            .unwrap();
+        let f = if d == rmm_shared::db::Dialect::Postgres { "false" } else { "0" };
+        store.db.execute(&format!("UPDATE rmm_integrations SET is_active = {f}"), &[]).await.unwrap();
+        let r = tick(&rt.queue).await.unwrap();
+        assert!(r.enqueued.is_empty());
+        assert_eq!(r.skipped.len(), 1, "{r:?}");
+        store
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_of_one_tenant_cannot_see_or_touch_another() {
+    let store = stores::sqlite().await.unwrap();
+    let db = &store.db;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
+    let ing = Ingress::start(&rt, Some("bootstrap-key")).await;
+    let (a, _) = tactical_tenant(db, &rt, None).await;
+    let (b, _) = tactical_tenant(db, &rt, None).await;
+    let key_a = rmm_ingress::auth::create_key(db, Some(a), rmm_ingress::auth::KeyScope::Write, "a").await.unwrap().key;
+    let read_a = rmm_ingress::auth::create_key(db, Some(a), rmm_ingress::auth::KeyScope::Read, "ra").await.unwrap().key;
+    use reqwest::Method;
+
+    assert_eq!(ing.api(Method::GET, &format!("/tenants/{a}/integrations/tacticalrmm"), "nope", None).await.0, 401);
+    assert_eq!(ing.api(Method::GET, &format!("/tenants/{a}/integrations/tacticalrmm"), &key_a, None).await.0, 200);
+    assert_eq!(ing.api(Method::GET, &format!("/tenants/{b}/integrations/tacticalrmm"), &key_a, None).await.0, 404);
+    let (status, job) = ing
+        .api(Method::POST, &format!("/tenants/{b}/integrations/tacticalrmm/jobs/sync-org"), &key_a, Some(json!({})))
+        .await;
+    assert_eq!(status, 404, "{job}");
+    // A job of tenant B, enqueued with the bootstrap key, is invisible to A's key.
+    let (status, job) = ing
+        .api(
+            Method::POST,
+            &format!("/tenants/{b}/integrations/tacticalrmm/jobs/sync-org"),
+            "bootstrap-key",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let job_b = job["job_id"].as_str().unwrap();
+    assert_eq!(ing.api(Method::GET, &format!("/jobs/{job_b}"), &key_a, None).await.0, 404);
+    assert_eq!(ing.api(Method::POST, &format!("/jobs/{job_b}/cancel"), &key_a, None).await.0, 404);
+    let (_, list) = ing.api(Method::GET, &format!("/jobs?tenant={b}"), &key_a, None).await;
+    assert_eq!(list["jobs"], json!([]));
+    let (_, list) = ing.api(Method::GET, "/jobs", "bootstrap-key", None).await;
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
+    // Read-only keys read but do not write; unknown kinds are refused.
+    assert_eq!(
+        ing.api(
+            Method::POST,
+            &format!("/tenants/{a}/integrations/tacticalrmm/jobs/sync-org"),
+            &read_a,
+            Some(json!({}))
+        )
+        .await
+        .0,
+        403
+    );
+    let (status, err) = ing
+        .api(
+            Method::POST,
+            &format!("/tenants/{a}/integrations/tacticalrmm/jobs/tanium-full-sync"),
+            &key_a,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 400, "{err}");
+    // The webhook info needs a write key and creates nothing new for a tenant that has a secret.
+    assert_eq!(
+        ing.api(Method::GET, &format!("/tenants/{a}/integrations/tacticalrmm/webhook"), &read_a, None).await.0,
+        403
+    );
+    let (status, info) =
+        ing.api(Method::GET, &format!("/tenants/{a}/integrations/tacticalrmm/webhook"), &key_a, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(info["secret"], json!(SECRET));
+    assert!(info["url"].as_str().unwrap().ends_with(&format!("/api/webhooks/tacticalrmm?tenant={a}")));
+    // Settings are merged, and secrets come back masked.
+    let (status, v) = ing
+        .api(
+            Method::PUT,
+            &format!("/tenants/{a}/integrations/tacticalrmm"),
+            &key_a,
+            Some(json!({"instance_url": "https://api.example.com/", "api_key": "api_abcdefghijklmnop", "settings": {"alertPolling": {"enabled": false}}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let (_, v) = ing
+        .api(
+            Method::PUT,
+            &format!("/tenants/{a}/integrations/tacticalrmm"),
+            &key_a,
+            Some(json!({"settings": {"deviceSync": {"enabled": true}}})),
+        )
+        .await;
+    assert_eq!(v["settings"]["alertPolling"], json!({"enabled": false}), "{v}");
+    assert_eq!(v["settings"]["deviceSync"], json!({"enabled": true}), "{v}");
+    assert_eq!(v["credentials"]["apiKeyMasked"], json!(format!("{}mnop", "•".repeat(16))));
+    assert_eq!(v["config"]["instanceUrl"], json!("https://api.example.com"));
+    let spec: Value = ing.http.get(ing.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(spec["paths"]["/jobs/{job_id}"].is_object());
+    drop(ing);
+    store.cleanup().await;
+}
