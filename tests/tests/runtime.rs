@@ -564,3 +564,54 @@ async fn keys_of_one_tenant_cannot_see_or_touch_another() {
     drop(ing);
     store.cleanup().await;
 }
+
+/// The `rmm-sync` binary next to this test executable (built by `cargo test --workspace`).
+fn rmm_sync_bin() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join(format!("rmm-sync{}", std::env::consts::EXE_SUFFIX));
+    bin.exists().then_some(bin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_worker_process_s_job_is_finished_by_another_worker() {
+    let Some(bin) = rmm_sync_bin() else {
+        panic!("the rmm-sync binary was not built next to the tests; run `cargo test --workspace`");
+    };
+    let store = stores::postgres().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = fast_settings(QueueBackend::Database);
+    let rt = runtime(&store.db, settings.clone(), dir.path()).await.unwrap();
+    let id =
+        rt.queue.enqueue(JobRequest::global("test-sleep", Trigger::Admin).args(json!({"ms": 8000}))).await.unwrap();
+
+    // A worker process picks the job up…
+    let mut child = tokio::process::Command::new(&bin)
+        .arg("worker")
+        .env("DATABASE_URL", &store.url)
+        .env("RMM_SYNC_TEST_JOBS", "1")
+        .env("RMM_SYNC_QUEUE__POLL_INTERVAL_MS", "100")
+        .env("RMM_SYNC_QUEUE__HEARTBEAT_SECS", "1")
+        .env("RMM_SYNC_QUEUE__MISSED_HEARTBEATS", "3")
+        .env("RMM_SYNC_SCHEDULER__ENABLED", "false")
+        .env("RMM_SYNC_LOG__LEVEL", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let running = rmm_tests::runtime::wait_status(&rt, &id, JobStatus::Running, Duration::from_secs(30)).await;
+    let victim = running.worker.clone().unwrap();
+    // …and dies in the middle of it.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let killed_at = Instant::now();
+
+    // Another worker (new name) takes it over after the heartbeat timeout and finishes it.
+    let workers = Workers::start(&rt);
+    let job = wait_finished(&rt, &id, Duration::from_secs(60)).await;
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    assert_eq!(job.attempts, 2, "{job:?}");
+    assert_ne!(job.worker.as_deref(), Some(victim.as_str()));
+    assert!(killed_at.elapsed() < Duration::from_secs(30), "recovery took {:?}", killed_at.elapsed());
+    workers.stop().await;
+    store.cleanup().await;
+}
