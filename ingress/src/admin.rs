@@ -11,7 +11,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme};
 use rand::RngCore;
 use rmm_jobs::schedules::{Cadence, ScheduleScope, ScheduleStore};
-use rmm_jobs::store::{CancelOutcome, JobFilter};
+use rmm_jobs::sqlx_util::{P, ts_out};
+use rmm_jobs::store::{CancelOutcome, JobFilter, nullable};
 use rmm_jobs::tactical as tac;
 use rmm_jobs::{JobRequest, JobStatus, RuntimeError, Scope, Trigger};
 use rmm_shared::config::SchemaMode;
@@ -165,12 +166,7 @@ struct Integration {
 
 async fn load_integration(db: &Db, tenant: Uuid, provider: &str) -> Result<Option<Integration>, DbError> {
     let d = db.dialect();
-    let ts = |c: &str| match d {
-        rmm_shared::db::Dialect::Postgres => {
-            format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
-        }
-        rmm_shared::db::Dialect::Sqlite => c.to_owned(),
-    };
+    let ts = |c: &str| ts_out(d, c);
     let sql = format!(
         "SELECT {}, instance_url, CAST(CASE WHEN is_active THEN 1 ELSE 0 END AS BIGINT), {}, {}, {}, sync_error \
          FROM rmm_integrations WHERE tenant = {} AND provider = {}",
@@ -416,11 +412,7 @@ impl AdminApi {
         let now = fmt_ts(chrono::Utc::now());
         let settings_s = Value::Object(settings.clone()).to_string();
         let url_s = url.clone().unwrap_or_default();
-        let active_expr = if reconnect { "false" } else { "rmm_integrations.is_active" };
-        let active_expr = match d {
-            rmm_shared::db::Dialect::Sqlite if reconnect => "0",
-            _ => active_expr,
-        };
+        let active_expr = if reconnect { P(d).bool(false) } else { "rmm_integrations.is_active" };
         let sql = format!(
             "INSERT INTO rmm_integrations (tenant, integration_id, provider, instance_url, is_active, settings, created_at, updated_at) \
              VALUES ({t}, {i}, {p}, NULLIF({u}, ''), {f}, {s}, {n}, {n}) \
@@ -430,7 +422,7 @@ impl AdminApi {
             i = d.param(2, ColType::Uuid),
             p = d.param(3, ColType::Text),
             u = d.param(4, ColType::Text),
-            f = if d == rmm_shared::db::Dialect::Postgres { "false" } else { "0" },
+            f = P(d).bool(false),
             s = d.param(5, ColType::Json),
             n = d.param(6, ColType::Timestamp),
         );
@@ -484,7 +476,7 @@ impl AdminApi {
             "UPDATE rmm_integrations SET is_active = {f}, connected_at = NULL, sync_error = NULL WHERE tenant = {} AND integration_id = {}",
             d.param(1, ColType::Uuid),
             d.param(2, ColType::Uuid),
-            f = if d == rmm_shared::db::Dialect::Postgres { "false" } else { "0" },
+            f = P(d).bool(false),
         );
         db.execute(&sql, &[&tenant.0.to_string(), &integ.integration_id.to_string()]).await?;
         Ok(Reply::NoContent)
@@ -521,7 +513,7 @@ impl AdminApi {
                     d.param(1, ColType::Timestamp),
                     d.param(2, ColType::Uuid),
                     d.param(3, ColType::Uuid),
-                    t = if d == rmm_shared::db::Dialect::Postgres { "true" } else { "1" },
+                    t = P(d).bool(true),
                 );
                 db.execute(
                     &sql,
@@ -593,10 +585,7 @@ impl AdminApi {
         let mut sets = Vec::new();
         let mut binds: Vec<String> =
             vec![tenant.0.to_string(), integ.integration_id.to_string(), mapping_id.0.to_string()];
-        let uuid_or_null = |d: rmm_shared::db::Dialect, n: usize| match d {
-            rmm_shared::db::Dialect::Postgres => format!("NULLIF(${n}, '')::uuid"),
-            rmm_shared::db::Dialect::Sqlite => format!("NULLIF(?{n}, '')"),
-        };
+        let uuid_or_null = |n: usize| nullable(&P(d), n, "uuid");
         if let Some(c) = b.client_id {
             if let Some(c) = c {
                 let exists: Vec<(i64,)> = db
@@ -614,14 +603,14 @@ impl AdminApi {
                 }
             }
             binds.push(c.map(|c| c.to_string()).unwrap_or_default());
-            sets.push(format!("client_id = {}", uuid_or_null(d, binds.len())));
+            sets.push(format!("client_id = {}", uuid_or_null(binds.len())));
         }
         if let Some(a) = b.auto_sync_assets {
-            sets.push(format!("auto_sync_assets = {}", if a { d_true(d) } else { d_false(d) }));
+            sets.push(format!("auto_sync_assets = {}", P(d).bool(a)));
         }
         if let Some(c) = b.default_contact_id {
             binds.push(c.map(|c| c.to_string()).unwrap_or_default());
-            sets.push(format!("default_contact_id = {}", uuid_or_null(d, binds.len())));
+            sets.push(format!("default_contact_id = {}", uuid_or_null(binds.len())));
         }
         if sets.is_empty() {
             return Err(ApiError::BadRequest(body(
@@ -863,14 +852,6 @@ impl AdminApi {
             Err(ApiError::NotFound(body("no schedule for this job kind")))
         }
     }
-}
-
-fn d_true(d: rmm_shared::db::Dialect) -> &'static str {
-    if d == rmm_shared::db::Dialect::Postgres { "true" } else { "1" }
-}
-
-fn d_false(d: rmm_shared::db::Dialect) -> &'static str {
-    if d == rmm_shared::db::Dialect::Postgres { "false" } else { "0" }
 }
 
 fn schedule_scope(tenant: Uuid, provider: &str, integration: Uuid, kind: &str) -> ScheduleScope {

@@ -270,7 +270,7 @@ pub(crate) async fn insert_run(ex: &mut impl Exec, run: NewRun<'_>) -> Result<()
 }
 
 /// `NULLIF($n, '')`, cast on Postgres: how optional values are bound.
-pub(crate) fn nullable(p: &P, n: usize, ty: &str) -> String {
+pub fn nullable(p: &P, n: usize, ty: &str) -> String {
     match (p.0, ty) {
         (rmm_shared::db::Dialect::Postgres, "text") => format!("NULLIF(${n}, '')"),
         (rmm_shared::db::Dialect::Postgres, ty) => format!("NULLIF(${n}, '')::{ty}"),

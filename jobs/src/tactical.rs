@@ -297,12 +297,7 @@ impl JobKind for SyncDevices {
             let mut report = DeviceSyncReport::default();
             for (i, unit) in units.iter().enumerate() {
                 match sync_device_unit(db, tenant, integration, &client, &sites, unit, mode).await {
-                    Ok(r) => {
-                        report.counts.add(&r.counts);
-                        report.errors.extend(r.errors);
-                        report.units += r.units;
-                        report.units_failed += r.units_failed;
-                    }
+                    Ok(r) => report.absorb(r),
                     Err(SyncError::Db(e)) => return Err(JobError::Transient(e.to_string())),
                     Err(SyncError::Tactical(e)) if e.retry_after().is_some() || e.is_auth() => return Err(e.into()),
                     Err(e) => {

@@ -128,7 +128,8 @@ pub struct DeviceSyncReport {
 }
 
 impl DeviceSyncReport {
-    fn absorb(&mut self, other: DeviceSyncReport) {
+    /// Adds the counts, errors and units of another (unit) report.
+    pub fn absorb(&mut self, other: DeviceSyncReport) {
         self.counts.add(&other.counts);
         self.errors.extend(other.errors);
         self.units += other.units;
