@@ -689,7 +689,7 @@ impl AdminApi {
     ) -> R {
         tenant_write(&auth.0, tenant.0)?;
         provider_ok(&provider)?;
-        let entry = state.rt.registry.require(&kind).map_err(ApiError::from)?;
+        let entry = state.rt.registry.require_public(&kind).map_err(ApiError::from)?;
         if entry.scope != Scope::Integration {
             return Err(ApiError::BadRequest(body(format!(
                 "{} is a service-wide job, not an integration job",
@@ -802,7 +802,7 @@ impl AdminApi {
     ) -> R {
         tenant_write(&auth.0, tenant.0)?;
         provider_ok(&provider)?;
-        let entry = state.rt.registry.require(&kind).map_err(ApiError::from)?;
+        let entry = state.rt.registry.require_public(&kind).map_err(ApiError::from)?;
         if entry.scope != Scope::Integration {
             return Err(ApiError::BadRequest(body(format!("{} is not an integration job", kind.0))));
         }

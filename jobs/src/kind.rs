@@ -87,6 +87,8 @@ pub trait JobKind: Send + Sync + 'static {
     /// Queue and API name, e.g. `sync-agent`. Stable: it names the queue in the backend.
     const NAME: &'static str;
     const SCOPE: Scope;
+    /// Enqueued only by other jobs (the units of a split job); the API and the scheduler refuse it.
+    const INTERNAL: bool = false;
     /// The kind's own arguments (`args` of the envelope).
     type Args: Serialize + DeserializeOwned + Send + 'static;
 
@@ -100,6 +102,8 @@ pub trait JobKind: Send + Sync + 'static {
 pub struct KindEntry {
     pub name: &'static str,
     pub scope: Scope,
+    /// See [`JobKind::INTERNAL`].
+    pub internal: bool,
     pub policy: Policy,
     pub(crate) run: fn(JobCtx, serde_json::Value) -> BoxFuture<'static, Result<JobOutcome, JobError>>,
     pub(crate) check_args: fn(&serde_json::Value) -> Result<(), String>,
@@ -123,7 +127,14 @@ impl KindEntry {
         fn check<K: JobKind>(args: &serde_json::Value) -> Result<(), String> {
             serde_json::from_value::<K::Args>(args.clone()).map(|_| ()).map_err(|e| e.to_string())
         }
-        KindEntry { name: K::NAME, scope: K::SCOPE, policy: K::policy(), run: run::<K>, check_args: check::<K> }
+        KindEntry {
+            name: K::NAME,
+            scope: K::SCOPE,
+            internal: K::INTERNAL,
+            policy: K::policy(),
+            run: run::<K>,
+            check_args: check::<K>,
+        }
     }
 
     /// Checks that `args` parse as this kind's arguments (the API answers 400 otherwise).

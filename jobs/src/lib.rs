@@ -27,6 +27,7 @@ pub mod store;
 pub mod tactical;
 #[cfg(feature = "test-jobs")]
 pub mod testing;
+pub mod units;
 pub mod webhooks;
 pub mod worker;
 

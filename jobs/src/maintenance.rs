@@ -60,11 +60,13 @@ impl JobKind for Maintenance {
                 0
             }
         };
+        let units = crate::units::prune(ctx.db(), before).await?;
         ctx.progress(3, Some(3)).await?;
-        tracing::info!(days, tasks, runs, sync_runs, "retention done");
+        tracing::info!(days, tasks, runs, sync_runs, units, "retention done");
         Ok(JobOutcome::default()
             .count("queue_tasks_deleted", tasks)
             .count("job_runs_deleted", runs)
-            .count("sync_runs_deleted", sync_runs))
+            .count("sync_runs_deleted", sync_runs)
+            .count("job_units_deleted", units))
     }
 }

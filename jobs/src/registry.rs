@@ -24,6 +24,7 @@ impl Registry {
         r.register::<crate::maintenance::Maintenance>();
         r.register::<crate::tactical::SyncOrg>();
         r.register::<crate::tactical::SyncDevices>();
+        r.register::<crate::tactical::SyncDevicesUnit>();
         r.register::<crate::tactical::SyncAgent>();
         r.register::<crate::tactical::BackfillAlerts>();
         r.register::<crate::tactical::IngestSoftware>();
@@ -49,6 +50,20 @@ impl Registry {
     pub fn require(&self, name: &str) -> Result<&Arc<KindEntry>, RuntimeError> {
         self.get(name)
             .ok_or_else(|| RuntimeError::UnknownKind { kind: name.to_owned(), known: self.names().join(", ") })
+    }
+
+    /// Like [`Registry::require`], for kinds a user may enqueue or schedule: internal kinds (the
+    /// units of a split job) are refused and not listed.
+    pub fn require_public(&self, name: &str) -> Result<&Arc<KindEntry>, RuntimeError> {
+        match self.get(name) {
+            Some(e) if !e.internal => Ok(e),
+            _ => Err(RuntimeError::UnknownKind { kind: name.to_owned(), known: self.public_names().join(", ") }),
+        }
+    }
+
+    /// The kinds a user may enqueue.
+    pub fn public_names(&self) -> Vec<&'static str> {
+        self.kinds.values().filter(|e| !e.internal).map(|e| e.name).collect()
     }
 
     pub fn names(&self) -> Vec<&'static str> {

@@ -16,8 +16,8 @@ use rmm_shared::providers::tactical::client::{TacticalAuth, TacticalClient, Tact
 use rmm_shared::providers::tactical::error::TacticalError;
 use rmm_shared::providers::tactical::mapping::SiteIndex;
 use rmm_shared::providers::tactical::sync::{
-    DeviceSyncMode, DeviceSyncReport, PROVIDER, SyncError, ingest_software, plan_device_units, refresh_agent,
-    sync_device_unit, sync_organizations,
+    DeviceSyncMode, DeviceSyncReport, DeviceUnit, PROVIDER, SyncError, ingest_software, plan_device_units,
+    refresh_agent, sync_device_unit, sync_organizations,
 };
 use rmm_shared::runs::{Run, RunKind, RunOutcome};
 use rmm_shared::secrets::SecretStore;
@@ -25,7 +25,9 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::envelope::JobRequest;
 use crate::kind::{JobKind, JobOutcome, Policy, Scope};
+use crate::units::{UnitPlan, UnitStatus};
 use crate::{JobCtx, JobError};
 
 /// Tenant secret names (AlgaPSA's).
@@ -259,6 +261,9 @@ pub enum SyncMode {
 }
 
 /// `sync-devices`: the agents of every mapped Tactical client through the ingestion pipeline.
+/// Split into one `sync-devices-unit` job per mapped client, which every worker process may run;
+/// this job plans the units, waits for them and records the run. A crashed sync resumes with the
+/// units that had finished (see [`crate::units`]).
 pub struct SyncDevices;
 
 impl JobKind for SyncDevices {
@@ -272,48 +277,113 @@ impl JobKind for SyncDevices {
 
     async fn run(ctx: JobCtx, args: SyncDevicesArgs) -> Result<JobOutcome, JobError> {
         let (tenant, integration) = ids(&ctx)?;
-        let client = client_for(&ctx).await?;
-        let mode = match args.mode {
-            SyncMode::Full => DeviceSyncMode::Full,
-            SyncMode::Incremental => match last_cursor(&ctx, tenant, integration).await? {
-                Some(since) => DeviceSyncMode::Incremental {
-                    since: since - chrono::Duration::from_std(INCREMENTAL_OVERLAP).unwrap_or_default(),
-                },
-                // Never synced: the first incremental run is a full one.
-                None => DeviceSyncMode::Full,
-            },
+        let since = match args.mode {
+            SyncMode::Full => None,
+            SyncMode::Incremental => last_cursor(&ctx, tenant, integration)
+                .await?
+                .map(|c| c - chrono::Duration::from_std(INCREMENTAL_OVERLAP).unwrap_or_default()),
         };
-        let (sync_type, run_kind) = match mode {
-            DeviceSyncMode::Full => ("full", RunKind::Full),
-            DeviceSyncMode::Incremental { .. } => ("incremental", RunKind::Incremental),
+        // Never synced: the first incremental run is a full one.
+        let (sync_type, run_kind) = match since {
+            None => ("full", RunKind::Full),
+            Some(_) => ("incremental", RunKind::Incremental),
         };
         recorded(&ctx, sync_type, run_kind, async {
-            let started = Utc::now();
-            let db = ctx.db();
-            let units = plan_device_units(db, tenant, integration).await?;
-            let sites = SiteIndex::new(client.list_sites().await?);
-            let total = units.len() as u64;
-            ctx.progress(0, Some(total)).await?;
+            let fan = crate::units::run_units(&ctx, || async {
+                let units = plan_device_units(ctx.db(), tenant, integration).await?;
+                let trigger = ctx.envelope().trigger;
+                Ok(units
+                    .into_iter()
+                    .map(|u| {
+                        let args = DeviceUnitArgs {
+                            parent_job_id: ctx.job_id().to_owned(),
+                            scope: u.scope.clone(),
+                            client_id: u.client_id,
+                            since,
+                        };
+                        let child =
+                            JobRequest::for_integration(SyncDevicesUnit::NAME, tenant, PROVIDER, integration, trigger)
+                                .args(serde_json::to_value(args).expect("unit arguments are JSON"));
+                        UnitPlan { key: u.scope, child }
+                    })
+                    .collect())
+            })
+            .await?;
             let mut report = DeviceSyncReport::default();
-            for (i, unit) in units.iter().enumerate() {
-                match sync_device_unit(db, tenant, integration, &client, &sites, unit, mode).await {
-                    Ok(r) => report.absorb(r),
-                    Err(SyncError::Db(e)) => return Err(JobError::Transient(e.to_string())),
-                    Err(SyncError::Tactical(e)) if e.retry_after().is_some() || e.is_auth() => return Err(e.into()),
-                    Err(e) => {
-                        report.units += 1;
-                        report.units_failed += 1;
-                        report.errors.push(format!("Tactical client {}: {e}", unit.scope));
-                    }
+            for unit in &fan.units {
+                match (unit.status, &unit.report) {
+                    (UnitStatus::Done, Some(r)) => match serde_json::from_value::<DeviceSyncReport>(r.clone()) {
+                        Ok(r) => report.absorb(r),
+                        Err(e) => report.absorb(failed_unit(&unit.key, &format!("unreadable unit report: {e}"))),
+                    },
+                    _ => report.absorb(failed_unit(&unit.key, unit.error.as_deref().unwrap_or("did not finish"))),
                 }
-                ctx.progress(i as u64 + 1, Some(total)).await?;
             }
-            let outcome = RunOutcome { counts: report.counts, errors: report.errors.clone(), cursor: Some(started) };
+            let outcome =
+                RunOutcome { counts: report.counts, errors: report.errors.clone(), cursor: Some(fan.planned_at) };
             let job =
                 counts_outcome(&report.counts).count("units", report.units).count("units_failed", report.units_failed);
             Ok((outcome, job))
         })
         .await
+    }
+}
+
+fn failed_unit(scope: &str, error: &str) -> DeviceSyncReport {
+    DeviceSyncReport {
+        units: 1,
+        units_failed: 1,
+        errors: vec![format!("Tactical client {scope}: {error}")],
+        ..Default::default()
+    }
+}
+
+/// Arguments of `sync-devices-unit` (set by `sync-devices`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceUnitArgs {
+    /// The `sync-devices` job this unit belongs to.
+    pub parent_job_id: String,
+    /// The Tactical client pk (the unit key).
+    pub scope: String,
+    /// The AlgaPSA client the scope is mapped to.
+    pub client_id: Uuid,
+    /// Incremental: agents seen at or after this time; absent for a full pass.
+    #[serde(default)]
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// `sync-devices-unit` (internal): the agents of one mapped Tactical client, page by page.
+pub struct SyncDevicesUnit;
+
+impl JobKind for SyncDevicesUnit {
+    const NAME: &'static str = "sync-devices-unit";
+    const SCOPE: Scope = Scope::Integration;
+    const INTERNAL: bool = true;
+    type Args = DeviceUnitArgs;
+
+    fn policy() -> Policy {
+        provider_policy(1800)
+    }
+
+    async fn run(ctx: JobCtx, args: DeviceUnitArgs) -> Result<JobOutcome, JobError> {
+        let (tenant, integration) = ids(&ctx)?;
+        let db = ctx.db();
+        if crate::units::unit_status(db, &args.parent_job_id, &args.scope).await? != Some(UnitStatus::Pending) {
+            // Redelivered after the unit was finished (or its parent was pruned): nothing to do.
+            return Ok(JobOutcome::default().count("units", 0));
+        }
+        let client = client_for(&ctx).await?;
+        let sites = SiteIndex::new(client.list_sites().await?);
+        let mode = match args.since {
+            Some(since) => DeviceSyncMode::Incremental { since },
+            None => DeviceSyncMode::Full,
+        };
+        let unit = DeviceUnit { scope: args.scope.clone(), client_id: args.client_id };
+        let report = sync_device_unit(db, tenant, integration, &client, &sites, &unit, mode).await?;
+        let value = serde_json::to_value(&report).map_err(|e| JobError::Permanent(e.to_string()))?;
+        crate::units::finish_unit(db, &args.parent_job_id, &args.scope, &value).await?;
+        Ok(counts_outcome(&report.counts).count("units", report.units).count("units_failed", report.units_failed))
     }
 }
 

@@ -226,6 +226,7 @@ async fn enqueue(
     let args: serde_json::Value =
         serde_json::from_str(&args).map_err(|e| anyhow::anyhow!("--args is not JSON: {e}"))?;
     let rt = runtime(settings, db.clone()).await?;
+    rt.registry.require_public(&kind)?;
     let req = match (tenant, provider) {
         (Some(t), Some(p)) => {
             let rows: Vec<(String,)> = db

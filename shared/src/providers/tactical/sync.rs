@@ -118,7 +118,7 @@ pub struct DeviceUnit {
 }
 
 /// What a device sync (or one unit of it) did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DeviceSyncReport {
     pub counts: IngestCounts,
     /// Errors in order: failed devices, then unit failures.
