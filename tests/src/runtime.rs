@@ -7,9 +7,15 @@ use std::time::{Duration, Instant};
 use rmm_jobs::{JobStatus, JobView, Registry, Runtime};
 use rmm_shared::config::{QueueBackend, Settings};
 use rmm_shared::db::Db;
+use rmm_shared::db::sql::ColType;
 use rmm_shared::events::EventBus;
 use rmm_shared::secrets::SecretStore;
+use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::sim::tactical::{DEFAULT_API_KEY, TacticalSim};
+use crate::stores;
 
 /// Redis for queue tests: `RMM_TEST_REDIS_URL`, else the local default.
 pub fn redis_url() -> String {
@@ -96,4 +102,62 @@ pub async fn wait_status(rt: &Runtime, job_id: &str, status: JobStatus, within: 
         assert!(start.elapsed() < within, "job {job_id} not {status:?} after {within:?}: {job:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The webhook secret [`tactical_tenant`] sets.
+pub const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";
+
+pub async fn set_secret(rt: &Runtime, tenant: Uuid, name: &str, value: &str) {
+    rt.secrets.set_tenant_secret(tenant, name, Some(&SecretString::from(value.to_owned()))).await.unwrap();
+}
+
+/// A tenant with an active Tactical integration pointing at `sim`, and the webhook secret set.
+pub async fn tactical_tenant(db: &Db, rt: &Runtime, sim: Option<&TacticalSim>) -> (Uuid, Uuid) {
+    let tenant = stores::tenant(db).await.unwrap();
+    let integration = stores::integration(db, tenant, "tacticalrmm").await.unwrap();
+    if let Some(sim) = sim {
+        let d = db.dialect();
+        db.execute(
+            &format!(
+                "UPDATE rmm_integrations SET instance_url = {} WHERE tenant = {}",
+                d.param(1, ColType::Text),
+                d.param(2, ColType::Uuid)
+            ),
+            &[sim.base_url(), &tenant.to_string()],
+        )
+        .await
+        .unwrap();
+        set_secret(rt, tenant, "tacticalrmm_api_key", DEFAULT_API_KEY).await;
+    }
+    set_secret(rt, tenant, "tacticalrmm_webhook_secret", SECRET).await;
+    (tenant, integration)
+}
+
+/// The `rmm-sync` binary next to the test executable (the test script builds it before the tests).
+pub fn rmm_sync_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let bin = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .map(|p| p.join(format!("rmm-sync{}", std::env::consts::EXE_SUFFIX)))
+        .expect("target directory");
+    assert!(bin.exists(), "the rmm-sync binary was not built next to the tests; run `cargo build --workspace --bins`");
+    bin
+}
+
+/// `rmm-sync <command>` as a child process on `database_url`, with the test job kinds, the short
+/// intervals of [`fast_settings`], no scheduler, and tenant secrets in `secrets_dir`.
+pub fn rmm_sync_process(command: &str, database_url: &str, secrets_dir: &std::path::Path) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(rmm_sync_bin());
+    c.arg(command)
+        .env("DATABASE_URL", database_url)
+        .env("SECRET_FS_BASE_PATH", secrets_dir)
+        .env("RMM_SYNC_TEST_JOBS", "1")
+        .env("RMM_SYNC_QUEUE__POLL_INTERVAL_MS", "100")
+        .env("RMM_SYNC_QUEUE__HEARTBEAT_SECS", "1")
+        .env("RMM_SYNC_QUEUE__MISSED_HEARTBEATS", "3")
+        .env("RMM_SYNC_SCHEDULER__ENABLED", "false")
+        .env("RMM_SYNC_LOG__LEVEL", "warn")
+        .kill_on_drop(true);
+    c
 }

@@ -8,17 +8,14 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use rmm_jobs::schedules::{Cadence, ScheduleScope, ScheduleStore, tick};
 use rmm_jobs::{JobFilter, JobRequest, JobStatus, Runtime, Trigger};
 use rmm_shared::config::QueueBackend;
-use rmm_shared::db::Db;
 use rmm_shared::db::sql::ColType;
-use rmm_tests::runtime::{Workers, fast_settings, runtime, wait_finished};
-use rmm_tests::sim::tactical::{DEFAULT_API_KEY, FleetSpec, SimConfig, TacticalSim};
+use rmm_tests::runtime::{SECRET, Workers, fast_settings, rmm_sync_process, runtime, tactical_tenant, wait_finished};
+use rmm_tests::sim::tactical::{FleetSpec, SimConfig, TacticalSim};
 use rmm_tests::stores::{self, TestStore, count, scalar};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";
 
 struct Ingress {
     addr: SocketAddr,
@@ -79,32 +76,6 @@ impl Drop for Ingress {
     fn drop(&mut self) {
         self.token.cancel();
     }
-}
-
-async fn set_secret(rt: &Runtime, tenant: Uuid, name: &str, value: &str) {
-    rt.secrets.set_tenant_secret(tenant, name, Some(&SecretString::from(value.to_owned()))).await.unwrap();
-}
-
-/// A tenant with an active Tactical integration pointing at `sim`, and the webhook secret set.
-async fn tactical_tenant(db: &Db, rt: &Runtime, sim: Option<&TacticalSim>) -> (Uuid, Uuid) {
-    let tenant = stores::tenant(db).await.unwrap();
-    let integration = stores::integration(db, tenant, "tacticalrmm").await.unwrap();
-    if let Some(sim) = sim {
-        let d = db.dialect();
-        db.execute(
-            &format!(
-                "UPDATE rmm_integrations SET instance_url = {} WHERE tenant = {}",
-                d.param(1, ColType::Text),
-                d.param(2, ColType::Uuid)
-            ),
-            &[sim.base_url(), &tenant.to_string()],
-        )
-        .await
-        .unwrap();
-        set_secret(rt, tenant, "tacticalrmm_api_key", DEFAULT_API_KEY).await;
-    }
-    set_secret(rt, tenant, "tacticalrmm_webhook_secret", SECRET).await;
-    (tenant, integration)
 }
 
 async fn each_store<F, Fut>(body: F)
@@ -565,18 +536,8 @@ async fn keys_of_one_tenant_cannot_see_or_touch_another() {
     store.cleanup().await;
 }
 
-/// The `rmm-sync` binary next to this test executable (built by `cargo test --workspace`).
-fn rmm_sync_bin() -> Option<std::path::PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let bin = exe.parent()?.parent()?.join(format!("rmm-sync{}", std::env::consts::EXE_SUFFIX));
-    bin.exists().then_some(bin)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_worker_process_s_job_is_finished_by_another_worker() {
-    let Some(bin) = rmm_sync_bin() else {
-        panic!("the rmm-sync binary was not built next to the tests; run `cargo test --workspace`");
-    };
     let store = stores::postgres().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let settings = fast_settings(QueueBackend::Database);
@@ -585,18 +546,7 @@ async fn a_sigkilled_worker_process_s_job_is_finished_by_another_worker() {
         rt.queue.enqueue(JobRequest::global("test-sleep", Trigger::Admin).args(json!({"ms": 8000}))).await.unwrap();
 
     // A worker process picks the job up…
-    let mut child = tokio::process::Command::new(&bin)
-        .arg("worker")
-        .env("DATABASE_URL", &store.url)
-        .env("RMM_SYNC_TEST_JOBS", "1")
-        .env("RMM_SYNC_QUEUE__POLL_INTERVAL_MS", "100")
-        .env("RMM_SYNC_QUEUE__HEARTBEAT_SECS", "1")
-        .env("RMM_SYNC_QUEUE__MISSED_HEARTBEATS", "3")
-        .env("RMM_SYNC_SCHEDULER__ENABLED", "false")
-        .env("RMM_SYNC_LOG__LEVEL", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = rmm_sync_process("worker", &store.url, dir.path()).spawn().unwrap();
     let running = rmm_tests::runtime::wait_status(&rt, &id, JobStatus::Running, Duration::from_secs(30)).await;
     let victim = running.worker.clone().unwrap();
     // …and dies in the middle of it.
@@ -612,6 +562,104 @@ async fn a_sigkilled_worker_process_s_job_is_finished_by_another_worker() {
     assert_eq!(job.attempts, 2, "{job:?}");
     assert_ne!(job.worker.as_deref(), Some(victim.as_str()));
     assert!(killed_at.elapsed() < Duration::from_secs(30), "recovery took {:?}", killed_at.elapsed());
+    workers.stop().await;
+    store.cleanup().await;
+}
+
+/// Retention on one queue backend: finished jobs (their queue tasks and status rows) older than the
+/// retention are deleted; pending jobs are kept.
+async fn retention(store: &TestStore, backend: QueueBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(&store.db, fast_settings(backend), dir.path()).await.unwrap();
+    let workers = Workers::start(&rt);
+    let mut done = Vec::new();
+    for _ in 0..2 {
+        let id =
+            rt.queue.enqueue(JobRequest::global("test-sleep", Trigger::Admin).args(json!({"ms": 10}))).await.unwrap();
+        assert_eq!(wait_finished(&rt, &id, Duration::from_secs(30)).await.status, JobStatus::Done);
+        done.push(id);
+    }
+    let later = rt
+        .queue
+        .enqueue(JobRequest::global("test-sleep", Trigger::Admin).args(json!({"ms": 10})).delay_secs(3600))
+        .await
+        .unwrap();
+    // Timestamps of some backends are whole seconds: let the finished ones be strictly older.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let m = rt
+        .queue
+        .enqueue(JobRequest::global("maintenance", Trigger::Admin).args(json!({"retention_days": 0})))
+        .await
+        .unwrap();
+    let job = wait_finished(&rt, &m, Duration::from_secs(30)).await;
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    let counts = &job.result.as_ref().unwrap()["counts"];
+    assert!(counts["queue_tasks_deleted"].as_u64().unwrap() >= 2, "{backend:?}: {job:?}");
+    assert!(counts["job_runs_deleted"].as_u64().unwrap() >= 2, "{backend:?}: {job:?}");
+    for id in &done {
+        assert!(rt.store().get(id).await.unwrap().is_none(), "{backend:?}: finished job {id} kept");
+    }
+    let pending = rt.store().get(&later).await.unwrap().expect("pending job kept");
+    assert_eq!(pending.status, JobStatus::Pending);
+    // Nothing else finished is left for a second pass: only the maintenance job's own task.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(rt.queue.purge_finished(Duration::ZERO).await.unwrap(), 1, "{backend:?}: only the maintenance job");
+    workers.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_finished_jobs_and_keeps_pending_ones_on_every_backend() {
+    each_store(|store| async move {
+        retention(&store, QueueBackend::Database).await;
+        store
+    })
+    .await;
+    let store = stores::postgres().await.unwrap();
+    retention(&store, QueueBackend::Redis).await;
+    store.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_while_workers_run_refreshes_the_agent_at_most_twice_per_window() {
+    let store = stores::postgres().await.unwrap();
+    let db = &store.db;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(5, 1, 1, 2))).await.unwrap();
+    // A slow Tactical: the first refresh is still running while the burst goes on.
+    sim.set_latency(Duration::from_millis(300));
+    let mut settings = fast_settings(QueueBackend::Database);
+    settings.http.webhook_coalesce_secs = 3;
+    let rt = runtime(db, settings, dir.path()).await.unwrap();
+    let (tenant, _) = tactical_tenant(db, &rt, Some(&sim)).await;
+    let workers = Workers::start(&rt);
+    let ing = Ingress::start(&rt, None).await;
+    let agent = sim.agents()[0].agent_id.clone();
+    sim.reset_counters();
+    let started = Instant::now();
+    let mut jobs = std::collections::BTreeSet::new();
+    for i in 0..15 {
+        let body = json!({"agent_id": agent, "alert_id": format!("b{i}"), "event": "trigger", "severity": "warning"});
+        let (status, reply) = ing.webhook(Some(&tenant.to_string()), Some(SECRET), body.to_string()).await;
+        assert_eq!(status, 200, "{reply}");
+        jobs.insert(reply["job_id"].as_str().unwrap().to_owned());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let burst = started.elapsed();
+    assert!(burst < Duration::from_secs(3), "the burst must fit in one window: {burst:?}");
+    assert!(jobs.len() <= 2, "{jobs:?}");
+    for id in &jobs {
+        let job = wait_finished(&rt, id, Duration::from_secs(30)).await;
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    }
+    assert!(sim.hits("GET /agents/{agent_id}/") <= 2, "refreshed {} times", sim.hits("GET /agents/{agent_id}/"));
+    let d = db.dialect();
+    let recorded = count(
+        db,
+        tenant,
+        &format!("rmm_alerts WHERE external_alert_id LIKE 'b%' AND {} IS NOT NULL", d.text("external_alert_id")),
+    )
+    .await;
+    assert_eq!(recorded, 15, "every alert of the burst is recorded");
     workers.stop().await;
     store.cleanup().await;
 }

@@ -1,0 +1,226 @@
+//! Worker processes that die or are stopped: a device sync whose worker is SIGKILLed is resumed by
+//! another worker from its finished units and leaves the same rows as an undisturbed run; SIGTERM
+//! stops the ingress at once, lets the running job finish and leaves unstarted jobs queued.
+
+use std::time::{Duration, Instant};
+
+use rmm_jobs::{JobRequest, JobStatus, Runtime, Trigger};
+use rmm_shared::config::QueueBackend;
+use rmm_shared::db::Db;
+use rmm_shared::db::sql::ColType;
+use rmm_shared::providers::tactical::sync::sync_organizations;
+use rmm_tests::runtime::{
+    Workers, fast_settings, rmm_sync_process, runtime, tactical_tenant, wait_finished, wait_status,
+};
+use rmm_tests::sim::tactical::{FleetSpec, SimConfig, TacticalSim};
+use rmm_tests::stores::{self, rows, scalar};
+use serde_json::json;
+use uuid::Uuid;
+
+/// A tenant whose Tactical integration points at `sim`, with every Tactical client mapped to one
+/// AlgaPSA client.
+async fn mapped_tenant(db: &Db, rt: &Runtime, sim: &TacticalSim) -> (Uuid, Uuid) {
+    let (tenant, integration) = tactical_tenant(db, rt, Some(sim)).await;
+    let client = rmm_jobs::tactical::build_client(db, &rt.secrets, tenant, integration).await.unwrap();
+    sync_organizations(db, tenant, integration, &client).await.unwrap();
+    let acme = stores::client(db, tenant, "Acme").await.unwrap();
+    let d = db.dialect();
+    db.execute(
+        &format!(
+            "UPDATE rmm_organization_mappings SET client_id = {} WHERE tenant = {}",
+            d.param(1, ColType::Uuid),
+            d.param(2, ColType::Uuid)
+        ),
+        &[&acme.to_string(), &tenant.to_string()],
+    )
+    .await
+    .unwrap();
+    (tenant, integration)
+}
+
+/// What a device sync leaves behind for a tenant, without the ids that differ between tenants.
+async fn device_rows(db: &Db, tenant: Uuid) -> Vec<Vec<Option<String>>> {
+    let d = db.dialect();
+    let t = tenant.to_string();
+    let mut out = rows(
+        db,
+        &format!(
+            "SELECT a.rmm_device_id, a.name, a.asset_type, a.status, a.serial_number, \
+             CAST(w.asset_id IS NOT NULL AS TEXT), CAST(s.asset_id IS NOT NULL AS TEXT), m.external_realm_id, m.sync_status \
+             FROM assets a \
+             LEFT JOIN workstation_assets w ON w.tenant = a.tenant AND w.asset_id = a.asset_id \
+             LEFT JOIN server_assets s ON s.tenant = a.tenant AND s.asset_id = a.asset_id \
+             LEFT JOIN tenant_external_entity_mappings m ON m.tenant = a.tenant AND m.alga_entity_id = CAST(a.asset_id AS TEXT) \
+             WHERE a.tenant = {} ORDER BY a.rmm_device_id",
+            d.param(1, ColType::Uuid)
+        ),
+        &[&t],
+    )
+    .await
+    .unwrap();
+    let mappings = scalar(
+        db,
+        &format!(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM tenant_external_entity_mappings WHERE tenant = {}",
+            d.param(1, ColType::Uuid)
+        ),
+        &[&t],
+    )
+    .await
+    .unwrap();
+    out.push(vec![mappings]);
+    out
+}
+
+/// Agent-list requests the simulator saw for one Tactical client.
+fn agent_list_calls(sim: &TacticalSim, client_pk: i64) -> usize {
+    let needle = format!("client_id={client_pk}");
+    sim.requests()
+        .iter()
+        .filter(|r| r.route == "GET /beta/v1/agent/" && r.query.as_deref().is_some_and(|q| q.contains(&needle)))
+        .count()
+}
+
+async fn finished_units(db: &Db, parent: &str) -> Vec<String> {
+    let p = rmm_jobs::sqlx_util::P(db.dialect());
+    db.fetch::<(String,)>(
+        &format!("SELECT unit_key FROM {} WHERE parent_job_id = {} AND status = 'done'", p.t("job_units"), p.text(1)),
+        &[parent],
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(k,)| k)
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_sync_whose_worker_is_sigkilled_resumes_from_its_finished_units() {
+    let store = stores::postgres().await.unwrap();
+    let db = &store.db;
+    let dir = tempfile::tempdir().unwrap();
+    // 6 Tactical clients of 30 agents; every request takes 300 ms, so each unit takes about a second.
+    let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(11, 6, 1, 30))).await.unwrap();
+    let rt = runtime(db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
+    let (clean_tenant, clean_integration) = mapped_tenant(db, &rt, &sim).await;
+    let (tenant, integration) = mapped_tenant(db, &rt, &sim).await;
+    sim.set_latency(Duration::from_millis(300));
+
+    // A worker process, one unit at a time, starts the sync…
+    let id = rt
+        .queue
+        .enqueue(JobRequest::for_integration("sync-devices", tenant, "tacticalrmm", integration, Trigger::Admin))
+        .await
+        .unwrap();
+    let mut child =
+        rmm_sync_process("worker", &store.url, dir.path()).env("RMM_SYNC_QUEUE__CONCURRENCY", "1").spawn().unwrap();
+    // …and is killed after two of the six units are written.
+    let start = Instant::now();
+    let done_before = loop {
+        let done = finished_units(db, &id).await;
+        if done.len() >= 2 {
+            break done;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the worker process did not finish two units");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let victim = rt.store().get(&id).await.unwrap().unwrap();
+    assert_eq!(victim.status, JobStatus::Running, "{victim:?}");
+    let done_before = finished_units(db, &id).await.len().max(done_before.len());
+    assert!(done_before < 6, "the sync finished before the kill; the test proves nothing");
+    let calls_before: Vec<usize> = sim.clients().iter().map(|c| agent_list_calls(&sim, c.id)).collect();
+    let finished: Vec<String> = finished_units(db, &id).await;
+
+    // Another worker takes the sync over and runs only the units that had not finished.
+    let workers = Workers::start(&rt);
+    let job = wait_finished(&rt, &id, Duration::from_secs(90)).await;
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    assert_eq!(job.attempts, 2, "{job:?}");
+    assert_eq!(job.progress_processed, 6, "{job:?}");
+    let counts = &job.result.as_ref().unwrap()["counts"];
+    assert_eq!(counts["units"], json!(6), "{job:?}");
+    assert_eq!(counts["units_failed"], json!(0), "{job:?}");
+    for (c, before) in sim.clients().iter().zip(&calls_before) {
+        let after = agent_list_calls(&sim, c.id);
+        if finished.contains(&c.id.to_string()) {
+            assert_eq!(after, *before, "finished unit {} was fetched again", c.id);
+        } else {
+            assert!(after > *before, "unit {} was not run after the takeover", c.id);
+        }
+    }
+
+    // An undisturbed run of the same fleet leaves the same rows.
+    sim.set_latency(Duration::ZERO);
+    let clean = rt
+        .queue
+        .enqueue(JobRequest::for_integration(
+            "sync-devices",
+            clean_tenant,
+            "tacticalrmm",
+            clean_integration,
+            Trigger::Admin,
+        ))
+        .await
+        .unwrap();
+    let job = wait_finished(&rt, &clean, Duration::from_secs(60)).await;
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    workers.stop().await;
+    let killed_rows = device_rows(db, tenant).await;
+    assert_eq!(killed_rows.len(), 6 * 30 + 1, "one asset per agent, no duplicates");
+    assert_eq!(killed_rows, device_rows(db, clean_tenant).await);
+    store.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_ingress_finishes_the_running_job_and_leaves_unstarted_ones_queued() {
+    let store = stores::postgres().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(&store.db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = rmm_sync_process("serve", &store.url, dir.path())
+        .env("RMM_SYNC_HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("RMM_SYNC_QUEUE__CONCURRENCY", "1")
+        .env("RMM_SYNC_WORKER__SHUTDOWN_TIMEOUT_SECS", "30")
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "rmm-sync serve did not start listening");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let running =
+        rt.queue.enqueue(JobRequest::global("test-sleep", Trigger::Admin).args(json!({"ms": 4000}))).await.unwrap();
+    let job = wait_status(&rt, &running, JobStatus::Running, Duration::from_secs(30)).await;
+    let worker = job.worker.unwrap();
+    let queued =
+        rt.queue.enqueue(JobRequest::global("test-sleep", Trigger::Admin).args(json!({"ms": 200}))).await.unwrap();
+
+    let pid = child.id().unwrap();
+    let kill = tokio::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.unwrap();
+    assert!(kill.success());
+    // The ingress stops accepting at once, while the job still runs.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(http.get(format!("{base}/healthz")).send().await.is_err(), "the ingress still accepts after SIGTERM");
+    let job = rt.store().get(&running).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Running, "{job:?}");
+
+    // The running job finishes in the shutdown time, then the process exits cleanly.
+    let status = tokio::time::timeout(Duration::from_secs(40), child.wait()).await.expect("exits").unwrap();
+    assert!(status.success(), "{status:?}");
+    let job = rt.store().get(&running).await.unwrap().unwrap();
+    assert_eq!((job.status, job.attempts), (JobStatus::Done, 1), "{job:?}");
+    assert_eq!(job.worker.as_deref(), Some(worker.as_str()));
+    let q = rt.store().get(&queued).await.unwrap().unwrap();
+    assert_eq!(q.status, JobStatus::Pending, "the unstarted job was started or lost: {q:?}");
+
+    // The unstarted job is still in the queue: the next worker runs it, first attempt.
+    let workers = Workers::start(&rt);
+    let q = wait_finished(&rt, &queued, Duration::from_secs(30)).await;
+    assert_eq!((q.status, q.attempts), (JobStatus::Done, 1), "{q:?}");
+    workers.stop().await;
+    store.cleanup().await;
+}
