@@ -44,36 +44,33 @@ pub async fn accept_tactical(
     let d = db.dialect();
     let mut tx = db.begin_write().await?;
     let t = tenant.to_string();
-    let suspended: Vec<(i64,)> = tx
+    // Tenant and integration in one round trip: (suspended, integration id, active).
+    let found: Vec<(i64, Option<String>, Option<i64>)> = tx
         .rows(
             &format!(
-                "SELECT CAST(CASE WHEN suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT) FROM tenants WHERE tenant = {}",
-                p.uuid(1)
-            ),
-            &[&t],
-        )
-        .await?;
-    if suspended.first() == Some(&(1,)) {
-        tx.rollback().await?;
-        return Ok(Accepted::NotRecorded("tenant_suspended"));
-    }
-    let integ: Vec<(String, i64)> = tx
-        .rows(
-            &format!(
-                "SELECT {}, CAST(CASE WHEN is_active THEN 1 ELSE 0 END AS BIGINT) FROM rmm_integrations \
-                 WHERE tenant = {} AND provider = {}",
-                d.text("integration_id"),
+                "SELECT CAST(CASE WHEN t.suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT), {}, \
+                 CAST(CASE WHEN i.is_active THEN 1 ELSE 0 END AS BIGINT) \
+                 FROM (SELECT 1 AS one) x \
+                 LEFT JOIN tenants t ON t.tenant = {} \
+                 LEFT JOIN rmm_integrations i ON i.tenant = {} AND i.provider = {}",
+                d.text("i.integration_id"),
+                p.uuid(1),
                 p.uuid(1),
                 p.text(2)
             ),
             &[&t, PROVIDER],
         )
         .await?;
-    let Some((integration, active)) = integ.into_iter().next() else {
+    let (suspended, integration, active) = found.into_iter().next().unwrap_or((0, None, None));
+    if suspended == 1 {
+        tx.rollback().await?;
+        return Ok(Accepted::NotRecorded("tenant_suspended"));
+    }
+    let Some(integration) = integration else {
         tx.rollback().await?;
         return Ok(Accepted::NotRecorded("integration_not_configured"));
     };
-    if active == 0 {
+    if active != Some(1) {
         tx.rollback().await?;
         return Ok(Accepted::NotRecorded("integration_inactive"));
     }
@@ -102,7 +99,26 @@ pub async fn accept_tactical(
             &[&t, &integration, &body.agent_id, &ts_text(cutoff)],
         )
         .await?;
-    let pending = recent.iter().rev().find(|(_, status, _)| status == "pending").map(|(j, _, _)| j.clone());
+    let mut pending = recent.iter().rev().find(|(_, status, _)| status == "pending").map(|(j, _, _)| j.clone());
+    if d == Dialect::Postgres
+        && let Some(job) = pending.take()
+    {
+        // Join it only if it is still pending once locked: a worker that starts it (an UPDATE of
+        // this row) then waits for our commit and so sees this delivery; a job that started
+        // meanwhile is not joined, and a new one is enqueued. (SQLite's write lock already orders
+        // the two.)
+        let locked: Vec<(String,)> = tx
+            .rows(
+                &format!(
+                    "SELECT job_id FROM {} WHERE job_id = {} AND status = 'pending' FOR UPDATE",
+                    p.t("job_runs"),
+                    p.text(1)
+                ),
+                &[&job],
+            )
+            .await?;
+        pending = locked.into_iter().next().map(|(j,)| j);
+    }
     let delivery_id = Ulid::generate().to_string();
     let (job_id, coalesced) = match pending {
         Some(job) => (job, true),

@@ -251,7 +251,12 @@ impl EventBus {
             }
             Err(reason) => {
                 self.skipped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(event = event.event_type.as_str(), %reason, "event not published");
+                if self.client.is_some() {
+                    tracing::warn!(event = event.event_type.as_str(), %reason, "event not published");
+                } else {
+                    // Events are off by configuration: counted, not worth a warning each time.
+                    tracing::debug!(event = event.event_type.as_str(), %reason, "event not published");
+                }
                 false
             }
         }

@@ -14,6 +14,7 @@ use rmm_shared::ingest::{
     AgentStatus, AssetType, DeviceSnapshot, DiskUsage, ExtensionSnapshot, IngestCounts, Item, Lifecycle, Provider,
     ingest_page,
 };
+use rmm_tests::bench::peak_rss_mb;
 use rmm_tests::stores;
 use serde_json::json;
 use uuid::Uuid;
@@ -85,15 +86,6 @@ fn snapshot(i: usize, integration: Uuid, clients: usize, generation: u32) -> Dev
             json!({"site_id": i % 13, "site_name": format!("Site {}", i % 13), "raw": {"agent_id": format!("agent-{i:08}"), "hostname": format!("HOST-{i:06}")}}),
         ),
     }
-}
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_owned()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
 }
 
 /// Ingests `devices` snapshots made page by page by `make` (as a provider sync streams them).

@@ -1,0 +1,36 @@
+//! Small helpers the benchmark programs share.
+
+use std::time::Duration;
+
+/// Peak resident set size of this process (`VmHWM`), in MB.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_owned()))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// The `q`-quantile (0..=1) of `sorted` (nearest rank), in milliseconds.
+pub fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_quantiles() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(quantile_ms(&v, 0.5), 50.0);
+        assert_eq!(quantile_ms(&v, 0.99), 99.0);
+        assert_eq!(quantile_ms(&v, 1.0), 100.0);
+        assert!(quantile_ms(&[], 0.5).is_nan());
+    }
+}
