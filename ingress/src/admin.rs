@@ -379,6 +379,9 @@ impl AdminApi {
             }
             Some(_) => return Err(ApiError::BadRequest(body("settings must be a JSON object"))),
         }
+        if let Err(e) = rmm_jobs::forward::AlertMode::from_settings(&Value::Object(settings.clone())) {
+            return Err(ApiError::BadRequest(body(&e)));
+        }
         let url = match &b.instance_url {
             Some(u) => {
                 let Some(n) = rmm_shared::providers::tactical::client::normalize_base_url(u) else {

@@ -41,6 +41,10 @@ pub struct Policy {
     pub inline_retry_after: Duration,
     /// Delayed continuations (upstream 429) allowed before the job fails.
     pub max_deferrals: u32,
+    /// Postgres queue: wake the kind's workers by LISTEN/NOTIFY as soon as a job is pushed (for
+    /// kinds whose latency matters: webhook jobs, the units of a split job). Each such kind holds
+    /// one pooled connection per process; the others poll every `queue.poll_interval_ms`.
+    pub listen: bool,
 }
 
 impl Policy {
@@ -55,6 +59,7 @@ impl Policy {
             priority: 0,
             inline_retry_after: Duration::from_secs(5),
             max_deferrals: 20,
+            listen: false,
         }
     }
 

@@ -17,6 +17,7 @@ pub mod context;
 pub mod dispatch;
 pub mod envelope;
 pub mod error;
+pub mod forward;
 pub mod kind;
 pub mod maintenance;
 pub mod queue;

@@ -37,6 +37,7 @@ impl JobKind for Maintenance {
             priority: 0,
             inline_retry_after: Duration::from_secs(5),
             max_deferrals: 0,
+            listen: false,
         }
     }
 

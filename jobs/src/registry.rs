@@ -26,6 +26,7 @@ impl Registry {
         r.register::<crate::tactical::SyncDevices>();
         r.register::<crate::tactical::SyncDevicesUnit>();
         r.register::<crate::tactical::SyncAgent>();
+        r.register::<crate::forward::ForwardAlert>();
         r.register::<crate::tactical::BackfillAlerts>();
         r.register::<crate::tactical::IngestSoftware>();
         #[cfg(feature = "test-jobs")]

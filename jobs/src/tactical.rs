@@ -210,6 +210,7 @@ fn provider_policy(timeout_secs: u64) -> Policy {
         priority: 0,
         inline_retry_after: Duration::from_secs(5),
         max_deferrals: 20,
+        listen: false,
     }
 }
 
@@ -363,7 +364,7 @@ impl JobKind for SyncDevicesUnit {
     type Args = DeviceUnitArgs;
 
     fn policy() -> Policy {
-        provider_policy(1800)
+        Policy { listen: true, ..provider_policy(1800) }
     }
 
     async fn run(ctx: JobCtx, args: DeviceUnitArgs) -> Result<JobOutcome, JobError> {
@@ -420,7 +421,7 @@ impl JobKind for SyncAgent {
     type Args = SyncAgentArgs;
 
     fn policy() -> Policy {
-        Policy { priority: 5, ..provider_policy(120) }
+        Policy { priority: 5, listen: true, ..provider_policy(120) }
     }
 
     async fn run(ctx: JobCtx, args: SyncAgentArgs) -> Result<JobOutcome, JobError> {
@@ -429,15 +430,28 @@ impl JobKind for SyncAgent {
         if agent_id.is_empty() {
             return Err(JobError::Permanent("agent_id is required".into()));
         }
-        // Alerts first: they are recorded even when Tactical cannot be reached for the refresh.
-        let (alerts, alerts_other) =
-            crate::webhooks::record_pending_deliveries(ctx.runtime(), tenant, integration, agent_id).await?;
+        // Alerts first: they are recorded (or forwarded) even when Tactical cannot be reached for
+        // the refresh.
+        let settings = crate::forward::integration_settings(ctx.runtime(), tenant, integration).await?;
+        let (mut alerts, mut alerts_other, mut forwarded) = (0, 0, 0);
+        match crate::forward::AlertMode::from_settings(&settings).map_err(JobError::Permanent)? {
+            crate::forward::AlertMode::Record => {
+                (alerts, alerts_other) =
+                    crate::webhooks::record_pending_deliveries(ctx.runtime(), tenant, integration, agent_id).await?;
+            }
+            crate::forward::AlertMode::Forward { .. } => {
+                forwarded = crate::forward::forward_pending_deliveries(&ctx, tenant, integration, agent_id).await?;
+            }
+        }
         let client = client_for(&ctx).await?;
         let outcome = refresh_agent(ctx.db(), tenant, integration, &client, agent_id).await?;
         let mut counts = IngestCounts::default();
         counts.record(outcome.action);
         let mut job =
             counts_outcome(&counts).count("alerts_recorded", alerts).count("alerts_skipped_or_resolved", alerts_other);
+        if forwarded > 0 {
+            job = job.count("alerts_forwarding", forwarded);
+        }
         job.detail = serde_json::json!({
             "agent_id": agent_id,
             "action": outcome.action,

@@ -663,3 +663,111 @@ async fn a_burst_while_workers_run_refreshes_the_agent_at_most_twice_per_window(
     workers.stop().await;
     store.cleanup().await;
 }
+
+/// A stand-in for AlgaPSA's Tactical webhook: records each request (secret header, body) and
+/// answers 503 to the first `fail_first`, then 200.
+struct FakeAlgaPsa {
+    url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>,
+    _token: tokio_util::sync::DropGuard,
+}
+
+impl FakeAlgaPsa {
+    async fn start(fail_first: usize) -> FakeAlgaPsa {
+        use poem::{EndpointExt, handler, web::Data};
+        type Seen = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>;
+        #[handler]
+        fn hook(req: &poem::Request, body: String, seen: Data<&Seen>, fail: Data<&usize>) -> poem::Response {
+            let secret = req.headers().get("x-alga-webhook-secret").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let mut s = seen.0.lock().unwrap();
+            s.push((secret, body));
+            let code = if s.len() <= *fail.0 { 503 } else { 200 };
+            poem::Response::builder().status(poem::http::StatusCode::from_u16(code).unwrap()).body("{}")
+        }
+        let seen: Seen = Default::default();
+        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+        let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+        let token = CancellationToken::new();
+        let (t, app) = (token.clone(), poem::Route::new().at("/api/webhooks/tacticalrmm", poem::post(hook)));
+        let app = app.data(seen.clone()).data(fail_first);
+        tokio::spawn(async move {
+            poem::Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(app, async move { t.cancelled().await }, None)
+                .await
+        });
+        FakeAlgaPsa { url: format!("http://{addr}/api/webhooks/tacticalrmm"), seen, _token: token.drop_guard() }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forward_mode_posts_each_alert_to_algapsa_until_it_answers_and_still_refreshes_the_agent() {
+    let store = stores::postgres().await.unwrap();
+    let db = &store.db;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(5, 1, 1, 2))).await.unwrap();
+    let rt = runtime(db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
+    let (tenant, _) = tactical_tenant(db, &rt, Some(&sim)).await;
+    let algapsa = FakeAlgaPsa::start(1).await;
+    let ing = Ingress::start(&rt, Some("bootstrap-key-for-forward-test")).await;
+    let key = "bootstrap-key-for-forward-test";
+    let path = format!("/tenants/{tenant}/integrations/tacticalrmm");
+
+    // The mode is validated when it is saved.
+    let (status, v) =
+        ing.api(reqwest::Method::PUT, &path, key, Some(json!({"settings": {"alert_mode": "forward"}}))).await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = ing
+        .api(
+            reqwest::Method::PUT,
+            &path,
+            key,
+            Some(json!({"settings": {"alert_mode": "forward", "alert_forward_url": format!("{}?tenant={tenant}", algapsa.url)}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+
+    let workers = Workers::start(&rt);
+    let agent = sim.agents()[0].agent_id.clone();
+    let hook = json!({"agent_id": agent, "alert_id": "77", "event": "trigger", "severity": "error", "message": "Disk"});
+    let (status, reply) = ing.webhook(Some(&tenant.to_string()), Some(SECRET), hook.to_string()).await;
+    assert_eq!(status, 200, "{reply}");
+    let job = wait_finished(&rt, reply["job_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    assert_eq!(job.result.as_ref().unwrap()["counts"]["alerts_forwarding"], json!(1), "{job:?}");
+    assert!(sim.hits("GET /agents/{agent_id}/") >= 1, "the agent is still refreshed by us");
+
+    // AlgaPSA answers 503 once: the forward is retried after the backoff and then delivered.
+    let forwards = rt
+        .store()
+        .list(&JobFilter { tenant: Some(Some(tenant)), status: None, kind: Some("forward-alert".into()), limit: 10 })
+        .await
+        .unwrap();
+    assert_eq!(forwards.len(), 1, "{forwards:?}");
+    let fwd = wait_finished(&rt, &forwards[0].job_id, Duration::from_secs(40)).await;
+    assert_eq!((fwd.status, fwd.attempts), (JobStatus::Done, 2), "{fwd:?}");
+    let seen = algapsa.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    for (secret, body) in &seen {
+        assert_eq!(secret.as_deref(), Some(SECRET));
+        assert_eq!(serde_json::from_str::<Value>(body).unwrap(), hook);
+    }
+    // Forwarded, not recorded by us.
+    assert_eq!(count(db, tenant, "rmm_alerts WHERE true").await, 0);
+    let outcome =
+        scalar(db, &format!("SELECT outcome FROM {} WHERE tenant = '{tenant}'", db.ours("webhook_deliveries")), &[])
+            .await
+            .unwrap();
+    assert_eq!(outcome.as_deref(), Some("forwarded"));
+    // Internal kinds cannot be enqueued through the API.
+    let (status, v) = ing
+        .api(
+            reqwest::Method::POST,
+            &format!("/tenants/{tenant}/integrations/tacticalrmm/jobs/forward-alert"),
+            key,
+            Some(json!({"args": {"delivery_id": "x"}})),
+        )
+        .await;
+    assert!(status == 400 || status == 404, "{status} {v}");
+    workers.stop().await;
+    store.cleanup().await;
+}
