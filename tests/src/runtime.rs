@@ -133,16 +133,13 @@ pub async fn tactical_tenant(db: &Db, rt: &Runtime, sim: Option<&TacticalSim>) -
     (tenant, integration)
 }
 
-/// The `rmm-sync` binary next to the test executable (the test script builds it before the tests).
+/// The `rmm-sync` binary of the same build as the running executable: next to it (a benchmark
+/// program) or one directory up (a test executable in `deps/`). The test script builds it first.
 pub fn rmm_sync_bin() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let bin = exe
-        .parent()
-        .and_then(|p| p.parent())
-        .map(|p| p.join(format!("rmm-sync{}", std::env::consts::EXE_SUFFIX)))
-        .expect("target directory");
-    assert!(bin.exists(), "the rmm-sync binary was not built next to the tests; run `cargo build --workspace --bins`");
-    bin
+    let exe = std::env::current_exe().expect("running executable");
+    let name = format!("rmm-sync{}", std::env::consts::EXE_SUFFIX);
+    let found = exe.ancestors().skip(1).take(2).map(|d| d.join(&name)).find(|p| p.exists());
+    found.unwrap_or_else(|| panic!("no {name} next to {}; run `cargo build --workspace --bins` first", exe.display()))
 }
 
 /// `rmm-sync <command>` as a child process on `database_url`, with the test job kinds, the short

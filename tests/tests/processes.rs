@@ -224,3 +224,43 @@ async fn sigterm_stops_the_ingress_finishes_the_running_job_and_leaves_unstarted
     workers.stop().await;
     store.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_that_fails_for_good_is_reported_and_the_other_units_still_run() {
+    let store = stores::postgres().await.unwrap();
+    let db = &store.db;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(13, 3, 1, 4))).await.unwrap();
+    let rt = runtime(db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
+    let (tenant, integration) = mapped_tenant(db, &rt, &sim).await;
+    // The first agent listing is refused (a 400 is not retried): that unit fails for good.
+    sim.inject(rmm_tests::sim::tactical::Fault::status(400).on("GET /beta/v1/agent/").times(1));
+    let workers = Workers::start(&rt);
+    let id = rt
+        .queue
+        .enqueue(JobRequest::for_integration("sync-devices", tenant, "tacticalrmm", integration, Trigger::Admin))
+        .await
+        .unwrap();
+    let job = wait_finished(&rt, &id, Duration::from_secs(60)).await;
+    workers.stop().await;
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    let counts = &job.result.as_ref().unwrap()["counts"];
+    assert_eq!((counts["units"].clone(), counts["units_failed"].clone()), (json!(3), json!(1)), "{job:?}");
+    assert_eq!(counts["created"], json!(8), "the two other clients' agents are synced: {job:?}");
+    let d = db.dialect();
+    let row = rows(
+        db,
+        &format!(
+            "SELECT sync_status, sync_error, CAST(last_incremental_sync_at IS NULL AS TEXT) FROM rmm_integrations WHERE tenant = {}",
+            d.param(1, ColType::Uuid)
+        ),
+        &[&tenant.to_string()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(row[0][0].as_deref(), Some("error"), "{row:?}");
+    let error = row[0][1].clone().unwrap_or_default();
+    assert!(error.starts_with("Tactical client "), "{error}");
+    assert!(error.contains("rejected the request"), "{error}");
+    store.cleanup().await;
+}
