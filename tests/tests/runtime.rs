@@ -664,18 +664,20 @@ async fn a_burst_while_workers_run_refreshes_the_agent_at_most_twice_per_window(
     store.cleanup().await;
 }
 
+/// What [`FakeAlgaPsa`] received: (secret header, body) per request.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>;
+
 /// A stand-in for AlgaPSA's Tactical webhook: records each request (secret header, body) and
 /// answers 503 to the first `fail_first`, then 200.
 struct FakeAlgaPsa {
     url: String,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>,
+    seen: Seen,
     _token: tokio_util::sync::DropGuard,
 }
 
 impl FakeAlgaPsa {
     async fn start(fail_first: usize) -> FakeAlgaPsa {
         use poem::{EndpointExt, handler, web::Data};
-        type Seen = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>;
         #[handler]
         fn hook(req: &poem::Request, body: String, seen: Data<&Seen>, fail: Data<&usize>) -> poem::Response {
             let secret = req.headers().get("x-alga-webhook-secret").and_then(|v| v.to_str().ok()).map(str::to_owned);
