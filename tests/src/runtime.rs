@@ -104,6 +104,35 @@ pub async fn wait_status(rt: &Runtime, job_id: &str, status: JobStatus, within: 
     }
 }
 
+/// Maps every organisation mapping of `tenant` to one AlgaPSA client named `client_name`.
+pub async fn map_every_scope(db: &Db, tenant: Uuid, client_name: &str) -> Uuid {
+    let client = stores::client(db, tenant, client_name).await.expect("client");
+    let d = db.dialect();
+    db.execute(
+        &format!(
+            "UPDATE rmm_organization_mappings SET client_id = {} WHERE tenant = {}",
+            d.param(1, ColType::Uuid),
+            d.param(2, ColType::Uuid)
+        ),
+        &[&client.to_string(), &tenant.to_string()],
+    )
+    .await
+    .expect("mapping update");
+    client
+}
+
+/// A tenant whose Tactical integration points at `sim`, its Tactical clients synced as
+/// organisation mappings and all mapped to one AlgaPSA client, "Acme".
+pub async fn mapped_tactical_tenant(db: &Db, rt: &Runtime, sim: &TacticalSim) -> (Uuid, Uuid) {
+    let (tenant, integration) = tactical_tenant(db, rt, Some(sim)).await;
+    let client = rmm_jobs::tactical::build_client(db, &rt.secrets, tenant, integration).await.expect("client");
+    rmm_shared::providers::tactical::sync::sync_organizations(db, tenant, integration, &client)
+        .await
+        .expect("organisation sync");
+    map_every_scope(db, tenant, "Acme").await;
+    (tenant, integration)
+}
+
 /// The webhook secret [`tactical_tenant`] sets.
 pub const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";
 

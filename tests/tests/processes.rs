@@ -4,39 +4,17 @@
 
 use std::time::{Duration, Instant};
 
-use rmm_jobs::{JobRequest, JobStatus, Runtime, Trigger};
+use rmm_jobs::{JobRequest, JobStatus, Trigger};
 use rmm_shared::config::QueueBackend;
 use rmm_shared::db::Db;
 use rmm_shared::db::sql::ColType;
-use rmm_shared::providers::tactical::sync::sync_organizations;
 use rmm_tests::runtime::{
-    Workers, fast_settings, rmm_sync_process, runtime, tactical_tenant, wait_finished, wait_status,
+    Workers, fast_settings, mapped_tactical_tenant, rmm_sync_process, runtime, wait_finished, wait_status,
 };
 use rmm_tests::sim::tactical::{FleetSpec, SimConfig, TacticalSim};
 use rmm_tests::stores::{self, rows, scalar};
 use serde_json::json;
 use uuid::Uuid;
-
-/// A tenant whose Tactical integration points at `sim`, with every Tactical client mapped to one
-/// AlgaPSA client.
-async fn mapped_tenant(db: &Db, rt: &Runtime, sim: &TacticalSim) -> (Uuid, Uuid) {
-    let (tenant, integration) = tactical_tenant(db, rt, Some(sim)).await;
-    let client = rmm_jobs::tactical::build_client(db, &rt.secrets, tenant, integration).await.unwrap();
-    sync_organizations(db, tenant, integration, &client).await.unwrap();
-    let acme = stores::client(db, tenant, "Acme").await.unwrap();
-    let d = db.dialect();
-    db.execute(
-        &format!(
-            "UPDATE rmm_organization_mappings SET client_id = {} WHERE tenant = {}",
-            d.param(1, ColType::Uuid),
-            d.param(2, ColType::Uuid)
-        ),
-        &[&acme.to_string(), &tenant.to_string()],
-    )
-    .await
-    .unwrap();
-    (tenant, integration)
-}
 
 /// What a device sync leaves behind for a tenant, without the ids that differ between tenants.
 async fn device_rows(db: &Db, tenant: Uuid) -> Vec<Vec<Option<String>>> {
@@ -102,8 +80,8 @@ async fn a_device_sync_whose_worker_is_sigkilled_resumes_from_its_finished_units
     // 6 Tactical clients of 30 agents; every request takes 300 ms, so each unit takes about a second.
     let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(11, 6, 1, 30))).await.unwrap();
     let rt = runtime(db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
-    let (clean_tenant, clean_integration) = mapped_tenant(db, &rt, &sim).await;
-    let (tenant, integration) = mapped_tenant(db, &rt, &sim).await;
+    let (clean_tenant, clean_integration) = mapped_tactical_tenant(db, &rt, &sim).await;
+    let (tenant, integration) = mapped_tactical_tenant(db, &rt, &sim).await;
     sim.set_latency(Duration::from_millis(300));
 
     // A worker process, one unit at a time, starts the sync…
@@ -232,7 +210,7 @@ async fn a_unit_that_fails_for_good_is_reported_and_the_other_units_still_run() 
     let dir = tempfile::tempdir().unwrap();
     let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(13, 3, 1, 4))).await.unwrap();
     let rt = runtime(db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
-    let (tenant, integration) = mapped_tenant(db, &rt, &sim).await;
+    let (tenant, integration) = mapped_tactical_tenant(db, &rt, &sim).await;
     // The first agent listing is refused (a 400 is not retried): that unit fails for good.
     sim.inject(rmm_tests::sim::tactical::Fault::status(400).on("GET /beta/v1/agent/").times(1));
     let workers = Workers::start(&rt);

@@ -9,7 +9,9 @@ use rmm_jobs::schedules::{Cadence, ScheduleScope, ScheduleStore, tick};
 use rmm_jobs::{JobFilter, JobRequest, JobStatus, Runtime, Trigger};
 use rmm_shared::config::QueueBackend;
 use rmm_shared::db::sql::ColType;
-use rmm_tests::runtime::{SECRET, Workers, fast_settings, rmm_sync_process, runtime, tactical_tenant, wait_finished};
+use rmm_tests::runtime::{
+    SECRET, Workers, fast_settings, map_every_scope, rmm_sync_process, runtime, tactical_tenant, wait_finished,
+};
 use rmm_tests::sim::tactical::{FleetSpec, SimConfig, TacticalSim};
 use rmm_tests::stores::{self, TestStore, count, scalar};
 use secrecy::SecretString;
@@ -256,18 +258,8 @@ async fn webhook_to_rows(store: &TestStore, backend: QueueBackend) {
     let job = wait_finished(&rt, &org, Duration::from_secs(30)).await;
     assert_eq!(job.status, JobStatus::Done, "{job:?}");
     assert_eq!(count(db, tenant, "rmm_organization_mappings WHERE true").await, 2);
-    let client = stores::client(db, tenant, "Acme").await.unwrap();
+    map_every_scope(db, tenant, "Acme").await;
     let d = db.dialect();
-    db.execute(
-        &format!(
-            "UPDATE rmm_organization_mappings SET client_id = {} WHERE tenant = {}",
-            d.param(1, ColType::Uuid),
-            d.param(2, ColType::Uuid)
-        ),
-        &[&client.to_string(), &tenant.to_string()],
-    )
-    .await
-    .unwrap();
     let devices = rt
         .queue
         .enqueue(JobRequest::for_integration("sync-devices", tenant, "tacticalrmm", integration, Trigger::Admin))

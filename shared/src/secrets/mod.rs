@@ -10,8 +10,14 @@
 //!   comma-separated list (default `env`) and writes go to the write provider (default
 //!   `filesystem`); otherwise reads try `env` then `filesystem` and writes go to `filesystem`.
 //!
-//! Values are `SecretString`s: never logged, never in errors or `Debug` output. The Vault KV v2
-//! provider of AlgaPSA's chain is not implemented yet; naming it is a configuration error.
+//! - `vault` (KV v2 over HTTP, [`vault`]): all of a tenant's secrets are keys of one document at
+//!   `VAULT_TENANT_SECRET_PATH_TEMPLATE` (`{tenantId}` replaced; default
+//!   `kv/data/tenants/{tenantId}/secrets`), app secrets of the document at `VAULT_APP_SECRET_PATH`
+//!   (default `kv/data/app/secrets`); needs `VAULT_ADDR` and `VAULT_TOKEN`.
+//!
+//! Values are `SecretString`s: never logged, never in errors or `Debug` output.
+
+pub mod vault;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,8 +28,12 @@ use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("unknown secret provider {0:?} (use env or filesystem)")]
+    #[error("unknown secret provider {0:?} (use env, filesystem or vault)")]
     UnknownProvider(String),
+    #[error("the vault secret provider needs {0}")]
+    VaultConfig(&'static str),
+    #[error("vault: {0}")]
+    Vault(String),
     #[error("secret provider {0} is read-only; set SECRET_WRITE_PROVIDER=filesystem")]
     ReadOnly(&'static str),
     #[error("invalid secret name {0:?}: a plain file name is required")]
@@ -36,6 +46,7 @@ pub enum SecretError {
 enum Provider {
     Env,
     Filesystem,
+    Vault,
 }
 
 impl Provider {
@@ -43,6 +54,7 @@ impl Provider {
         match s.trim() {
             "env" => Ok(Provider::Env),
             "filesystem" => Ok(Provider::Filesystem),
+            "vault" => Ok(Provider::Vault),
             other => Err(SecretError::UnknownProvider(other.to_owned())),
         }
     }
@@ -56,6 +68,7 @@ pub struct SecretStore {
     base: PathBuf,
     read_chain: Vec<Provider>,
     write: Provider,
+    vault: Option<vault::Vault>,
 }
 
 impl std::fmt::Debug for SecretStore {
@@ -96,7 +109,17 @@ impl SecretStore {
             None if cwd.join("../secrets").is_dir() => cwd.join("../secrets"),
             None => cwd.join("secrets"),
         };
-        Ok(SecretStore { env_prefix: get("SECRET_ENV_PREFIX"), env, base, read_chain, write })
+        let vault = if read_chain.contains(&Provider::Vault) || write == Provider::Vault {
+            let addr = get("VAULT_ADDR").ok_or(SecretError::VaultConfig("VAULT_ADDR"))?;
+            let token = get("VAULT_TOKEN").ok_or(SecretError::VaultConfig("VAULT_TOKEN"))?;
+            let app = get("VAULT_APP_SECRET_PATH").unwrap_or_else(|| vault::DEFAULT_APP_PATH.into());
+            let tenant =
+                get("VAULT_TENANT_SECRET_PATH_TEMPLATE").unwrap_or_else(|| vault::DEFAULT_TENANT_TEMPLATE.into());
+            Some(vault::Vault::new(&addr, SecretString::from(token), app, tenant)?)
+        } else {
+            None
+        };
+        Ok(SecretStore { env_prefix: get("SECRET_ENV_PREFIX"), env, base, read_chain, write, vault })
     }
 
     /// A tenant secret: the first provider of the read chain that has it.
@@ -106,6 +129,7 @@ impl SecretStore {
             let found = match p {
                 Provider::Env => self.env_value(&format!("TENANT_{tenant}_{name}")),
                 Provider::Filesystem => read_file(&self.tenant_path(tenant, name), name).await?,
+                Provider::Vault => self.vault()?.get(&self.vault()?.tenant_path(tenant), name).await?,
             };
             if found.is_some() {
                 return Ok(found);
@@ -121,6 +145,7 @@ impl SecretStore {
             let found = match p {
                 Provider::Env => self.env_value(name),
                 Provider::Filesystem => read_file(&self.base.join(name), name).await?,
+                Provider::Vault => self.vault()?.get(self.vault()?.app_path(), name).await?,
             };
             if found.is_some() {
                 return Ok(found);
@@ -137,8 +162,13 @@ impl SecretStore {
         value: Option<&SecretString>,
     ) -> Result<(), SecretError> {
         check_name(name)?;
-        if self.write == Provider::Env {
-            return Err(SecretError::ReadOnly("env"));
+        match self.write {
+            Provider::Env => return Err(SecretError::ReadOnly("env")),
+            Provider::Vault => {
+                let v = self.vault()?;
+                return v.set(&v.tenant_path(tenant), name, value).await;
+            }
+            Provider::Filesystem => {}
         }
         let path = self.tenant_path(tenant, name);
         let io = |source| SecretError::Io { name: name.to_owned(), path: path.display().to_string(), source };
@@ -154,6 +184,10 @@ impl SecretStore {
                 _ => Ok(()),
             },
         }
+    }
+
+    fn vault(&self) -> Result<&vault::Vault, SecretError> {
+        self.vault.as_ref().ok_or(SecretError::VaultConfig("VAULT_ADDR and VAULT_TOKEN"))
     }
 
     fn env_value(&self, key: &str) -> Option<SecretString> {

@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use rmm_jobs::{JobRequest, JobStatus, Trigger};
 use rmm_shared::config::QueueBackend;
-use rmm_shared::db::sql::ColType;
-use rmm_shared::providers::tactical::sync::sync_organizations;
-use rmm_tests::runtime::{fast_settings, rmm_sync_process, runtime, tactical_tenant, wait_finished};
+use rmm_tests::runtime::{fast_settings, mapped_tactical_tenant, rmm_sync_process, runtime, wait_finished};
 use rmm_tests::sim::tactical::{FleetSpec, SimConfig, TacticalSim};
 use rmm_tests::stores;
 
@@ -68,22 +66,7 @@ async fn one_run(
 ) -> anyhow::Result<RunResult> {
     let db = &store.db;
     let rt = runtime(db, fast_settings(QueueBackend::Database), secrets).await?;
-    let (tenant, integration) = tactical_tenant(db, &rt, Some(sim)).await;
-    let client = rmm_jobs::tactical::build_client(db, &rt.secrets, tenant, integration)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    sync_organizations(db, tenant, integration, &client).await?;
-    let acme = stores::client(db, tenant, "Acme").await?;
-    let d = db.dialect();
-    db.execute(
-        &format!(
-            "UPDATE rmm_organization_mappings SET client_id = {} WHERE tenant = {}",
-            d.param(1, ColType::Uuid),
-            d.param(2, ColType::Uuid)
-        ),
-        &[&acme.to_string(), &tenant.to_string()],
-    )
-    .await?;
+    let (tenant, integration) = mapped_tactical_tenant(db, &rt, sim).await;
 
     let mut children = Vec::new();
     for _ in 0..workers {
@@ -116,7 +99,7 @@ async fn one_run(
     if job.status != JobStatus::Done || counts["created"].as_u64() != Some(agents as u64) {
         anyhow::bail!("the sync did not create every agent: {job:?}");
     }
-    let p = rmm_jobs::sqlx_util::P(d);
+    let p = rmm_jobs::sqlx_util::P(db.dialect());
     let retried: Vec<(i64, Option<String>)> = db
         .fetch(
             &format!(
