@@ -79,7 +79,18 @@ impl Queue {
                 })?;
                 Backend::Redis(conn)
             }
-            (QueueBackend::Database, Db::Postgres(p)) => Backend::Postgres(p.clone()),
+            (QueueBackend::Database, Db::Postgres(p)) => {
+                // The workers' queue consumers get a pool of their own. At shutdown apalis drops
+                // their streams mid-statement, which can hand a connection back to its pool
+                // inside an open transaction; on a shared pool a job's final status update could
+                // land in that transaction and be rolled back. Lazy: the ingress never opens it.
+                let listeners = registry.entries().filter(|e| e.policy.listen).count() as u32;
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(listeners + 5)
+                    .acquire_timeout(std::time::Duration::from_secs(settings.database.acquire_timeout_secs))
+                    .connect_lazy_with((*p.connect_options()).clone());
+                Backend::Postgres(pool)
+            }
             (QueueBackend::Database, Db::Sqlite(p)) => Backend::Sqlite(p.clone()),
         };
         Ok(Queue { backend, db: db.clone(), registry, redis_ns: settings.queue.redis_namespace.clone() })

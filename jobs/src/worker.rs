@@ -4,9 +4,9 @@
 //! * Worker names are `<kind>-<host>-<pid>-<ulid>`: unique per process start, so the jobs of a
 //!   worker that died are handed to another one after `heartbeat_secs × missed_heartbeats`
 //!   (a name re-used after a crash would keep them `Running` for ever).
-//! * Postgres: kinds whose policy says `listen` wake on LISTEN/NOTIFY (one pooled connection each)
-//!   and also poll every `poll_interval_ms` (delayed tasks are never notified); the other kinds,
-//!   and SQLite and Redis, poll.
+//! * Postgres: kinds whose policy says `listen` wake on LISTEN/NOTIFY (one connection each, of the
+//!   queue's own pool: listeners + 5) and also poll every `poll_interval_ms` (delayed tasks are
+//!   never notified); the other kinds, and SQLite and Redis, poll.
 //! * Attempts, backoff and timeouts are the kind's [`crate::Policy`], applied by
 //!   [`crate::dispatch::run_task`]; the backend's own attempt limit only bounds crash loops.
 //! * On shutdown the running jobs get `worker.shutdown_timeout_secs` to finish; tasks fetched but
@@ -49,18 +49,6 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), Runtime
     let restarts = Arc::new(AtomicUsize::new(0));
     let max_restarts = settings.worker.max_restarts;
 
-    if let Backend::Postgres(pg) = &rt.queue.backend {
-        // Each listening kind holds one pooled connection for good; jobs and the ingress need more.
-        let listeners = rt.registry.entries().filter(|e| e.policy.listen).count() as u32;
-        let pool = pg.options().get_max_connections();
-        if pool < listeners + 2 {
-            return Err(RuntimeError::Invalid(format!(
-                "database.max_connections is {pool}, but the workers hold {listeners} connections for LISTEN \
-                 and need at least two more; raise it to {} or more",
-                listeners + 2
-            )));
-        }
-    }
     let mut monitor = Monitor::new();
     for entry in rt.registry.entries() {
         let kind = entry.name;
