@@ -1,5 +1,6 @@
 //! `maintenance`: retention. Deletes finished queue tasks and job-status rows older than
-//! `retention.finished_jobs_days`, and old rows of our other tables. Run by the scheduler every
+//! `retention.finished_jobs_days`, and old rows of our other tables (finished sync runs, units of
+//! split jobs, processed webhook deliveries). Run by the scheduler every
 //! `retention.maintenance_interval_minutes`.
 
 use std::time::Duration;
@@ -62,12 +63,20 @@ impl JobKind for Maintenance {
             }
         };
         let units = crate::units::prune(ctx.db(), before).await?;
+        // Webhook deliveries whose alert was recorded or forwarded.
+        let sql = format!(
+            "DELETE FROM {} WHERE processed_at IS NOT NULL AND received_at < {}",
+            p.t("webhook_deliveries"),
+            p.ts(1)
+        );
+        let deliveries = ctx.db().execute(&sql, &[&ts_text(before)]).await?;
         ctx.progress(3, Some(3)).await?;
-        tracing::info!(days, tasks, runs, sync_runs, units, "retention done");
+        tracing::info!(days, tasks, runs, sync_runs, units, deliveries, "retention done");
         Ok(JobOutcome::default()
             .count("queue_tasks_deleted", tasks)
             .count("job_runs_deleted", runs)
             .count("sync_runs_deleted", sync_runs)
-            .count("job_units_deleted", units))
+            .count("job_units_deleted", units)
+            .count("webhook_deliveries_deleted", deliveries))
     }
 }

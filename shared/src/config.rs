@@ -49,6 +49,16 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub scheduler: SchedulerSettings,
     pub retention: RetentionSettings,
+    pub upstream: UpstreamSettings,
+}
+
+/// Calls to the RMM servers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamSettings {
+    /// Redis holding the per-instance request limits, so that every process together stays under
+    /// them (`redis://…`). Unset: each process limits its own calls.
+    pub rate_limit_redis_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -209,6 +219,7 @@ impl Default for Settings {
             worker: WorkerSettings::default(),
             scheduler: SchedulerSettings::default(),
             retention: RetentionSettings::default(),
+            upstream: UpstreamSettings::default(),
         }
     }
 }

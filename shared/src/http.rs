@@ -9,8 +9,8 @@
 //!   slept in place, a longer one is returned as [`HttpError::RateLimited`] /
 //!   [`HttpError::Status`] carrying the duration, so the job runtime can schedule a durable retry;
 //! - a per-upstream rate limit (keyed by the upstream origin) shared by every client of the process
-//!   through [`RateLimiterRegistry`], behind the [`RateLimiter`] trait so a shared (Redis) limiter
-//!   can be plugged in;
+//!   through [`RateLimiterRegistry`], and by every process when the Redis limiter of
+//!   [`crate::ratelimit`] is installed ([`install_process_rate_limiter`]);
 //! - redirects are never followed.
 //!
 //! Errors never carry credentials: no header values, and URLs are reduced to
@@ -265,6 +265,19 @@ pub trait RateLimiter: Send + Sync + fmt::Debug {
     fn acquire<'a>(&'a self, upstream: &'a str, limit: RateLimit) -> BoxFuture<'a, ()>;
 }
 
+static PROCESS_LIMITER: OnceLock<Arc<dyn RateLimiter>> = OnceLock::new();
+
+/// Makes every [`HttpClient`] created afterwards use `limiter` (e.g. the Redis-shared one of
+/// [`crate::ratelimit`]); call once at start. `false` when one was installed already.
+pub fn install_process_rate_limiter(limiter: Arc<dyn RateLimiter>) -> bool {
+    PROCESS_LIMITER.set(limiter).is_ok()
+}
+
+/// The installed limiter, else the process-wide in-process registry.
+fn process_rate_limiter() -> Arc<dyn RateLimiter> {
+    PROCESS_LIMITER.get().cloned().unwrap_or_else(|| RateLimiterRegistry::global())
+}
+
 /// In-process limiter: one GCRA bucket (governor) per upstream key.
 #[derive(Default)]
 pub struct RateLimiterRegistry {
@@ -510,7 +523,7 @@ impl HttpClient {
             .user_agent(config.user_agent.clone())
             .build()
             .map_err(|e| HttpError::InvalidRequest(format!("http client: {}", e.without_url())))?;
-        Ok(HttpClient { inner, config: Arc::new(config), limiter: RateLimiterRegistry::global() })
+        Ok(HttpClient { inner, config: Arc::new(config), limiter: process_rate_limiter() })
     }
 
     /// Use another limiter (a separate registry in tests, a shared Redis limiter in production).

@@ -10,6 +10,7 @@ pub mod facts;
 pub mod http;
 pub mod ingest;
 pub mod providers;
+pub mod ratelimit;
 pub mod runs;
 pub mod secrets;
 pub mod software;

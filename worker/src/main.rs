@@ -139,6 +139,15 @@ async fn runtime(settings: Settings, db: Db) -> anyhow::Result<rmm_jobs::Runtime
         }
         None => rmm_shared::events::EventBus::disabled(),
     };
+    if let Some(url) = settings.upstream.rate_limit_redis_url.as_deref().filter(|u| !u.is_empty()) {
+        let shared = rmm_shared::ratelimit::SharedRateLimiter::new(
+            url,
+            "rmm-sync:",
+            rmm_shared::http::RateLimiterRegistry::global(),
+        )
+        .map_err(|e| anyhow::anyhow!("upstream.rate_limit_redis_url: {e}"))?;
+        rmm_shared::http::install_process_rate_limiter(Arc::new(shared));
+    }
     let registry = Arc::new(rmm_jobs::Registry::builtin());
     Ok(rmm_jobs::Runtime::open(db, Arc::new(settings), registry, secrets, Arc::new(events)).await?)
 }
