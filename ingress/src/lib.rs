@@ -72,6 +72,28 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         })
 }
 
+/// What a worker process serves for operators (`worker.metrics_bind`): `/healthz`, `/readyz` and
+/// `/metrics` (its upstream calls, and the job and queue gauges every process reads from the store).
+pub fn ops_app(state: Arc<AppState>) -> impl Endpoint {
+    Route::new()
+        .at("/healthz", get(healthz))
+        .at("/readyz", get(readyz))
+        .at("/metrics", get(metrics::endpoint))
+        .data(state)
+}
+
+/// Serves [`ops_app`] on `bind` until `shutdown`.
+pub async fn serve_ops(state: Arc<AppState>, bind: String, shutdown: CancellationToken) -> std::io::Result<()> {
+    tracing::info!(%bind, "worker metrics listening");
+    poem::Server::new(TcpListener::bind(bind))
+        .run_with_graceful_shutdown(
+            ops_app(state),
+            async move { shutdown.cancelled().await },
+            Some(Duration::from_secs(2)),
+        )
+        .await
+}
+
 #[handler]
 fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))

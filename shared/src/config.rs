@@ -151,6 +151,9 @@ pub struct WorkerSettings {
     /// Restarts of a failed queue consumer (e.g. after a long database outage) before the process
     /// exits non-zero so that its supervisor restarts it.
     pub max_restarts: usize,
+    /// `rmm-sync worker` only: address of a small HTTP listener with `/healthz`, `/readyz` and
+    /// `/metrics` (e.g. `0.0.0.0:9091`). Unset: none. (`serve` has them on `http.bind`.)
+    pub metrics_bind: Option<String>,
 }
 
 /// The schedule runner (runs inside every worker process; replicas never enqueue a slot twice).
@@ -190,7 +193,7 @@ impl Default for QueueSettings {
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        Self { shutdown_timeout_secs: 30, max_restarts: 10 }
+        Self { shutdown_timeout_secs: 30, max_restarts: 10, metrics_bind: None }
     }
 }
 

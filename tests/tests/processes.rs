@@ -242,3 +242,34 @@ async fn a_unit_that_fails_for_good_is_reported_and_the_other_units_still_run() 
     assert!(error.contains("rejected the request"), "{error}");
     store.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_process_serves_probes_and_metrics_when_asked() {
+    let store = stores::postgres().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = rmm_sync_process("worker", &store.url, dir.path())
+        .env("RMM_SYNC_WORKER__METRICS_BIND", format!("127.0.0.1:{port}"))
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    let ready = loop {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
+            break r;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the worker did not open its metrics listener");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ready.status(), 200);
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("# TYPE rmm_sync_upstream_calls_total counter"), "{metrics}");
+    assert!(metrics.contains("# TYPE rmm_sync_queue_depth gauge"), "{metrics}");
+    // Only the operator routes: no webhook or admin API on a worker.
+    let hook = http.post(format!("{base}/api/webhooks/tacticalrmm?tenant=x")).send().await.unwrap();
+    assert_eq!(hook.status(), 404);
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    store.cleanup().await;
+}

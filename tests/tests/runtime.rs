@@ -765,3 +765,91 @@ async fn forward_mode_posts_each_alert_to_algapsa_until_it_answers_and_still_ref
     workers.stop().await;
     store.cleanup().await;
 }
+
+/// Every route of the admin API (read from the OpenAPI document, so a new route is covered when it
+/// is added) refuses a key of another tenant, shows none of that tenant's data and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_admin_route_refuses_a_key_of_another_tenant() {
+    use reqwest::Method;
+    let store = stores::postgres().await.unwrap();
+    let db = &store.db;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
+    let ing = Ingress::start(&rt, Some("bootstrap-key")).await;
+    let (a, _) = tactical_tenant(db, &rt, None).await;
+    let (b, b_integration) = tactical_tenant(db, &rt, None).await;
+    let key_a = rmm_ingress::auth::create_key(db, Some(a), rmm_ingress::auth::KeyScope::Write, "a").await.unwrap().key;
+    let mapping_b = stores::map_scope(db, b, b_integration, "42", None).await.unwrap();
+    let (status, job) = ing
+        .api(
+            Method::POST,
+            &format!("/tenants/{b}/integrations/tacticalrmm/jobs/sync-org"),
+            "bootstrap-key",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let job_b = job["job_id"].as_str().unwrap().to_owned();
+    let snapshot = move |db: rmm_shared::db::Db| async move {
+        let t = |q: &str| q.to_owned();
+        let mut out = Vec::new();
+        for q in [
+            t("SELECT CAST(settings AS TEXT) FROM rmm_integrations"),
+            t("SELECT CAST(is_active AS TEXT) FROM rmm_integrations"),
+            t("SELECT CAST(auto_sync_assets AS TEXT) FROM rmm_organization_mappings"),
+            t("SELECT client_name FROM tenants"),
+        ] {
+            out.push(scalar(&db, &format!("{q} WHERE tenant = '{b}'"), &[]).await.unwrap());
+        }
+        out.push(Some(count(&db, b, &format!("{} WHERE true", db.ours("job_runs"))).await.to_string()));
+        out.push(Some(count(&db, b, &format!("{} WHERE true", db.ours("schedules"))).await.to_string()));
+        out
+    };
+    let before = snapshot(db.clone()).await;
+
+    let spec: Value = ing.http.get(ing.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let mut checked = 0;
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        if path == "/integrations/rmm/{provider}/sync" {
+            continue; // tenant-scoped by the key itself: it has no other tenant to name
+        }
+        for (method, _) in ops.as_object().unwrap() {
+            let url = path
+                .replace("{tenant}", &b.to_string())
+                .replace("{provider}", "tacticalrmm")
+                .replace("{client_id}", &Uuid::new_v4().to_string())
+                .replace("{mapping_id}", &mapping_b.to_string())
+                .replace("{kind}", "sync-org")
+                .replace("{job_id}", &job_b);
+            let url = if path == "/jobs" { format!("{url}?tenant={b}") } else { url };
+            let body = match (method.as_str(), path.as_str()) {
+                ("put", p) if p.ends_with("/schedules/{kind}") => Some(json!({"interval_minutes": 60})),
+                ("put", "/tenants/{tenant}") | ("put", "/tenants/{tenant}/clients/{client_id}") => {
+                    Some(json!({"name": "taken over"}))
+                }
+                ("put", _) => Some(json!({"settings": {"alert_mode": "record", "x": 1}})),
+                ("patch", _) => Some(json!({"auto_sync_assets": false})),
+                ("post", _) => Some(json!({})),
+                _ => None,
+            };
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let (status, v) = ing.api(m, &url, &key_a, body).await;
+            let text = v.to_string();
+            if path == "/jobs" {
+                assert_eq!(status, 200, "{method} {url}: {v}");
+                assert_eq!(v["jobs"], json!([]), "{method} {url}: another tenant's jobs listed");
+            } else {
+                assert!(status == 403 || status == 404, "{method} {url} answered {status}: {v}");
+            }
+            // Nothing of B's that the caller did not name itself (an error may repeat the path's id).
+            for secret_id in [job_b.clone(), mapping_b.to_string(), b_integration.to_string()] {
+                assert!(url.contains(&secret_id) || !text.contains(&secret_id), "{method} {url} leaked: {v}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 17, "only {checked} routes in the OpenAPI document");
+    assert_eq!(snapshot(db.clone()).await, before, "a key of tenant A changed tenant B");
+    drop(ing);
+    store.cleanup().await;
+}

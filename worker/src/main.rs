@@ -162,6 +162,14 @@ async fn serve(settings: Settings, ingress: bool, worker: bool) -> anyhow::Resul
         let token = shutdown.clone();
         tasks.spawn(async move { rmm_ingress::serve(state, token).await.map_err(anyhow::Error::from) });
     }
+    if worker
+        && !ingress
+        && let Some(bind) = rt.settings.worker.metrics_bind.clone().filter(|b| !b.is_empty())
+    {
+        let state = rmm_ingress::AppState::new(rt.clone(), None);
+        let token = shutdown.clone();
+        tasks.spawn(async move { rmm_ingress::serve_ops(state, bind, token).await.map_err(anyhow::Error::from) });
+    }
     if worker {
         let (rt, token) = (rt.clone(), shutdown.clone());
         tasks.spawn(async move { rmm_jobs::worker::run(rt, token).await.map_err(anyhow::Error::from) });
