@@ -1,9 +1,11 @@
 //! A job runtime on a test store: queue on the store (or on Redis), fast polling and heartbeats,
 //! secrets in a temporary directory.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use poem::listener::{Acceptor, Listener, TcpListener};
 use rmm_jobs::{JobStatus, JobView, Registry, Runtime};
 use rmm_shared::config::{QueueBackend, Settings};
 use rmm_shared::db::Db;
@@ -11,6 +13,7 @@ use rmm_shared::db::sql::ColType;
 use rmm_shared::events::EventBus;
 use rmm_shared::secrets::SecretStore;
 use secrecy::SecretString;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -186,4 +189,66 @@ pub fn rmm_sync_process(command: &str, database_url: &str, secrets_dir: &std::pa
         .env("RMM_SYNC_LOG__LEVEL", "warn")
         .kill_on_drop(true);
     c
+}
+
+/// The ingress of a runtime on a loopback port, with a client for it.
+pub struct Ingress {
+    pub addr: SocketAddr,
+    token: CancellationToken,
+    pub http: reqwest::Client,
+}
+
+impl Ingress {
+    pub async fn start(rt: &Runtime, bootstrap: Option<&str>) -> Ingress {
+        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
+        let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+        let state = rmm_ingress::AppState::new(rt.clone(), bootstrap.map(|b| SecretString::from(b.to_owned())));
+        let token = CancellationToken::new();
+        let t = token.clone();
+        tokio::spawn(async move {
+            poem::Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(rmm_ingress::app(state), async move { t.cancelled().await }, None)
+                .await
+        });
+        Ingress { addr, token, http: reqwest::Client::new() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn webhook(
+        &self,
+        tenant: Option<&str>,
+        secret: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let path = match tenant {
+            Some(t) => format!("/api/webhooks/tacticalrmm?tenant={t}"),
+            None => "/api/webhooks/tacticalrmm".into(),
+        };
+        let mut req = self.http.post(self.url(&path)).header("content-type", "application/json").body(body);
+        if let Some(s) = secret {
+            req = req.header("X-Alga-Webhook-Secret", s);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn api(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(&format!("/api/v1{path}"))).bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Ingress {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
 }

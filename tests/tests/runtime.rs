@@ -1,84 +1,21 @@
 //! The job runtime and the ingress end to end: real stores, real queues (Postgres, SQLite,
 //! Redis), the ingress on a loopback port and the Tactical simulator.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use poem::listener::{Acceptor, Listener, TcpListener};
 use rmm_jobs::schedules::{Cadence, ScheduleScope, ScheduleStore, tick};
-use rmm_jobs::{JobFilter, JobRequest, JobStatus, Runtime, Trigger};
+use rmm_jobs::{JobFilter, JobRequest, JobStatus, Trigger};
 use rmm_shared::config::QueueBackend;
 use rmm_shared::db::sql::ColType;
 use rmm_tests::runtime::{
-    SECRET, Workers, fast_settings, map_every_scope, rmm_sync_process, runtime, tactical_tenant, wait_finished,
+    Ingress, SECRET, Workers, fast_settings, map_every_scope, rmm_sync_process, runtime, tactical_tenant, wait_finished,
 };
 use rmm_tests::sim::tactical::{FleetSpec, SimConfig, TacticalSim};
 use rmm_tests::stores::{self, TestStore, count, scalar};
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-struct Ingress {
-    addr: SocketAddr,
-    token: CancellationToken,
-    http: reqwest::Client,
-}
-
-impl Ingress {
-    async fn start(rt: &Runtime, bootstrap: Option<&str>) -> Ingress {
-        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
-        let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
-        let state = rmm_ingress::AppState::new(rt.clone(), bootstrap.map(|b| SecretString::from(b.to_owned())));
-        let token = CancellationToken::new();
-        let t = token.clone();
-        tokio::spawn(async move {
-            poem::Server::new_with_acceptor(acceptor)
-                .run_with_graceful_shutdown(rmm_ingress::app(state), async move { t.cancelled().await }, None)
-                .await
-        });
-        Ingress { addr, token, http: reqwest::Client::new() }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    async fn webhook(
-        &self,
-        tenant: Option<&str>,
-        secret: Option<&str>,
-        body: impl Into<reqwest::Body>,
-    ) -> (u16, Value) {
-        let path = match tenant {
-            Some(t) => format!("/api/webhooks/tacticalrmm?tenant={t}"),
-            None => "/api/webhooks/tacticalrmm".into(),
-        };
-        let mut req = self.http.post(self.url(&path)).header("content-type", "application/json").body(body);
-        if let Some(s) = secret {
-            req = req.header("X-Alga-Webhook-Secret", s);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn api(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, self.url(&format!("/api/v1{path}"))).bearer_auth(key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-}
-
-impl Drop for Ingress {
-    fn drop(&mut self) {
-        self.token.cancel();
-    }
-}
 
 async fn each_store<F, Fut>(body: F)
 where

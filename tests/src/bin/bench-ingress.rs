@@ -10,23 +10,20 @@
 //! p99 < 20 ms at 500 requests/s). Every webhook is for a new agent, so none is coalesced into a
 //! pending job: each one writes a delivery, a job status row and a queue task.
 
-use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use poem::listener::{Acceptor, Listener, TcpListener};
 use rmm_shared::config::{DatabaseSettings, QueueBackend};
 use rmm_shared::db::Db;
 use rmm_tests::bench::{peak_rss_mb, quantile_ms};
-use rmm_tests::runtime::{SECRET, fast_settings, runtime, tactical_tenant};
+use rmm_tests::runtime::{Ingress, SECRET, fast_settings, runtime, tactical_tenant};
 use rmm_tests::stores;
 use serde_json::json;
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -168,18 +165,9 @@ async fn main() -> anyhow::Result<()> {
     let (tenant, _) = tactical_tenant(&store.db, &rt, None).await;
 
     // The ingress on a loopback port (no workers: only accepting is measured).
-    let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await?;
-    let addr: SocketAddr = *acceptor.local_addr()[0].as_socket_addr().expect("tcp address");
-    let state = rmm_ingress::AppState::new(rt.clone(), None);
-    let stop = CancellationToken::new();
-    let s = stop.clone();
-    tokio::spawn(async move {
-        poem::Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(rmm_ingress::app(state), async move { s.cancelled().await }, None)
-            .await
-    });
+    let ingress = Ingress::start(&rt, None).await;
     let http = reqwest::Client::builder().pool_max_idle_per_host(c * 2).build()?;
-    let url = Arc::new(format!("http://{addr}/api/webhooks/tacticalrmm?tenant={tenant}"));
+    let url = Arc::new(ingress.url(&format!("/api/webhooks/tacticalrmm?tenant={tenant}")));
     let post = {
         let (http, url) = (http.clone(), url.clone());
         move |i: usize| {
@@ -278,7 +266,7 @@ async fn main() -> anyhow::Result<()> {
     if ing_phase.failed + fixed.failed > 0 || stored[0].0 != expected {
         anyhow::bail!("some webhooks were not accepted or not stored");
     }
-    stop.cancel();
+    drop(ingress);
     raw_pool.close().await;
     drop(rt);
     let db: Db = store.db.clone();

@@ -1,0 +1,126 @@
+//! With every secret set and logging at TRACE, no secret value appears in the logs, in job errors
+//! or in API responses — through webhooks (right and wrong secret), connection tests, syncs, an
+//! upstream that refuses the key, and Knox logins. (A test binary of its own: it installs the
+//! process-wide log subscriber.)
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::Method;
+use rmm_jobs::{JobRequest, JobStatus, Trigger};
+use rmm_shared::config::QueueBackend;
+use rmm_tests::runtime::{
+    Ingress, SECRET, Workers, fast_settings, runtime, set_secret, tactical_tenant, wait_finished,
+};
+use rmm_tests::sim::tactical::{DEFAULT_API_KEY, DEFAULT_PASSWORD, FleetSpec, SimConfig, TacticalSim};
+use rmm_tests::stores;
+use serde_json::json;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_value_reaches_logs_job_errors_or_api_answers() {
+    let logs = Captured::default();
+    tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(logs.clone()).with_ansi(false).init();
+
+    let bootstrap = "rmk-bootstrap-Secret-Value-5511";
+    let store = stores::postgres().await.unwrap();
+    let db = &store.db;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(3, 2, 1, 3))).await.unwrap();
+    let rt = runtime(db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
+    let (tenant, integration) = tactical_tenant(db, &rt, Some(&sim)).await;
+    set_secret(&rt, tenant, "tacticalrmm_username", "admin").await;
+    set_secret(&rt, tenant, "tacticalrmm_password", DEFAULT_PASSWORD).await;
+    let workers = Workers::start(&rt);
+    let ing = Ingress::start(&rt, Some(bootstrap)).await;
+    let mut answers = Vec::new();
+    let path = format!("/tenants/{tenant}/integrations/tacticalrmm");
+
+    // Admin API: read (masked), connection test with the key, then Knox (logs in, stores a token).
+    answers.push(ing.api(Method::GET, &path, bootstrap, None).await.1);
+    answers.push(ing.api(Method::POST, &format!("{path}/test"), bootstrap, Some(json!({}))).await.1);
+    answers.push(ing.api(Method::PUT, &path, bootstrap, Some(json!({"auth_mode": "knox"}))).await.1);
+    answers.push(ing.api(Method::POST, &format!("{path}/test"), bootstrap, Some(json!({}))).await.1);
+    answers.push(ing.api(Method::PUT, &path, bootstrap, Some(json!({"auth_mode": "api_key"}))).await.1);
+    // Changing the auth mode needs a new successful test before the integration is active again.
+    let (status, v) = ing.api(Method::POST, &format!("{path}/test"), bootstrap, Some(json!({}))).await;
+    assert_eq!(status, 200, "{v}");
+    answers.push(v);
+    // The webhook setup answer carries the webhook secret on purpose (it is pasted into Tactical;
+    // a write-scoped key is needed): checked for the other secrets only.
+    let setup = ing.api(Method::GET, &format!("{path}/webhook"), bootstrap, None).await.1;
+    assert_eq!(setup["secret"], json!(SECRET), "{setup}");
+
+    // Webhooks with the right and a wrong secret.
+    let agent = sim.agents()[0].agent_id.clone();
+    let body = json!({"agent_id": agent, "alert_id": "5", "event": "trigger"}).to_string();
+    let (status, reply) = ing.webhook(Some(&tenant.to_string()), Some(SECRET), body.clone()).await;
+    assert_eq!(status, 200, "{reply}");
+    let hook_job = reply["job_id"].as_str().unwrap().to_owned();
+    answers.push(reply);
+    answers.push(ing.webhook(Some(&tenant.to_string()), Some("wrong-secret"), body).await.1);
+
+    // Jobs, one of them against a Tactical that refuses the key.
+    let org = rt
+        .queue
+        .enqueue(JobRequest::for_integration("sync-org", tenant, "tacticalrmm", integration, Trigger::Admin))
+        .await
+        .unwrap();
+    let mut jobs = vec![wait_finished(&rt, &hook_job, Duration::from_secs(30)).await];
+    jobs.push(wait_finished(&rt, &org, Duration::from_secs(30)).await);
+    sim.expire_api_key(DEFAULT_API_KEY);
+    let refused = rt
+        .queue
+        .enqueue(JobRequest::for_integration("sync-org", tenant, "tacticalrmm", integration, Trigger::Admin))
+        .await
+        .unwrap();
+    let refused = wait_finished(&rt, &refused, Duration::from_secs(60)).await;
+    assert_eq!(refused.status, JobStatus::Failed, "{refused:?}");
+    jobs.push(refused);
+    answers.push(ing.api(Method::POST, &format!("{path}/test"), bootstrap, Some(json!({}))).await.1);
+    workers.stop().await;
+
+    let knox_token = rt
+        .secrets
+        .get_tenant_secret(tenant, "tacticalrmm_knox_token")
+        .await
+        .unwrap()
+        .map(|t| secrecy::ExposeSecret::expose_secret(&t).to_owned());
+    let knox_token = knox_token.expect("the Knox connection test stored a token");
+    let secrets = [DEFAULT_API_KEY, DEFAULT_PASSWORD, SECRET, bootstrap, knox_token.as_str()];
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.len() > 10_000, "the logs were not captured ({} bytes)", logs.len());
+    let jobs_text = format!("{jobs:?}");
+    let answers_text = serde_json::to_string(&answers).unwrap();
+    let setup_text = setup.to_string();
+    for secret in [DEFAULT_API_KEY, DEFAULT_PASSWORD, bootstrap, knox_token.as_str()] {
+        assert!(!setup_text.contains(secret), "a secret value is in the webhook setup answer");
+    }
+    for secret in secrets {
+        assert!(!logs.contains(secret), "a secret value is in the logs: {}…", &secret[..4]);
+        assert!(!jobs_text.contains(secret), "a secret value is in a job's error or result");
+        assert!(!answers_text.contains(secret), "a secret value is in an API answer");
+    }
+    drop(ing);
+    store.cleanup().await;
+}
