@@ -11,8 +11,8 @@ use std::str::FromStr;
 use rmm_shared::config::{DatabaseSettings, SchemaMode};
 use rmm_shared::db::sql::ColType;
 use rmm_shared::db::{Db, Dialect};
-use sqlx::ConnectOptions;
 use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
 use uuid::Uuid;
 
 pub const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -62,6 +62,19 @@ pub async fn empty_postgres(max_connections: u32) -> anyhow::Result<(Db, String,
     let settings = DatabaseSettings { max_connections, ..DatabaseSettings::default() };
     let db = Db::connect(&url, &settings).await?;
     Ok((db, url, name))
+}
+
+/// A fresh PostgreSQL database holding AlgaPSA's real schema (built from AlgaPSA's own migrations,
+/// `tests/fixtures/algapsa-schema/schema.sql`), with rmm-sync migrated onto it in `algapsa` mode.
+pub async fn algapsa_postgres() -> anyhow::Result<TestStore> {
+    let (db, url, name) = empty_postgres(10).await?;
+    let schema = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/algapsa-schema/schema.sql"))?;
+    // On a connection of its own: the dump empties search_path for its session.
+    let mut conn = PgConnectOptions::from_str(&url)?.connect().await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(schema)).execute(&mut conn).await?;
+    conn.close().await?;
+    db.migrate(SchemaMode::Algapsa).await?;
+    Ok(TestStore { db, url, pg_name: Some(name), _dir: None })
 }
 
 /// A fresh PostgreSQL database with the standalone schema.
