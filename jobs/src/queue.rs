@@ -130,6 +130,12 @@ impl Queue {
     }
 
     /// Checks a request against the registry and turns it into an envelope with a fresh job id.
+    /// The envelope and policy a request becomes (for a caller that writes the task row itself
+    /// on the PostgreSQL queue, see [`crate::webhooks`]).
+    pub(crate) fn prepare(&self, req: &JobRequest) -> Result<(JobEnvelope, Policy), RuntimeError> {
+        self.envelope(req)
+    }
+
     fn envelope(&self, req: &JobRequest) -> Result<(JobEnvelope, Policy), RuntimeError> {
         let entry = self.registry.require(&req.kind)?;
         match entry.scope {

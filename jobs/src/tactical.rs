@@ -430,6 +430,8 @@ impl JobKind for SyncAgent {
         if agent_id.is_empty() {
             return Err(JobError::Permanent("agent_id is required".into()));
         }
+        // Deliveries arriving from now on start another refresh instead of joining this one.
+        crate::webhooks::release_agent(ctx.runtime(), tenant, integration, agent_id, ctx.job_id()).await?;
         // Alerts first: they are recorded (or forwarded) even when Tactical cannot be reached for
         // the refresh.
         let settings = crate::forward::integration_settings(ctx.runtime(), tenant, integration).await?;

@@ -4,7 +4,9 @@
 //!
 //! Coalescing: a burst of webhooks for one agent rides on at most two refreshes per window — the
 //! first delivery starts a refresh now, later ones attach to a trailing refresh due at the end of
-//! the window (which records all their alerts).
+//! the window (which records all their alerts). On PostgreSQL with the PostgreSQL queue the whole
+//! accept is one statement deciding on a per-agent row ([`accept_postgres`]); elsewhere (SQLite,
+//! or the Redis queue) it is a write transaction deciding from the agent's recent deliveries.
 
 use std::time::Duration;
 
@@ -39,42 +41,25 @@ pub async fn accept_tactical(
     body: &WebhookBody,
     window: Duration,
 ) -> Result<Accepted, RuntimeError> {
+    if let rmm_shared::db::Db::Postgres(pool) = &rt.db
+        && rt.queue.kind() == crate::QueueKind::Postgres
+    {
+        return accept_postgres(rt, pool, tenant, body, window).await;
+    }
     let db = &rt.db;
     let p = P(db.dialect());
     let d = db.dialect();
     let mut tx = db.begin_write().await?;
     let t = tenant.to_string();
-    // Tenant and integration in one round trip: (suspended, integration id, active).
-    let found: Vec<(i64, Option<String>, Option<i64>)> = tx
-        .rows(
-            &format!(
-                "SELECT CAST(CASE WHEN t.suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT), {}, \
-                 CAST(CASE WHEN i.is_active THEN 1 ELSE 0 END AS BIGINT) \
-                 FROM (SELECT 1 AS one) x \
-                 LEFT JOIN tenants t ON t.tenant = {} \
-                 LEFT JOIN rmm_integrations i ON i.tenant = {} AND i.provider = {}",
-                d.text("i.integration_id"),
-                p.uuid(1),
-                p.uuid(1),
-                p.text(2)
-            ),
-            &[&t, PROVIDER],
-        )
-        .await?;
-    let (suspended, integration, active) = found.into_iter().next().unwrap_or((0, None, None));
-    if suspended == 1 {
-        tx.rollback().await?;
-        return Ok(Accepted::NotRecorded("tenant_suspended"));
-    }
-    let Some(integration) = integration else {
-        tx.rollback().await?;
-        return Ok(Accepted::NotRecorded("integration_not_configured"));
+    let integration = match check_integration(&mut tx, tenant).await? {
+        Ok(id) => id,
+        Err(reason) => {
+            tx.rollback().await?;
+            return Ok(Accepted::NotRecorded(reason));
+        }
     };
-    if active != Some(1) {
-        tx.rollback().await?;
-        return Ok(Accepted::NotRecorded("integration_inactive"));
-    }
-    let integration_id: Uuid = integration.parse().map_err(|_| RuntimeError::Invalid("bad integration id".into()))?;
+    let integration_id = integration;
+    let integration = integration.to_string();
     if d == Dialect::Postgres {
         // One decision at a time per agent (SQLite's write transaction already serialises).
         let key = format!("webhook:{tenant}:{}", body.agent_id);
@@ -164,6 +149,169 @@ pub async fn accept_tactical(
         tracing::warn!(error = %e, "could not hand the job to Redis yet; the relay will retry");
     }
     Ok(Accepted::Recorded { delivery_id, job_id, integration_id, coalesced })
+}
+
+/// The tenant's Tactical integration, or why a delivery is not recorded (`tenant_suspended`,
+/// `integration_not_configured`, `integration_inactive`). One round trip.
+async fn check_integration(ex: &mut impl Exec, tenant: Uuid) -> Result<Result<Uuid, &'static str>, RuntimeError> {
+    let d = ex.dialect();
+    let p = P(d);
+    let found: Vec<(i64, Option<String>, Option<i64>)> = ex
+        .rows(
+            &format!(
+                "SELECT CAST(CASE WHEN t.suspended_at IS NULL THEN 0 ELSE 1 END AS BIGINT), {}, \
+                 CAST(CASE WHEN i.is_active THEN 1 ELSE 0 END AS BIGINT) \
+                 FROM (SELECT 1 AS one) x \
+                 LEFT JOIN tenants t ON t.tenant = {} \
+                 LEFT JOIN rmm_integrations i ON i.tenant = {} AND i.provider = {}",
+                d.text("i.integration_id"),
+                p.uuid(1),
+                p.uuid(1),
+                p.text(2)
+            ),
+            &[&tenant.to_string(), PROVIDER],
+        )
+        .await?;
+    Ok(match found.into_iter().next().unwrap_or((0, None, None)) {
+        (1, _, _) => Err("tenant_suspended"),
+        (_, None, _) => Err("integration_not_configured"),
+        (_, Some(_), a) if a != Some(1) => Err("integration_inactive"),
+        (_, Some(id), _) => {
+            Ok(id.parse().map_err(|_| RuntimeError::Invalid(format!("integration id {id} is not a UUID")))?)
+        }
+    })
+}
+
+/// The PostgreSQL path: one data-modifying statement, no explicit transaction. It checks the
+/// tenant and integration, takes the agent's coalescing row (`webhook_agents`, INSERT … ON CONFLICT
+/// DO UPDATE: one decision at a time per agent, on the row's latest version), stores the delivery
+/// and, when no refresh is pending, writes the new job's status row and its apalis task. A pending
+/// job is joined only while its status row says `pending`; the job clears the agent's row when it
+/// starts ([`release_agent`]), which waits for a statement holding the row, so a delivery that
+/// joined it is always seen by it. The integration id is learnt inside the statement: the task's
+/// envelope is serialised with a one-off placeholder UUID that the statement replaces.
+async fn accept_postgres(
+    rt: &Runtime,
+    pool: &sqlx::PgPool,
+    tenant: Uuid,
+    body: &WebhookBody,
+    window: Duration,
+) -> Result<Accepted, RuntimeError> {
+    let delivery_id = Ulid::generate().to_string();
+    let placeholder = Uuid::new_v4();
+    let req = JobRequest::for_integration("sync-agent", tenant, PROVIDER, placeholder, Trigger::Webhook)
+        .args(serde_json::json!({ "agent_id": body.agent_id }))
+        .correlation_id(delivery_id.clone());
+    let (env, policy) = rt.queue.prepare(&req)?;
+    let task = serde_json::to_string(&env).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+    let raw = Value::Object(body.fields.clone()).to_string();
+    type Row = (Option<String>, Option<Uuid>, Option<String>, Option<bool>);
+    let (reason, integration, job_id, is_new): Row = sqlx::query_as(ACCEPT_PG)
+        .bind(tenant)
+        .bind(placeholder.to_string())
+        .bind(&body.agent_id)
+        .bind(&delivery_id)
+        .bind(&raw)
+        .bind(Utc::now())
+        .bind(window.as_secs_f64())
+        .bind(&env.job_id)
+        .bind(env.args.to_string())
+        .bind(policy.max_attempts as i32)
+        .bind(task)
+        .bind(policy.priority as i32)
+        .bind(&env.correlation_id)
+        .bind(&env.kind)
+        .bind(PROVIDER)
+        .fetch_one(pool)
+        .await
+        .map_err(|e| RuntimeError::Db(e.into()))?;
+    let (Some(integration), Some(job_id), Some(is_new)) = (integration, job_id, is_new) else {
+        return Ok(Accepted::NotRecorded(match reason.as_deref() {
+            Some("tenant_suspended") => "tenant_suspended",
+            Some("integration_inactive") => "integration_inactive",
+            _ => "integration_not_configured",
+        }));
+    };
+    if is_new {
+        tracing::info!(job_id = %job_id, kind = %env.kind, tenant = %tenant, provider = PROVIDER,
+            trigger = "webhook", correlation_id = %env.correlation_id, "job enqueued");
+    }
+    Ok(Accepted::Recorded { delivery_id, job_id, integration_id: integration, coalesced: !is_new })
+}
+
+const ACCEPT_PG: &str = "\
+WITH chk AS (
+    SELECT CASE WHEN t.suspended_at IS NOT NULL THEN 'tenant_suspended'
+                WHEN i.integration_id IS NULL THEN 'integration_not_configured'
+                WHEN NOT i.is_active THEN 'integration_inactive' END AS reason,
+           i.integration_id
+    FROM (SELECT 1 AS one) x
+    LEFT JOIN tenants t ON t.tenant = $1
+    LEFT JOIN rmm_integrations i ON i.tenant = $1 AND i.provider = $15
+), ok AS (
+    SELECT integration_id FROM chk WHERE reason IS NULL
+), up AS (
+    INSERT INTO rmm_sync.webhook_agents AS w (tenant, integration_id, agent_id, pending_job_id, window_start)
+    SELECT $1, ok.integration_id, $3, $8, $6 FROM ok
+    ON CONFLICT (tenant, integration_id, agent_id) DO UPDATE SET
+        pending_job_id = CASE
+            WHEN w.pending_job_id IS NOT NULL AND EXISTS (
+                SELECT 1 FROM rmm_sync.job_runs j WHERE j.job_id = w.pending_job_id AND j.status = 'pending')
+            THEN w.pending_job_id ELSE EXCLUDED.pending_job_id END,
+        window_start = CASE
+            WHEN w.pending_job_id IS NOT NULL AND EXISTS (
+                SELECT 1 FROM rmm_sync.job_runs j WHERE j.job_id = w.pending_job_id AND j.status = 'pending')
+            THEN w.window_start
+            WHEN w.window_start + make_interval(secs => $7) <= EXCLUDED.window_start THEN EXCLUDED.window_start
+            ELSE w.window_start END
+    RETURNING integration_id, pending_job_id, window_start
+), calc AS (
+    SELECT integration_id, pending_job_id AS job_id, pending_job_id = $8 AS is_new,
+        CASE WHEN window_start >= $6 THEN 0
+             ELSE CEIL(EXTRACT(EPOCH FROM (window_start + make_interval(secs => $7) - $6))) END AS delay
+    FROM up
+), d AS (
+    INSERT INTO rmm_sync.webhook_deliveries (delivery_id, tenant, integration_id, provider, agent_id, body, received_at, job_id)
+    SELECT $4, $1, calc.integration_id, $15, $3, CAST($5 AS jsonb), $6, calc.job_id FROM calc
+), r AS (
+    INSERT INTO rmm_sync.job_runs (job_id, task_id, kind, tenant, provider, integration_id, trigger, correlation_id,
+        args, status, max_attempts, dispatched, run_at, created_at, updated_at)
+    SELECT $8, $8, $14, $1, $15, calc.integration_id, 'webhook', $13, CAST($9 AS jsonb), 'pending', $10, true,
+        $6 + make_interval(secs => calc.delay), $6, $6
+    FROM calc WHERE calc.is_new
+), q AS (
+    INSERT INTO apalis.jobs (id, job_type, job, max_attempts, run_at, priority)
+    SELECT $8, $14, convert_to(replace($11, $2, CAST(calc.integration_id AS text)), 'UTF8'), $10,
+        $6 + make_interval(secs => calc.delay), $12
+    FROM calc WHERE calc.is_new
+)
+SELECT chk.reason, calc.integration_id, calc.job_id, calc.is_new FROM chk LEFT JOIN calc ON true";
+
+/// Called by a `sync-agent` job when it starts: later deliveries for the agent no longer join it
+/// (see [`accept_postgres`]). Waits for an accept that holds the agent's row.
+pub async fn release_agent(
+    rt: &Runtime,
+    tenant: Uuid,
+    integration_id: Uuid,
+    agent_id: &str,
+    job_id: &str,
+) -> Result<(), JobError> {
+    let p = P(rt.db.dialect());
+    rt.db
+        .execute(
+            &format!(
+                "UPDATE {} SET pending_job_id = NULL WHERE tenant = {} AND integration_id = {} AND agent_id = {} \
+                 AND pending_job_id = {}",
+                p.t("webhook_agents"),
+                p.uuid(1),
+                p.uuid(2),
+                p.text(3),
+                p.text(4)
+            ),
+            &[&tenant.to_string(), &integration_id.to_string(), agent_id, job_id],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Records the alerts of the agent's stored deliveries that no job has processed yet (oldest

@@ -232,7 +232,7 @@ async fn main() -> anyhow::Result<()> {
 
     let raw_phase = closed_loop(args.requests, c, raw).await;
     let ing_phase = closed_loop(args.requests, c, post.clone()).await;
-    // The same store-and-enqueue transaction without HTTP: what the database part costs.
+    // The same store-and-enqueue without HTTP: what the database part costs.
     let direct = {
         let rt = rt.clone();
         move |i: usize| {
@@ -249,7 +249,7 @@ async fn main() -> anyhow::Result<()> {
     let direct_phase = closed_loop(args.requests, c, direct).await;
     raw_phase.print("raw INSERT … COMMIT (reference)");
     ing_phase.print("webhooks accepted");
-    direct_phase.print("  same transaction, without HTTP");
+    direct_phase.print("  same accept, without HTTP");
     let ratio = ing_phase.rate() / raw_phase.rate();
     println!("webhooks / raw inserts            : {:>7.1}% (target >= 50%)", ratio * 100.0);
 
