@@ -273,3 +273,49 @@ async fn a_worker_process_serves_probes_and_metrics_when_asked() {
     child.wait().await.unwrap();
     store.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_command_follows_its_job_and_exits_non_zero_when_it_fails() {
+    let store = stores::postgres().await.unwrap();
+    let db = &store.db;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(17, 2, 1, 2))).await.unwrap();
+    let rt = runtime(db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
+    let (tenant, _) = rmm_tests::runtime::tactical_tenant(db, &rt, Some(&sim)).await;
+    let workers = Workers::start(&rt);
+    let t = tenant.to_string();
+    let sync = || {
+        let mut c = rmm_sync_process("sync", &store.url, dir.path());
+        c.args(["tacticalrmm", "sync-org", "--tenant", &t, "--wait"]);
+        c
+    };
+
+    let out = sync().output().await.unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    let id = stdout.trim().to_owned();
+    assert_eq!(id.len(), 26, "prints the job id: {stdout}");
+    // Not a terminal: plain progress lines, then the counts.
+    assert!(stderr.contains("sync-org done"), "{stderr}");
+    assert_eq!(rt.store().get(&id).await.unwrap().unwrap().status, JobStatus::Done);
+
+    // Tactical refuses the key: the job fails and so does the command.
+    sim.expire_api_key(rmm_tests::sim::tactical::DEFAULT_API_KEY);
+    let out = sync().output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("sync-org failed"), "{stderr}");
+
+    // jobs list / show read the same jobs.
+    let mut list = rmm_sync_process("jobs", &store.url, dir.path());
+    let out = list.args(["list", "--tenant", &t]).output().await.unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(listing.lines().count(), 2, "{listing}");
+    assert!(listing.lines().any(|l| l.starts_with(&id) && l.contains("\tdone\t")), "{listing}");
+    let mut show = rmm_sync_process("jobs", &store.url, dir.path());
+    let out = show.args(["show", &id]).output().await.unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["status"], json!("done"));
+    workers.stop().await;
+    store.cleanup().await;
+}

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+
+mod jobs_cli;
 use rmm_ingress::auth::KeyScope;
 use rmm_shared::config::{Settings, redact_url};
 use rmm_shared::db::Db;
@@ -40,8 +42,29 @@ enum Command {
     /// Apply migrations (or, in algapsa schema mode, check AlgaPSA's tables) and exit.
     Migrate,
     /// Manage admin API keys.
-    #[command(subcommand)]
+    #[command(subcommand, visible_alias = "api-key")]
     Keys(KeysCommand),
+    /// Enqueue a provider job for a tenant's integration and print its id; `--wait` follows it
+    /// (progress on stderr) and exits non-zero unless it ends done.
+    /// Example: `rmm-sync sync tacticalrmm sync-devices --tenant <uuid> --wait`.
+    Sync {
+        /// Provider, e.g. tacticalrmm.
+        provider: String,
+        /// Job kind, e.g. sync-org, sync-devices, ingest-software, backfill-alerts.
+        kind: String,
+        /// The tenant whose integration is synced.
+        #[arg(long)]
+        tenant: uuid::Uuid,
+        /// The kind's arguments as JSON, e.g. '{"mode":"incremental"}'.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// Follow the job until it ends.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List, show, re-queue or cancel jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// Enqueue one job and print its id (e.g. `rmm-sync enqueue maintenance`).
     Enqueue {
         /// Job kind, e.g. sync-devices.
@@ -56,6 +79,31 @@ enum Command {
         #[arg(long, default_value = "{}")]
         args: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// Jobs, newest first: id, kind, status, tenant, attempts, last error (tab-separated).
+    List {
+        /// Only this tenant's jobs.
+        #[arg(long)]
+        tenant: Option<uuid::Uuid>,
+        /// pending, running, retrying, waiting, done, failed, cancelled or skipped.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// One job as JSON (status, attempts, progress, result counts, last error).
+    Show { job_id: String },
+    /// Re-queue a failed or cancelled job as a new job; prints the new id.
+    Retry { job_id: String },
+    /// Cancel a pending or running job.
+    Cancel { job_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +144,33 @@ async fn main() -> ExitCode {
         Command::Migrate => migrate(&settings).await.map(|_| ()),
         Command::Keys(k) => keys(&settings, k).await,
         Command::Enqueue { kind, tenant, provider, args } => enqueue(settings, kind, tenant, provider, args).await,
+        Command::Sync { provider, kind, tenant, args, wait } => {
+            with_runtime(settings, |rt| async move {
+                let args = serde_json::from_str(&args).map_err(|e| anyhow::anyhow!("--args is not JSON: {e}"))?;
+                jobs_cli::sync(&rt, &provider, &kind, tenant, args, wait).await
+            })
+            .await
+        }
+        Command::Jobs(cmd) => {
+            with_runtime(settings, |rt| async move {
+                match cmd {
+                    JobsCommand::List { tenant, status, kind, limit } => {
+                        jobs_cli::list(&rt, tenant, status, kind, limit).await
+                    }
+                    JobsCommand::Show { job_id } => jobs_cli::show(&rt, &job_id).await,
+                    JobsCommand::Retry { job_id } => {
+                        println!("{}", rt.queue.retry(&job_id).await?);
+                        Ok(())
+                    }
+                    JobsCommand::Cancel { job_id } => {
+                        let out = rt.queue.cancel(&job_id).await?;
+                        println!("{out:?}");
+                        Ok(())
+                    }
+                }
+            })
+            .await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -232,6 +307,19 @@ async fn keys(settings: &Settings, cmd: KeysCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `f` on a runtime over the migrated store, then closes the store.
+async fn with_runtime<F, Fut>(settings: Settings, f: F) -> anyhow::Result<()>
+where
+    F: FnOnce(rmm_jobs::Runtime) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let db = migrate(&settings).await?;
+    let rt = runtime(settings, db.clone()).await?;
+    let result = f(rt).await;
+    db.close().await;
+    result
+}
+
 async fn enqueue(
     settings: Settings,
     kind: String,
@@ -246,19 +334,8 @@ async fn enqueue(
     rt.registry.require_public(&kind)?;
     let req = match (tenant, provider) {
         (Some(t), Some(p)) => {
-            let rows: Vec<(String,)> = db
-                .fetch(
-                    &format!(
-                        "SELECT {} FROM rmm_integrations WHERE tenant = {} AND provider = {}",
-                        db.dialect().text("integration_id"),
-                        db.dialect().param(1, rmm_shared::db::sql::ColType::Uuid),
-                        db.dialect().param(2, rmm_shared::db::sql::ColType::Text)
-                    ),
-                    &[&t.to_string(), &p],
-                )
-                .await?;
-            let Some((id,)) = rows.into_iter().next() else { anyhow::bail!("tenant {t} has no {p} integration") };
-            rmm_jobs::JobRequest::for_integration(kind, t, p, id.parse()?, rmm_jobs::Trigger::Admin)
+            let id = jobs_cli::integration_of(&db, t, &p).await?;
+            rmm_jobs::JobRequest::for_integration(kind, t, p, id, rmm_jobs::Trigger::Admin)
         }
         (None, None) => rmm_jobs::JobRequest::global(kind, rmm_jobs::Trigger::Admin),
         _ => anyhow::bail!("give both --tenant and --provider, or neither"),
