@@ -148,7 +148,17 @@ where
     let db = ctx.db();
     let events = &ctx.runtime().events;
     let trigger = ctx.envelope().trigger.as_str();
-    let run = Run::start(db, tenant, integration, PROVIDER, &ctx.envelope().kind, run_kind, trigger).await?;
+    let run = Run::start_for_job(
+        db,
+        tenant,
+        integration,
+        PROVIDER,
+        &ctx.envelope().kind,
+        run_kind,
+        trigger,
+        Some(ctx.job_id()),
+    )
+    .await?;
     events.publish(&Event::sync(EventType::SyncStarted, tenant, integration, PROVIDER, sync_type, None, None)).await;
     match body.await {
         Ok((outcome, job)) => {

@@ -73,7 +73,25 @@ impl Run {
         run_kind: RunKind,
         trigger: &str,
     ) -> Result<Run, DbError> {
-        let run = Run {
+        Run::start_for_job(db, tenant, integration_id, provider, kind, run_kind, trigger, None).await
+    }
+
+    /// [`Run::start`] for a job: a later attempt of the same job (after a crash or a retry)
+    /// continues the job's unfinished run instead of leaving it open and starting another.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_for_job(
+        db: &Db,
+        tenant: Uuid,
+        integration_id: Uuid,
+        provider: &str,
+        kind: &str,
+        run_kind: RunKind,
+        trigger: &str,
+        job_id: Option<&str>,
+    ) -> Result<Run, DbError> {
+        let d = db.dialect();
+        let (u, t, ts) = (ColType::Uuid, ColType::Text, ColType::Timestamp);
+        let mut run = Run {
             run_id: Uuid::new_v4(),
             tenant,
             integration_id,
@@ -83,32 +101,59 @@ impl Run {
             trigger: trigger.to_owned(),
             started_at: Utc::now(),
         };
-        let d = db.dialect();
-        let (u, t, ts) = (ColType::Uuid, ColType::Text, ColType::Timestamp);
-        db.execute(
-            &format!(
-                "INSERT INTO {} (run_id, tenant, provider, integration_id, kind, \"trigger\", status, started_at) \
-                 VALUES ({}, {}, {}, {}, {}, {}, 'running', {})",
-                db.ours("sync_runs"),
-                d.param(1, u),
-                d.param(2, u),
-                d.param(3, t),
-                d.param(4, u),
-                d.param(5, t),
-                d.param(6, t),
-                d.param(7, ts)
-            ),
-            &[
-                &run.run_id.to_string(),
-                &tenant.to_string(),
-                provider,
-                &integration_id.to_string(),
-                kind,
-                trigger,
-                &fmt_ts(run.started_at),
-            ],
-        )
-        .await?;
+        let open: Vec<(String, String)> = match job_id {
+            Some(job) => {
+                db.fetch(
+                    &format!(
+                        "SELECT {}, {} FROM {} WHERE job_id = {} AND finished_at IS NULL",
+                        d.text("run_id"),
+                        match d {
+                            crate::db::Dialect::Postgres => {
+                                "to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+                            }
+                            crate::db::Dialect::Sqlite => "started_at",
+                        },
+                        db.ours("sync_runs"),
+                        d.param(1, t)
+                    ),
+                    &[job],
+                )
+                .await?
+            }
+            None => Vec::new(),
+        };
+        if let Some((run_id, started)) = open.into_iter().next() {
+            run.run_id = run_id.parse().unwrap_or(run.run_id);
+            run.started_at =
+                DateTime::parse_from_rfc3339(&started).map(|t| t.with_timezone(&Utc)).unwrap_or(run.started_at);
+        } else {
+            db.execute(
+                &format!(
+                    "INSERT INTO {} (run_id, tenant, provider, integration_id, kind, \"trigger\", status, started_at, job_id) \
+                     VALUES ({}, {}, {}, {}, {}, {}, 'running', {}, NULLIF({}, ''))",
+                    db.ours("sync_runs"),
+                    d.param(1, u),
+                    d.param(2, u),
+                    d.param(3, t),
+                    d.param(4, u),
+                    d.param(5, t),
+                    d.param(6, t),
+                    d.param(7, ts),
+                    d.param(8, t)
+                ),
+                &[
+                    &run.run_id.to_string(),
+                    &tenant.to_string(),
+                    provider,
+                    &integration_id.to_string(),
+                    kind,
+                    trigger,
+                    &fmt_ts(run.started_at),
+                    job_id.unwrap_or(""),
+                ],
+            )
+            .await?;
+        }
         db.execute(
             &format!(
                 "UPDATE rmm_integrations SET sync_status = 'syncing' WHERE tenant = {} AND integration_id = {}",

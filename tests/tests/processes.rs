@@ -120,6 +120,18 @@ async fn a_device_sync_whose_worker_is_sigkilled_resumes_from_its_finished_units
     let counts = &job.result.as_ref().unwrap()["counts"];
     assert_eq!(counts["units"], json!(6), "{job:?}");
     assert_eq!(counts["units_failed"], json!(0), "{job:?}");
+    // One run row for the job, continued by the second attempt and finished.
+    let runs = scalar(
+        db,
+        &format!(
+            "SELECT CAST(COUNT(*) AS TEXT) || '/' || CAST(COUNT(finished_at) AS TEXT) FROM {} WHERE job_id = '{id}'",
+            db.ours("sync_runs")
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(runs.as_deref(), Some("1/1"), "sync_runs of the job (rows/finished)");
     for (c, before) in sim.clients().iter().zip(&calls_before) {
         let after = agent_list_calls(&sim, c.id);
         if finished.contains(&c.id.to_string()) {
