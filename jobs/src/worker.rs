@@ -57,6 +57,18 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), Runtime
         // and a shutdown burns an attempt of each.
         let batch = concurrency;
         let data = rt.clone();
+        // One consumer of `kind` on the given backend stream (the stream types differ per backend).
+        macro_rules! register {
+            ($backend:expr) => {
+                monitor.register(move |_| {
+                    WorkerBuilder::new(worker_name(kind))
+                        .backend($backend)
+                        .concurrency(concurrency)
+                        .data(data.clone())
+                        .build(dispatch::run_task)
+                })
+            };
+        }
         monitor = match &rt.queue.backend {
             Backend::Postgres(pool) => {
                 let storage = PostgresStorage::<JobEnvelope>::new(pool).with_config(
@@ -67,21 +79,9 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), Runtime
                         .missed_heartbeats(missed),
                 );
                 if entry.policy.listen {
-                    monitor.register(move |_| {
-                        WorkerBuilder::new(worker_name(kind))
-                            .backend(storage.clone().with_pubsub().poll_with_interval(poll))
-                            .concurrency(concurrency)
-                            .data(data.clone())
-                            .build(dispatch::run_task)
-                    })
+                    register!(storage.clone().with_pubsub().poll_with_interval(poll))
                 } else {
-                    monitor.register(move |_| {
-                        WorkerBuilder::new(worker_name(kind))
-                            .backend(storage.clone().poll_with_interval(poll))
-                            .concurrency(concurrency)
-                            .data(data.clone())
-                            .build(dispatch::run_task)
-                    })
+                    register!(storage.clone().poll_with_interval(poll))
                 }
             }
             Backend::Sqlite(pool) => {
@@ -92,13 +92,7 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), Runtime
                         .heartbeat_interval(heartbeat)
                         .missed_heartbeats(missed),
                 );
-                monitor.register(move |_| {
-                    WorkerBuilder::new(worker_name(kind))
-                        .backend(storage.clone().poll_with_interval(poll))
-                        .concurrency(concurrency)
-                        .data(data.clone())
-                        .build(dispatch::run_task)
-                })
+                register!(storage.clone().poll_with_interval(poll))
             }
             Backend::Redis(conn) => {
                 let storage = RedisStorage::<JobEnvelope>::new(conn.clone()).with_config(
@@ -107,13 +101,7 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), Runtime
                         .heartbeat_interval(heartbeat)
                         .missed_heartbeats(missed),
                 );
-                monitor.register(move |_| {
-                    WorkerBuilder::new(worker_name(kind))
-                        .backend(storage.clone().poll_with_interval(poll))
-                        .concurrency(concurrency)
-                        .data(data.clone())
-                        .build(dispatch::run_task)
-                })
+                register!(storage.clone().poll_with_interval(poll))
             }
         };
     }
