@@ -154,17 +154,19 @@ fn mask(s: &str) -> String {
     }
 }
 
-struct Integration {
-    integration_id: Uuid,
-    instance_url: Option<String>,
-    is_active: bool,
-    settings: Map<String, Value>,
-    connected_at: Option<String>,
-    last_sync_at: Option<String>,
-    sync_error: Option<String>,
+/// A tenant's integration row, as the admin API and the CLI read it.
+pub struct Integration {
+    pub integration_id: Uuid,
+    pub instance_url: Option<String>,
+    pub is_active: bool,
+    pub settings: Map<String, Value>,
+    pub connected_at: Option<String>,
+    pub last_sync_at: Option<String>,
+    pub sync_error: Option<String>,
 }
 
-async fn load_integration(db: &Db, tenant: Uuid, provider: &str) -> Result<Option<Integration>, DbError> {
+/// The tenant's integration with `provider`, if it has one.
+pub async fn load_integration(db: &Db, tenant: Uuid, provider: &str) -> Result<Option<Integration>, DbError> {
     let d = db.dialect();
     let ts = |c: &str| ts_out(d, c);
     let sql = format!(

@@ -6,25 +6,14 @@ use std::time::{Duration, Instant};
 
 use rmm_jobs::{JobFilter, JobRequest, JobStatus, JobView, Runtime, Trigger};
 use rmm_shared::db::Db;
-use rmm_shared::db::sql::ColType;
 use uuid::Uuid;
 
 /// The integration id of `tenant`'s `provider` integration.
 pub async fn integration_of(db: &Db, tenant: Uuid, provider: &str) -> anyhow::Result<Uuid> {
-    let d = db.dialect();
-    let rows: Vec<(String,)> = db
-        .fetch(
-            &format!(
-                "SELECT {} FROM rmm_integrations WHERE tenant = {} AND provider = {}",
-                d.text("integration_id"),
-                d.param(1, ColType::Uuid),
-                d.param(2, ColType::Text)
-            ),
-            &[&tenant.to_string(), provider],
-        )
-        .await?;
-    let Some((id,)) = rows.into_iter().next() else { anyhow::bail!("tenant {tenant} has no {provider} integration") };
-    Ok(id.parse()?)
+    match rmm_ingress::admin::load_integration(db, tenant, provider).await? {
+        Some(i) => Ok(i.integration_id),
+        None => anyhow::bail!("tenant {tenant} has no {provider} integration"),
+    }
 }
 
 /// Enqueues `kind` for the tenant's integration; with `wait`, follows it to the end and fails

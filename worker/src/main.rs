@@ -327,21 +327,20 @@ async fn enqueue(
     provider: Option<String>,
     args: String,
 ) -> anyhow::Result<()> {
-    let db = migrate(&settings).await?;
     let args: serde_json::Value =
         serde_json::from_str(&args).map_err(|e| anyhow::anyhow!("--args is not JSON: {e}"))?;
-    let rt = runtime(settings, db.clone()).await?;
-    rt.registry.require_public(&kind)?;
-    let req = match (tenant, provider) {
-        (Some(t), Some(p)) => {
-            let id = jobs_cli::integration_of(&db, t, &p).await?;
-            rmm_jobs::JobRequest::for_integration(kind, t, p, id, rmm_jobs::Trigger::Admin)
-        }
-        (None, None) => rmm_jobs::JobRequest::global(kind, rmm_jobs::Trigger::Admin),
-        _ => anyhow::bail!("give both --tenant and --provider, or neither"),
-    };
-    let id = rt.queue.enqueue(req.args(args)).await?;
-    println!("{id}");
-    db.close().await;
-    Ok(())
+    with_runtime(settings, |rt| async move {
+        rt.registry.require_public(&kind)?;
+        let req = match (tenant, provider) {
+            (Some(t), Some(p)) => {
+                let id = jobs_cli::integration_of(&rt.db, t, &p).await?;
+                rmm_jobs::JobRequest::for_integration(kind, t, p, id, rmm_jobs::Trigger::Admin)
+            }
+            (None, None) => rmm_jobs::JobRequest::global(kind, rmm_jobs::Trigger::Admin),
+            _ => anyhow::bail!("give both --tenant and --provider, or neither"),
+        };
+        println!("{}", rt.queue.enqueue(req.args(args)).await?);
+        Ok(())
+    })
+    .await
 }
