@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::envelope::{JobRequest, Trigger};
 use crate::kind::{JobKind, JobOutcome, Policy, Scope};
 use crate::sqlx_util::{Exec, P, now_text};
-use crate::{JobCtx, JobError, Runtime};
+use crate::{JobCtx, JobError};
 
 /// How a Tactical integration handles the alerts its webhooks deliver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,29 +48,6 @@ impl AlertMode {
 /// Is `u` an absolute http(s) URL with a host?
 pub fn is_http_url(u: &str) -> bool {
     url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some())
-}
-
-/// The settings of an integration (`{}` when it has none).
-pub async fn integration_settings(rt: &Runtime, tenant: Uuid, integration: Uuid) -> Result<Value, JobError> {
-    let p = P(rt.db.dialect());
-    let rows: Vec<(Option<String>,)> = rt
-        .db
-        .fetch(
-            &format!(
-                "SELECT {} FROM rmm_integrations WHERE tenant = {} AND integration_id = {}",
-                rt.db.dialect().text("settings"),
-                p.uuid(1),
-                p.uuid(2)
-            ),
-            &[&tenant.to_string(), &integration.to_string()],
-        )
-        .await?;
-    Ok(rows
-        .into_iter()
-        .next()
-        .and_then(|(s,)| s)
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_else(|| Value::Object(Default::default())))
 }
 
 /// Hands the agent's unprocessed deliveries to `forward-alert` jobs (oldest first): each one is
@@ -188,7 +165,9 @@ impl JobKind for ForwardAlert {
         let Some((body,)) = rows.into_iter().next() else {
             return Err(JobError::Permanent(format!("delivery {} no longer exists", args.delivery_id)));
         };
-        let settings = integration_settings(rt, tenant, integration).await?;
+        let settings = crate::tactical::integration_config(&rt.db, tenant, integration)
+            .await?
+            .map_or_else(|| Value::Object(Default::default()), |(_, s)| s);
         let url = match AlertMode::from_settings(&settings) {
             Ok(AlertMode::Forward { url }) => url,
             // Switched back to `record` since: forward what was accepted in forward mode anyway,

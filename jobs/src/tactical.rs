@@ -75,6 +75,16 @@ pub async fn build_client(
     tenant: Uuid,
     integration: Uuid,
 ) -> Result<TacticalClient, JobError> {
+    client_from_config(secrets, tenant, integration_config(db, tenant, integration).await?).await
+}
+
+/// An integration's instance URL and settings (`{}` when it has none); `None` when the
+/// integration does not exist.
+pub async fn integration_config(
+    db: &rmm_shared::db::Db,
+    tenant: Uuid,
+    integration: Uuid,
+) -> Result<Option<(Option<String>, serde_json::Value)>, JobError> {
     let d = db.dialect();
     let sql = format!(
         "SELECT instance_url, {} FROM rmm_integrations WHERE tenant = {} AND integration_id = {}",
@@ -84,10 +94,23 @@ pub async fn build_client(
     );
     let rows: Vec<(Option<String>, Option<String>)> =
         db.fetch(&sql, &[&tenant.to_string(), &integration.to_string()]).await?;
-    let Some((url, settings)) = rows.into_iter().next() else {
+    Ok(rows.into_iter().next().map(|(url, settings)| {
+        let settings = settings
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+        (url, settings)
+    }))
+}
+
+/// The client for an integration read with [`integration_config`].
+async fn client_from_config(
+    secrets: &SecretStore,
+    tenant: Uuid,
+    config: Option<(Option<String>, serde_json::Value)>,
+) -> Result<TacticalClient, JobError> {
+    let Some((url, settings)) = config else {
         return Err(JobError::Permanent("the Tactical RMM integration does not exist".into()));
     };
-    let settings: serde_json::Value = settings.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
     let secret = |name: &'static str| async move {
         secrets.get_tenant_secret(tenant, name).await.map_err(|e| JobError::Transient(format!("secret {name}: {e}")))
     };
@@ -444,9 +467,11 @@ impl JobKind for SyncAgent {
         crate::webhooks::release_agent(ctx.runtime(), tenant, integration, agent_id, ctx.job_id()).await?;
         // Alerts first: they are recorded (or forwarded) even when Tactical cannot be reached for
         // the refresh.
-        let settings = crate::forward::integration_settings(ctx.runtime(), tenant, integration).await?;
+        let config = integration_config(ctx.db(), tenant, integration).await?;
+        let no_settings = serde_json::Value::Object(Default::default());
+        let settings = config.as_ref().map_or(&no_settings, |(_, s)| s);
         let (mut alerts, mut alerts_other, mut forwarded) = (0, 0, 0);
-        match crate::forward::AlertMode::from_settings(&settings).map_err(JobError::Permanent)? {
+        match crate::forward::AlertMode::from_settings(settings).map_err(JobError::Permanent)? {
             crate::forward::AlertMode::Record => {
                 (alerts, alerts_other) =
                     crate::webhooks::record_pending_deliveries(ctx.runtime(), tenant, integration, agent_id).await?;
@@ -455,7 +480,7 @@ impl JobKind for SyncAgent {
                 forwarded = crate::forward::forward_pending_deliveries(&ctx, tenant, integration, agent_id).await?;
             }
         }
-        let client = client_for(&ctx).await?;
+        let client = client_from_config(&ctx.runtime().secrets, tenant, config).await?;
         let outcome = refresh_agent(ctx.db(), tenant, integration, &client, agent_id).await?;
         let mut counts = IngestCounts::default();
         counts.record(outcome.action);
