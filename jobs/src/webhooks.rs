@@ -51,15 +51,14 @@ pub async fn accept_tactical(
     let d = db.dialect();
     let mut tx = db.begin_write().await?;
     let t = tenant.to_string();
-    let integration = match check_integration(&mut tx, tenant).await? {
+    let integration_id = match check_integration(&mut tx, tenant).await? {
         Ok(id) => id,
         Err(reason) => {
             tx.rollback().await?;
             return Ok(Accepted::NotRecorded(reason));
         }
     };
-    let integration_id = integration;
-    let integration = integration.to_string();
+    let integration = integration_id.to_string();
     if d == Dialect::Postgres {
         // One decision at a time per agent (SQLite's write transaction already serialises).
         let key = format!("webhook:{tenant}:{}", body.agent_id);

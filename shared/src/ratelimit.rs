@@ -8,7 +8,8 @@
 //! it (see [`SharedRateLimiter`]) keeps each process smooth.
 //!
 //! When Redis cannot be reached the limit falls back to the process's own bucket (logged once per
-//! minute), and the shared limit applies again as soon as Redis answers.
+//! minute); Redis is tried again after a few seconds, and the shared limit applies as soon as it
+//! answers.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -19,6 +20,9 @@ use rand::Rng;
 
 use crate::http::{RateLimit, RateLimiter, RateLimiterRegistry};
 
+/// How long calls skip Redis after it failed.
+const REDIS_RETRY: Duration = Duration::from_secs(5);
+
 /// Redis-backed limiter with the in-process registry in front of it and as its fallback.
 pub struct SharedRateLimiter {
     client: redis::Client,
@@ -26,6 +30,8 @@ pub struct SharedRateLimiter {
     prefix: String,
     local: Arc<RateLimiterRegistry>,
     last_warning: Mutex<Option<Instant>>,
+    /// After a Redis failure, requests skip Redis until then instead of each waiting for it.
+    skip_until: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for SharedRateLimiter {
@@ -43,6 +49,7 @@ impl SharedRateLimiter {
             prefix: prefix.to_owned(),
             local,
             last_warning: Mutex::new(None),
+            skip_until: Mutex::new(None),
         })
     }
 
@@ -89,7 +96,10 @@ impl RateLimiter for SharedRateLimiter {
         Box::pin(async move {
             // This process's share first (smooth, no Redis round trip when over it)...
             self.local.acquire(upstream, limit).await;
-            // ...then the instance-wide window.
+            // ...then the instance-wide window, unless Redis failed moments ago.
+            if self.skip_until.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|t| Instant::now() < t) {
+                return;
+            }
             loop {
                 match self.try_take(upstream, limit).await {
                     Ok(None) => return,
@@ -97,6 +107,7 @@ impl RateLimiter for SharedRateLimiter {
                     Err(e) => {
                         self.warn(&e);
                         *self.conn.lock().await = None;
+                        *self.skip_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + REDIS_RETRY);
                         return;
                     }
                 }
