@@ -14,6 +14,7 @@ use rmm_jobs::schedules::{Cadence, ScheduleScope, ScheduleStore};
 use rmm_jobs::sqlx_util::{P, ts_out};
 use rmm_jobs::store::{CancelOutcome, JobFilter, nullable};
 use rmm_jobs::tactical as tac;
+use rmm_jobs::tanium as tan;
 use rmm_jobs::{JobRequest, JobStatus, RuntimeError, Scope, Trigger};
 use rmm_shared::config::SchemaMode;
 use rmm_shared::db::sql::{ColType, fmt_ts};
@@ -111,7 +112,7 @@ pub enum Reply {
 
 type R = Result<Reply, ApiError>;
 
-const PROVIDERS: &[&str] = &["tacticalrmm"];
+const PROVIDERS: &[&str] = &[rmm_shared::providers::tactical::sync::PROVIDER, tan::PROVIDER];
 
 fn tenant_read(p: &Principal, tenant: Uuid) -> Result<(), ApiError> {
     // Another tenant's resources do not exist for a tenant key.
@@ -230,6 +231,12 @@ pub struct IntegrationBody {
     pub password: Option<String>,
     /// Merged key by key into the integration's settings (`null` removes a key).
     pub settings: Option<Value>,
+    /// Tanium: the API Gateway token (`token-…`).
+    pub api_token: Option<String>,
+    /// Tanium: the Asset API base URL for the fallback (`""` removes it).
+    pub asset_api_url: Option<String>,
+    /// Tanium: refresh assets of an empty computer group from the Asset API.
+    pub use_asset_api_fallback: Option<bool>,
 }
 
 #[derive(Object, Default)]
@@ -355,6 +362,19 @@ impl AdminApi {
         if !tenant_exists(db, tenant.0).await? {
             return Err(ApiError::NotFound(body("tenant not found")));
         }
+        let tanium = provider.as_str() == tan::PROVIDER;
+        if tanium && (b.auth_mode.is_some() || b.api_key.is_some() || b.username.is_some() || b.password.is_some()) {
+            return Err(ApiError::BadRequest(body(
+                "auth_mode, api_key, username and password are Tactical RMM settings; a Tanium integration takes \
+                 instance_url (the Gateway URL), api_token, asset_api_url and use_asset_api_fallback",
+            )));
+        }
+        if !tanium && (b.api_token.is_some() || b.asset_api_url.is_some() || b.use_asset_api_fallback.is_some()) {
+            return Err(ApiError::BadRequest(body(
+                "api_token, asset_api_url and use_asset_api_fallback are Tanium settings; a Tactical RMM integration \
+                 takes instance_url, auth_mode, api_key, username and password",
+            )));
+        }
         let existing = load_integration(db, tenant.0, &provider).await?;
         let mut settings = existing.as_ref().map(|i| i.settings.clone()).unwrap_or_default();
         let mut reconnect = existing.is_none();
@@ -381,12 +401,17 @@ impl AdminApi {
             }
             Some(_) => return Err(ApiError::BadRequest(body("settings must be a JSON object"))),
         }
-        if let Err(e) = rmm_jobs::forward::AlertMode::from_settings(&Value::Object(settings.clone())) {
+        if !tanium && let Err(e) = rmm_jobs::forward::AlertMode::from_settings(&Value::Object(settings.clone())) {
             return Err(ApiError::BadRequest(body(&e)));
         }
         let url = match &b.instance_url {
             Some(u) => {
-                let Some(n) = rmm_shared::providers::tactical::client::normalize_base_url(u) else {
+                let normalized = if tanium {
+                    rmm_shared::providers::tanium::gateway_base_url(u).ok()
+                } else {
+                    rmm_shared::providers::tactical::client::normalize_base_url(u)
+                };
+                let Some(n) = normalized else {
                     return Err(ApiError::BadRequest(body("instance_url is not a valid http(s) URL")));
                 };
                 reconnect |= existing.as_ref().and_then(|i| i.instance_url.as_deref()) != Some(n.as_str());
@@ -407,11 +432,55 @@ impl AdminApi {
             tracing::error!(error = %e, "secret write failed");
             ApiError::Unavailable(body("the secret store is unavailable"))
         };
-        reconnect |= put(tac::SECRET_API_KEY, &b.api_key).await.map_err(secret_err)?;
-        reconnect |= put(tac::SECRET_USERNAME, &b.username).await.map_err(secret_err)?;
-        reconnect |= put(tac::SECRET_PASSWORD, &b.password).await.map_err(secret_err)?;
-        if !settings.contains_key("auth_mode") {
-            settings.insert("auth_mode".into(), json!("api_key"));
+        if tanium {
+            let token = match b.api_token.as_deref() {
+                Some(t) => Some(
+                    rmm_shared::providers::tanium::check_token(t)
+                        .map_err(|e| ApiError::BadRequest(body(e.to_string())))?,
+                ),
+                None => None,
+            };
+            let asset = match b.asset_api_url.as_deref().map(str::trim) {
+                None => None,
+                Some("") => Some(None),
+                Some(a) => match rmm_shared::providers::tanium::asset_api_base_url(a) {
+                    Ok(n) => Some(Some(n)),
+                    Err(_) => return Err(ApiError::BadRequest(body("asset_api_url is not a valid http(s) URL"))),
+                },
+            };
+            if let Some(t) = &token {
+                secrets.set_tenant_secret(tenant.0, tan::SECRET_API_TOKEN, Some(t)).await.map_err(secret_err)?;
+                reconnect = true;
+            }
+            if let (Some(u), Some(_)) = (&url, &b.instance_url) {
+                let v = SecretString::from(u.clone());
+                secrets.set_tenant_secret(tenant.0, tan::SECRET_GATEWAY_URL, Some(&v)).await.map_err(secret_err)?;
+            }
+            if let Some(a) = &asset {
+                let v = a.clone().map(SecretString::from);
+                secrets.set_tenant_secret(tenant.0, tan::SECRET_ASSET_API_URL, v.as_ref()).await.map_err(secret_err)?;
+            }
+            // AlgaPSA's shape, merged (AlgaPSA replaces the whole settings object here).
+            let mut ps = settings.get("provider_settings").and_then(Value::as_object).cloned().unwrap_or_default();
+            let mut t = ps.get("tanium").and_then(Value::as_object).cloned().unwrap_or_default();
+            t.insert("gateway_url".into(), json!(url));
+            if let Some(a) = &asset {
+                t.insert("asset_api_url".into(), json!(a));
+            }
+            t.entry("asset_api_url").or_insert(Value::Null);
+            if let Some(f) = b.use_asset_api_fallback {
+                t.insert("use_asset_api_fallback".into(), json!(f));
+            }
+            t.entry("use_asset_api_fallback").or_insert(json!(false));
+            ps.insert("tanium".into(), Value::Object(t));
+            settings.insert("provider_settings".into(), Value::Object(ps));
+        } else {
+            reconnect |= put(tac::SECRET_API_KEY, &b.api_key).await.map_err(secret_err)?;
+            reconnect |= put(tac::SECRET_USERNAME, &b.username).await.map_err(secret_err)?;
+            reconnect |= put(tac::SECRET_PASSWORD, &b.password).await.map_err(secret_err)?;
+            if !settings.contains_key("auth_mode") {
+                settings.insert("auth_mode".into(), json!("api_key"));
+            }
         }
         let d = db.dialect();
         let now = fmt_ts(chrono::Utc::now());
@@ -465,13 +534,18 @@ impl AdminApi {
         provider_ok(&provider)?;
         let db = &state.rt.db;
         let integ = require_integration(db, tenant.0, &provider).await?;
-        for name in [
-            tac::SECRET_INSTANCE_URL,
-            tac::SECRET_API_KEY,
-            tac::SECRET_USERNAME,
-            tac::SECRET_PASSWORD,
-            tac::SECRET_KNOX_TOKEN,
-        ] {
+        let names: &[&str] = if provider.as_str() == tan::PROVIDER {
+            &[tan::SECRET_GATEWAY_URL, tan::SECRET_API_TOKEN, tan::SECRET_ASSET_API_URL]
+        } else {
+            &[
+                tac::SECRET_INSTANCE_URL,
+                tac::SECRET_API_KEY,
+                tac::SECRET_USERNAME,
+                tac::SECRET_PASSWORD,
+                tac::SECRET_KNOX_TOKEN,
+            ]
+        };
+        for &name in names {
             if let Err(e) = state.rt.secrets.set_tenant_secret(tenant.0, name, None).await {
                 tracing::warn!(error = %e, secret = name, "could not delete a secret on disconnect");
             }
@@ -501,6 +575,9 @@ impl AdminApi {
         provider_ok(&provider)?;
         let db = &state.rt.db;
         let integ = require_integration(db, tenant.0, &provider).await?;
+        if provider.as_str() == tan::PROVIDER {
+            return test_tanium(&state, tenant.0, integ.integration_id).await;
+        }
         let client = match tac::build_client(db, &state.rt.secrets, tenant.0, integ.integration_id).await {
             Ok(c) => c,
             Err(e) => return Ok(Reply::Ok(Json(json!({ "success": false, "error": e.to_string() })))),
@@ -694,7 +771,7 @@ impl AdminApi {
     ) -> R {
         tenant_write(&auth.0, tenant.0)?;
         provider_ok(&provider)?;
-        let entry = state.rt.registry.require_public(&kind).map_err(ApiError::from)?;
+        let entry = state.rt.registry.require_for(&kind, Some(&provider)).map_err(ApiError::from)?;
         if entry.scope != Scope::Integration {
             return Err(ApiError::BadRequest(body(format!(
                 "{} is a service-wide job, not an integration job",
@@ -728,7 +805,8 @@ impl AdminApi {
             _ => return Err(ApiError::BadRequest(body("syncType must be full or incremental"))),
         };
         let integ = require_integration(&state.rt.db, tenant, &provider).await?;
-        let req = JobRequest::for_integration("sync-devices", tenant, provider.0, integ.integration_id, Trigger::Admin)
+        let kind = if provider.as_str() == tan::PROVIDER { "tanium-full-sync" } else { "sync-devices" };
+        let req = JobRequest::for_integration(kind, tenant, provider.0, integ.integration_id, Trigger::Admin)
             .args(json!({ "mode": mode }));
         let job_id = state.rt.queue.enqueue(req).await?;
         Ok(Reply::Accepted(Json(json!({ "success": true, "job_id": job_id }))))
@@ -807,7 +885,7 @@ impl AdminApi {
     ) -> R {
         tenant_write(&auth.0, tenant.0)?;
         provider_ok(&provider)?;
-        let entry = state.rt.registry.require_public(&kind).map_err(ApiError::from)?;
+        let entry = state.rt.registry.require_for(&kind, Some(&provider)).map_err(ApiError::from)?;
         if entry.scope != Scope::Integration {
             return Err(ApiError::BadRequest(body(format!("{} is not an integration job", kind.0))));
         }
@@ -907,6 +985,43 @@ fn job_json(j: &rmm_jobs::JobView) -> Value {
     })
 }
 
+/// The Tanium connection test: the probe query. Success activates the integration; a failure
+/// deactivates it and keeps the error in `sync_error` (AlgaPSA's behaviour, with the real text).
+async fn test_tanium(state: &AppState, tenant: Uuid, integration: Uuid) -> R {
+    let db = &state.rt.db;
+    let result = match tan::build_client(db, &state.rt.secrets, &state.rt.settings.upstream, tenant, integration).await
+    {
+        Ok((client, _)) => client.test_connection().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let d = db.dialect();
+    let (t, i) = (tenant.to_string(), integration.to_string());
+    let (u1, u2) = (d.param(1, ColType::Uuid), d.param(2, ColType::Uuid));
+    match &result {
+        Ok(_) => {
+            let sql = format!(
+                "UPDATE rmm_integrations SET is_active = {}, connected_at = {}, sync_error = NULL \
+                 WHERE tenant = {u1} AND integration_id = {u2}",
+                P(d).bool(true),
+                d.param(3, ColType::Timestamp)
+            );
+            db.execute(&sql, &[&t, &i, &fmt_ts(chrono::Utc::now())]).await?;
+        }
+        Err(e) => {
+            let sql = format!(
+                "UPDATE rmm_integrations SET is_active = {}, sync_error = {} WHERE tenant = {u1} AND integration_id = {u2}",
+                P(d).bool(false),
+                d.param(3, ColType::Text)
+            );
+            db.execute(&sql, &[&t, &i, e]).await?;
+        }
+    }
+    Ok(Reply::Ok(Json(match result {
+        Ok(groups) => json!({ "success": true, "computerGroupsVisible": groups > 0 }),
+        Err(e) => json!({ "success": false, "error": e }),
+    })))
+}
+
 async fn integration_view(state: &AppState, tenant: Uuid, provider: &str) -> Result<Value, ApiError> {
     let db = &state.rt.db;
     let secrets = &state.rt.secrets;
@@ -914,12 +1029,37 @@ async fn integration_view(state: &AppState, tenant: Uuid, provider: &str) -> Res
     let get = |name: &'static str| async move {
         secrets.get_tenant_secret(tenant, name).await.ok().flatten().map(|s| s.expose_secret().to_owned())
     };
-    let api_key = get(tac::SECRET_API_KEY).await;
-    let username = get(tac::SECRET_USERNAME).await;
-    let knox = get(tac::SECRET_KNOX_TOKEN).await;
+    let tanium = provider == tan::PROVIDER;
     let instance_url = match &integ.instance_url {
         Some(u) => Some(u.clone()),
+        None if tanium => get(tan::SECRET_GATEWAY_URL).await,
         None => get(tac::SECRET_INSTANCE_URL).await,
+    };
+    let credentials = if tanium {
+        let token = get(tan::SECRET_API_TOKEN).await;
+        let t = tan::tanium_settings(&Value::Object(integ.settings.clone())).clone();
+        let asset = match t.get("asset_api_url").and_then(Value::as_str) {
+            Some(a) => Some(a.to_owned()),
+            None => get(tan::SECRET_ASSET_API_URL).await,
+        };
+        json!({
+            "hasApiToken": token.is_some(),
+            "apiTokenMasked": token.as_deref().map(mask).unwrap_or_default(),
+            "assetApiUrl": asset,
+            "useAssetApiFallback": t.get("use_asset_api_fallback") == Some(&Value::Bool(true)),
+        })
+    } else {
+        let api_key = get(tac::SECRET_API_KEY).await;
+        let username = get(tac::SECRET_USERNAME).await;
+        let knox = get(tac::SECRET_KNOX_TOKEN).await;
+        json!({
+            "hasApiKey": api_key.is_some(),
+            "apiKeyMasked": api_key.as_deref().map(mask).unwrap_or_default(),
+            "hasKnoxCredentials": username.is_some(),
+            "username": username,
+            "hasKnoxToken": knox.is_some(),
+            "knoxTokenMasked": knox.as_deref().map(mask).unwrap_or_default(),
+        })
     };
     let d = db.dialect();
     let t = tenant.to_string();
@@ -967,21 +1107,14 @@ async fn integration_view(state: &AppState, tenant: Uuid, provider: &str) -> Res
         "integration_id": integ.integration_id,
         "config": {
             "instanceUrl": instance_url,
-            "authMode": integ.settings.get("auth_mode").cloned().unwrap_or(json!("api_key")),
+            "authMode": if tanium { json!("api_token") } else { integ.settings.get("auth_mode").cloned().unwrap_or(json!("api_key")) },
             "isActive": integ.is_active,
             "connectedAt": integ.connected_at,
             "lastSyncAt": integ.last_sync_at,
             "syncError": integ.sync_error,
         },
         "settings": Value::Object(integ.settings.clone()),
-        "credentials": {
-            "hasApiKey": api_key.is_some(),
-            "apiKeyMasked": api_key.as_deref().map(mask).unwrap_or_default(),
-            "hasKnoxCredentials": username.is_some(),
-            "username": username,
-            "hasKnoxToken": knox.is_some(),
-            "knoxTokenMasked": knox.as_deref().map(mask).unwrap_or_default(),
-        },
+        "credentials": credentials,
         "summary": {
             "mappedOrganizations": mapped,
             "syncedDevices": devices.first().map(|x| x.0).unwrap_or(0),

@@ -126,6 +126,7 @@ pub struct ForwardAlert;
 impl JobKind for ForwardAlert {
     const NAME: &'static str = "forward-alert";
     const SCOPE: Scope = Scope::Integration;
+    const PROVIDERS: &'static [&'static str] = &[rmm_shared::providers::tactical::sync::PROVIDER];
     const INTERNAL: bool = true;
     type Args = ForwardArgs;
 

@@ -94,6 +94,9 @@ pub trait JobKind: Send + Sync + 'static {
     const SCOPE: Scope;
     /// Enqueued only by other jobs (the units of a split job); the API and the scheduler refuse it.
     const INTERNAL: bool = false;
+    /// The providers an integration job applies to (`Scope::Integration` kinds); empty for global
+    /// kinds. The API, the scheduler and the CLI refuse a kind for any other provider.
+    const PROVIDERS: &'static [&'static str] = &[];
     /// The kind's own arguments (`args` of the envelope).
     type Args: Serialize + DeserializeOwned + Send + 'static;
 
@@ -109,6 +112,8 @@ pub struct KindEntry {
     pub scope: Scope,
     /// See [`JobKind::INTERNAL`].
     pub internal: bool,
+    /// See [`JobKind::PROVIDERS`].
+    pub providers: &'static [&'static str],
     pub policy: Policy,
     pub(crate) run: fn(JobCtx, serde_json::Value) -> BoxFuture<'static, Result<JobOutcome, JobError>>,
     pub(crate) check_args: fn(&serde_json::Value) -> Result<(), String>,
@@ -136,6 +141,7 @@ impl KindEntry {
             name: K::NAME,
             scope: K::SCOPE,
             internal: K::INTERNAL,
+            providers: K::PROVIDERS,
             policy: K::policy(),
             run: run::<K>,
             check_args: check::<K>,

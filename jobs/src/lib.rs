@@ -26,6 +26,7 @@ pub mod schedules;
 pub mod sqlx_util;
 pub mod store;
 pub mod tactical;
+pub mod tanium;
 #[cfg(feature = "test-jobs")]
 pub mod testing;
 pub mod units;

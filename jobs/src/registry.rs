@@ -29,6 +29,7 @@ impl Registry {
         r.register::<crate::forward::ForwardAlert>();
         r.register::<crate::tactical::BackfillAlerts>();
         r.register::<crate::tactical::IngestSoftware>();
+        r.register::<crate::tanium::TaniumFullSync>();
         #[cfg(feature = "test-jobs")]
         if std::env::var("RMM_SYNC_TEST_JOBS").is_ok_and(|v| v == "1") {
             crate::testing::register(&mut r);
@@ -59,6 +60,23 @@ impl Registry {
         match self.get(name) {
             Some(e) if !e.internal => Ok(e),
             _ => Err(RuntimeError::UnknownKind { kind: name.to_owned(), known: self.public_names().join(", ") }),
+        }
+    }
+
+    /// [`Registry::require_public`] for an integration of `provider` (global kinds with `None`):
+    /// a kind that does not apply to the provider is refused with the kinds that do.
+    pub fn require_for(&self, name: &str, provider: Option<&str>) -> Result<&Arc<KindEntry>, RuntimeError> {
+        let entry = self.require_public(name)?;
+        match provider {
+            Some(p) if !entry.providers.contains(&p) => {
+                let fits: Vec<&str> =
+                    self.kinds.values().filter(|e| !e.internal && e.providers.contains(&p)).map(|e| e.name).collect();
+                Err(RuntimeError::Invalid(format!(
+                    "job kind {name} does not apply to {p}; job kinds for {p}: {}",
+                    fits.join(", ")
+                )))
+            }
+            _ => Ok(entry),
         }
     }
 

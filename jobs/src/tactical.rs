@@ -40,7 +40,7 @@ pub const SECRET_WEBHOOK: &str = "tacticalrmm_webhook_secret";
 
 /// Incremental syncs look back this far before the last cursor, so that an agent whose
 /// `last_seen` was written while the previous run was reading is not missed.
-const INCREMENTAL_OVERLAP: Duration = Duration::from_secs(300);
+pub(crate) const INCREMENTAL_OVERLAP: Duration = Duration::from_secs(300);
 
 impl From<TacticalError> for JobError {
     fn from(e: TacticalError) -> Self {
@@ -155,7 +155,7 @@ impl TokenSink for KnoxTokenWriter {
     }
 }
 
-fn ids(ctx: &JobCtx) -> Result<(Uuid, Uuid), JobError> {
+pub(crate) fn ids(ctx: &JobCtx) -> Result<(Uuid, Uuid), JobError> {
     match (ctx.tenant(), ctx.integration_id()) {
         (Some(t), Some(i)) => Ok((t, i)),
         _ => Err(JobError::Permanent("job has no tenant or integration".into())),
@@ -163,26 +163,32 @@ fn ids(ctx: &JobCtx) -> Result<(Uuid, Uuid), JobError> {
 }
 
 /// Runs `body` as one recorded sync run: `sync_runs` row, integration status, events.
-async fn recorded<F>(ctx: &JobCtx, sync_type: &str, run_kind: RunKind, body: F) -> Result<JobOutcome, JobError>
+pub(crate) async fn recorded<F>(
+    ctx: &JobCtx,
+    sync_type: &str,
+    run_kind: RunKind,
+    body: F,
+) -> Result<JobOutcome, JobError>
 where
     F: Future<Output = Result<(RunOutcome, JobOutcome), JobError>>,
 {
     let (tenant, integration) = ids(ctx)?;
     let db = ctx.db();
     let events = &ctx.runtime().events;
+    let provider = ctx.provider().unwrap_or(PROVIDER);
     let trigger = ctx.envelope().trigger.as_str();
     let run = Run::start_for_job(
         db,
         tenant,
         integration,
-        PROVIDER,
+        provider,
         &ctx.envelope().kind,
         run_kind,
         trigger,
         Some(ctx.job_id()),
     )
     .await?;
-    events.publish(&Event::sync(EventType::SyncStarted, tenant, integration, PROVIDER, sync_type, None, None)).await;
+    events.publish(&Event::sync(EventType::SyncStarted, tenant, integration, provider, sync_type, None, None)).await;
     match body.await {
         Ok((outcome, job)) => {
             run.finish(db, &outcome).await?;
@@ -193,7 +199,7 @@ where
                     ev,
                     tenant,
                     integration,
-                    PROVIDER,
+                    provider,
                     sync_type,
                     Some(&outcome.counts),
                     err.as_deref(),
@@ -212,7 +218,7 @@ where
                     EventType::SyncFailed,
                     tenant,
                     integration,
-                    PROVIDER,
+                    provider,
                     sync_type,
                     None,
                     Some(&msg),
@@ -223,7 +229,7 @@ where
     }
 }
 
-fn counts_outcome(c: &IngestCounts) -> JobOutcome {
+pub(crate) fn counts_outcome(c: &IngestCounts) -> JobOutcome {
     JobOutcome::default()
         .count("processed", c.processed)
         .count("created", c.created)
@@ -233,7 +239,7 @@ fn counts_outcome(c: &IngestCounts) -> JobOutcome {
         .count("failed", c.failed)
 }
 
-fn provider_policy(timeout_secs: u64) -> Policy {
+pub(crate) fn provider_policy(timeout_secs: u64) -> Policy {
     Policy {
         max_attempts: 4,
         backoff_initial: Duration::from_secs(15),
@@ -252,12 +258,13 @@ fn provider_policy(timeout_secs: u64) -> Policy {
 #[serde(deny_unknown_fields)]
 pub struct NoArgs {}
 
-/// `sync-org`: Tactical clients → organisation mappings.
+/// `sync-org`: Tactical clients (or Tanium computer groups) → organisation mappings.
 pub struct SyncOrg;
 
 impl JobKind for SyncOrg {
     const NAME: &'static str = "sync-org";
     const SCOPE: Scope = Scope::Integration;
+    const PROVIDERS: &'static [&'static str] = &[PROVIDER, crate::tanium::PROVIDER];
     type Args = NoArgs;
 
     fn policy() -> Policy {
@@ -265,6 +272,9 @@ impl JobKind for SyncOrg {
     }
 
     async fn run(ctx: JobCtx, _args: NoArgs) -> Result<JobOutcome, JobError> {
+        if ctx.provider() == Some(crate::tanium::PROVIDER) {
+            return crate::tanium::sync_scopes(&ctx).await;
+        }
         let (tenant, integration) = ids(&ctx)?;
         let client = client_for(&ctx).await?;
         recorded(&ctx, "organizations", RunKind::Other, async {
@@ -303,6 +313,7 @@ pub struct SyncDevices;
 impl JobKind for SyncDevices {
     const NAME: &'static str = "sync-devices";
     const SCOPE: Scope = Scope::Integration;
+    const PROVIDERS: &'static [&'static str] = &[PROVIDER];
     type Args = SyncDevicesArgs;
 
     fn policy() -> Policy {
@@ -393,6 +404,7 @@ pub struct SyncDevicesUnit;
 impl JobKind for SyncDevicesUnit {
     const NAME: &'static str = "sync-devices-unit";
     const SCOPE: Scope = Scope::Integration;
+    const PROVIDERS: &'static [&'static str] = &[PROVIDER];
     const INTERNAL: bool = true;
     type Args = DeviceUnitArgs;
 
@@ -421,7 +433,11 @@ impl JobKind for SyncDevicesUnit {
     }
 }
 
-async fn last_cursor(ctx: &JobCtx, tenant: Uuid, integration: Uuid) -> Result<Option<DateTime<Utc>>, JobError> {
+pub(crate) async fn last_cursor(
+    ctx: &JobCtx,
+    tenant: Uuid,
+    integration: Uuid,
+) -> Result<Option<DateTime<Utc>>, JobError> {
     let db = ctx.db();
     let d = db.dialect();
     let sql = format!(
@@ -451,6 +467,7 @@ pub struct SyncAgent;
 impl JobKind for SyncAgent {
     const NAME: &'static str = "sync-agent";
     const SCOPE: Scope = Scope::Integration;
+    const PROVIDERS: &'static [&'static str] = &[PROVIDER];
     type Args = SyncAgentArgs;
 
     fn policy() -> Policy {
@@ -505,6 +522,7 @@ pub struct BackfillAlerts;
 impl JobKind for BackfillAlerts {
     const NAME: &'static str = "backfill-alerts";
     const SCOPE: Scope = Scope::Integration;
+    const PROVIDERS: &'static [&'static str] = &[PROVIDER];
     type Args = NoArgs;
 
     fn policy() -> Policy {
@@ -535,6 +553,7 @@ pub struct IngestSoftware;
 impl JobKind for IngestSoftware {
     const NAME: &'static str = "ingest-software";
     const SCOPE: Scope = Scope::Integration;
+    const PROVIDERS: &'static [&'static str] = &[PROVIDER];
     type Args = NoArgs;
 
     fn policy() -> Policy {

@@ -53,12 +53,22 @@ pub struct Settings {
 }
 
 /// Calls to the RMM servers.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamSettings {
     /// Redis holding the per-instance request limits, so that every process together stays under
     /// them (`redis://…`). Unset: each process limits its own calls.
     pub rate_limit_redis_url: Option<String>,
+    /// Requests per second to one Tanium Gateway, all workers together (burst: twice as many).
+    pub tanium_requests_per_second: u32,
+    /// Relay page size of Tanium Gateway reads (1–1000).
+    pub tanium_page_size: u32,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        UpstreamSettings { rate_limit_redis_url: None, tanium_requests_per_second: 20, tanium_page_size: 250 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

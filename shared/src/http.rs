@@ -161,6 +161,10 @@ pub enum HttpError {
         retry_after: Option<Duration>,
         /// The start of the answer body, for diagnostics.
         body: String,
+        /// Media type of the answer (`text/html`), when it had one.
+        content_type: Option<String>,
+        /// A redirect's `Location`, reduced to `scheme://host[:port]/path`.
+        location: Option<String>,
         attempts: u32,
     },
     #[error("{upstream} is rate limiting requests (HTTP 429){}", fmt_retry_after(*.retry_after))]
@@ -631,6 +635,12 @@ impl HttpClient {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, Utc::now()));
+        let content_type = media_type(resp.headers());
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|l| Url::parse(l).or_else(|_| req.url.join(l)).map(|u| redact_url(&u)).unwrap_or_default());
         let body = read_error_body(resp).await;
         if status == StatusCode::TOO_MANY_REQUESTS {
             let err = HttpError::RateLimited { upstream, retry_after, attempts: attempt };
@@ -641,7 +651,15 @@ impl HttpClient {
                 None => Attempt::Retry(policy.backoff_delay(attempt, &mut rand::rng()), err),
             };
         }
-        let err = HttpError::Status { upstream, status: status.as_u16(), retry_after, body, attempts: attempt };
+        let err = HttpError::Status {
+            upstream,
+            status: status.as_u16(),
+            retry_after,
+            body,
+            content_type,
+            location,
+            attempts: attempt,
+        };
         if status.is_server_error() && req.idempotent && !last {
             return match retry_after {
                 Some(d) if d > policy.retry_after_threshold => Attempt::Done(Err(err)),

@@ -4,12 +4,7 @@ use std::time::Duration;
 
 /// Peak resident set size of this process (`VmHWM`), in MB.
 pub fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.to_owned()))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
+    vm_hwm_mb("/proc/self/status")
 }
 
 /// The `q`-quantile (0..=1) of `sorted` (nearest rank), in milliseconds.
@@ -19,6 +14,20 @@ pub fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
     }
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1].as_secs_f64() * 1000.0
+}
+
+/// `VmHWM` (peak RSS) of another process, in MB.
+pub fn peak_rss_of(pid: u32) -> f64 {
+    vm_hwm_mb(&format!("/proc/{pid}/status"))
+}
+
+fn vm_hwm_mb(status_file: &str) -> f64 {
+    std::fs::read_to_string(status_file)
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
 }
 
 #[cfg(test)]

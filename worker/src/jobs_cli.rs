@@ -26,7 +26,7 @@ pub async fn sync(
     args: serde_json::Value,
     wait: bool,
 ) -> anyhow::Result<()> {
-    rt.registry.require_public(kind)?;
+    rt.registry.require_for(kind, Some(provider))?;
     let integration = integration_of(&rt.db, tenant, provider).await?;
     let req = JobRequest::for_integration(kind, tenant, provider, integration, Trigger::Admin).args(args);
     let id = rt.queue.enqueue(req).await?;

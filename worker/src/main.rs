@@ -330,7 +330,7 @@ async fn enqueue(
     let args: serde_json::Value =
         serde_json::from_str(&args).map_err(|e| anyhow::anyhow!("--args is not JSON: {e}"))?;
     with_runtime(settings, |rt| async move {
-        rt.registry.require_public(&kind)?;
+        rt.registry.require_for(&kind, provider.as_deref())?;
         let req = match (tenant, provider) {
             (Some(t), Some(p)) => {
                 let id = jobs_cli::integration_of(&rt.db, t, &p).await?;

@@ -1,3 +1,116 @@
-//! RMM provider clients and their mapping to device snapshots.
+//! RMM provider clients and their mapping to device snapshots, and what the providers share:
+//! organisation-mapping upserts and the list of mapped scopes.
 
 pub mod tactical;
+pub mod tanium;
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::db::sql::ColType;
+use crate::db::{Db, DbError};
+
+/// What an organisation (scope) upsert did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrgUpsert {
+    /// Distinct remote scopes.
+    pub processed: u64,
+    pub created: u64,
+    pub updated: u64,
+}
+
+/// Remote scopes (`id → (name, metadata)`) → `rmm_organization_mappings`. New scopes are inserted
+/// unassigned with auto-sync on (the column default); existing ones get only their name, metadata
+/// and `updated_at` refreshed: `client_id`, `auto_sync_assets`, `auto_create_tickets` and
+/// `default_contact_id` are never touched. Scopes that disappeared remotely are left alone.
+/// `stamp_synced` also sets `last_synced_at` (Tanium's scope sync does, Tactical's org sync not).
+pub async fn upsert_org_mappings(
+    db: &Db,
+    tenant: Uuid,
+    integration_id: Uuid,
+    scopes: &BTreeMap<String, (String, Value)>,
+    stamp_synced: bool,
+) -> Result<OrgUpsert, DbError> {
+    let d = db.dialect();
+    let (u, t) = (ColType::Uuid, ColType::Text);
+    let tenant_s = tenant.to_string();
+    let integration_s = integration_id.to_string();
+    let ids_j = serde_json::to_string(&scopes.keys().collect::<Vec<_>>()).expect("json");
+    let existing: Vec<(String,)> = db
+        .fetch(
+            &format!(
+                "SELECT external_organization_id FROM rmm_organization_mappings \
+                 WHERE tenant = {} AND integration_id = {} AND external_organization_id {}",
+                d.param(1, u),
+                d.param(2, u),
+                d.in_json(3, t)
+            ),
+            &[&tenant_s, &integration_s, &ids_j],
+        )
+        .await?;
+    let rows: Vec<Value> = scopes
+        .iter()
+        .map(|(id, (name, metadata))| {
+            json!({"mapping_id": Uuid::new_v4(), "external_organization_id": id, "name": name, "metadata": metadata})
+        })
+        .collect();
+    let processed = rows.len() as u64;
+    let updated = existing.len() as u64;
+    let report = OrgUpsert { processed, created: processed - updated, updated };
+    if rows.is_empty() {
+        return Ok(report);
+    }
+    let now = crate::db::sql::fmt_ts(Utc::now());
+    let synced = if stamp_synced { "last_synced_at = excluded.last_synced_at, " } else { "" };
+    let sql = format!(
+        "INSERT INTO rmm_organization_mappings (tenant, mapping_id, integration_id, external_organization_id, \
+         external_organization_name, metadata, last_synced_at, created_at, updated_at) \
+         SELECT {t}, r.mapping_id, {i}, r.external_organization_id, r.name, r.metadata, {s}, {n}, {n} FROM {rs} WHERE true \
+         ON CONFLICT (tenant, integration_id, external_organization_id) DO UPDATE SET \
+         external_organization_name = excluded.external_organization_name, metadata = excluded.metadata, \
+         {synced}updated_at = excluded.updated_at",
+        s = if stamp_synced { d.param(3, ColType::Timestamp) } else { "NULL".to_owned() },
+        t = d.param(1, u),
+        i = d.param(2, u),
+        n = d.param(3, ColType::Timestamp),
+        rs = d.recordset(
+            4,
+            &[("mapping_id", u), ("external_organization_id", t), ("name", t), ("metadata", ColType::Json)]
+        ),
+    );
+    db.execute(&sql, &[&tenant_s, &integration_s, &now, &Value::Array(rows).to_string()]).await?;
+    Ok(report)
+}
+
+/// A scope that takes part in device syncs: mapped to a client, auto-sync on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedScope {
+    /// `external_organization_id`.
+    pub scope: String,
+    pub client_id: Uuid,
+}
+
+/// The integration's mapped scopes with auto-sync on, ordered by scope id.
+pub async fn mapped_scopes(db: &Db, tenant: Uuid, integration_id: Uuid) -> Result<Vec<MappedScope>, DbError> {
+    let d = db.dialect();
+    let rows: Vec<(String, String)> = db
+        .fetch(
+            &format!(
+                "SELECT external_organization_id, {} FROM rmm_organization_mappings \
+                 WHERE tenant = {} AND integration_id = {} AND client_id IS NOT NULL AND auto_sync_assets \
+                 ORDER BY external_organization_id",
+                d.text("client_id"),
+                d.param(1, ColType::Uuid),
+                d.param(2, ColType::Uuid)
+            ),
+            &[&tenant.to_string(), &integration_id.to_string()],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(scope, client)| Some(MappedScope { scope, client_id: Uuid::parse_str(&client).ok()? }))
+        .collect())
+}

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use rmm_jobs::{JobRequest, JobStatus, Trigger};
 use rmm_shared::config::QueueBackend;
+use rmm_tests::bench::peak_rss_of;
 use rmm_tests::runtime::{fast_settings, mapped_tactical_tenant, rmm_sync_process, runtime, wait_finished};
 use rmm_tests::sim::tactical::{FleetSpec, SimConfig, TacticalSim};
 use rmm_tests::stores;
@@ -36,16 +37,6 @@ struct Args {
     /// Units one worker process runs at once (`queue.concurrency`; the service default is 4).
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-}
-
-/// `VmHWM` of a process, in MB.
-fn peak_rss_of(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
 }
 
 struct RunResult {

@@ -157,6 +157,8 @@ mod tests {
             status,
             retry_after: None,
             body: String::new(),
+            content_type: None,
+            location: None,
             attempts: 1,
         })
     }

@@ -50,53 +50,8 @@ pub async fn sync_organizations(
     let remote = client.list_clients().await?;
     let by_id: BTreeMap<String, (String, Value)> =
         remote.into_iter().map(|c| (c.id.to_string(), (c.name.clone(), c.raw.clone()))).collect();
-    let d = db.dialect();
-    let (u, t) = (ColType::Uuid, ColType::Text);
-    let tenant_s = tenant.to_string();
-    let integration_s = integration_id.to_string();
-    let ids_j = serde_json::to_string(&by_id.keys().collect::<Vec<_>>()).expect("json");
-    let existing: Vec<(String,)> = db
-        .fetch(
-            &format!(
-                "SELECT external_organization_id FROM rmm_organization_mappings \
-                 WHERE tenant = {} AND integration_id = {} AND external_organization_id {}",
-                d.param(1, u),
-                d.param(2, u),
-                d.in_json(3, t)
-            ),
-            &[&tenant_s, &integration_s, &ids_j],
-        )
-        .await?;
-    let rows: Vec<Value> = by_id
-        .iter()
-        .map(|(id, (name, raw))| {
-            json!({"mapping_id": Uuid::new_v4(), "external_organization_id": id, "name": name, "metadata": raw})
-        })
-        .collect();
-    let mut report = OrgSyncReport { processed: rows.len() as u64, ..Default::default() };
-    report.updated = existing.len() as u64;
-    report.created = report.processed - report.updated;
-    if rows.is_empty() {
-        return Ok(report);
-    }
-    let now = crate::db::sql::fmt_ts(Utc::now());
-    let sql = format!(
-        "INSERT INTO rmm_organization_mappings (tenant, mapping_id, integration_id, external_organization_id, \
-         external_organization_name, metadata, created_at, updated_at) \
-         SELECT {t}, r.mapping_id, {i}, r.external_organization_id, r.name, r.metadata, {n}, {n} FROM {rs} WHERE true \
-         ON CONFLICT (tenant, integration_id, external_organization_id) DO UPDATE SET \
-         external_organization_name = excluded.external_organization_name, metadata = excluded.metadata, \
-         updated_at = excluded.updated_at",
-        t = d.param(1, u),
-        i = d.param(2, u),
-        n = d.param(3, ColType::Timestamp),
-        rs = d.recordset(
-            4,
-            &[("mapping_id", u), ("external_organization_id", t), ("name", t), ("metadata", ColType::Json)]
-        ),
-    );
-    db.execute(&sql, &[&tenant_s, &integration_s, &now, &Value::Array(rows).to_string()]).await?;
-    Ok(report)
+    let r = crate::providers::upsert_org_mappings(db, tenant, integration_id, &by_id, false).await?;
+    Ok(OrgSyncReport { processed: r.processed, created: r.created, updated: r.updated })
 }
 
 /// Full pass or incremental window.
@@ -139,23 +94,10 @@ impl DeviceSyncReport {
 
 /// The units of a device sync: mapped scopes with a client and auto-sync on.
 pub async fn plan_device_units(db: &Db, tenant: Uuid, integration_id: Uuid) -> Result<Vec<DeviceUnit>, DbError> {
-    let d = db.dialect();
-    let rows: Vec<(String, String)> = db
-        .fetch(
-            &format!(
-                "SELECT external_organization_id, {} FROM rmm_organization_mappings \
-                 WHERE tenant = {} AND integration_id = {} AND client_id IS NOT NULL AND auto_sync_assets \
-                 ORDER BY external_organization_id",
-                d.text("client_id"),
-                d.param(1, ColType::Uuid),
-                d.param(2, ColType::Uuid)
-            ),
-            &[&tenant.to_string(), &integration_id.to_string()],
-        )
-        .await?;
-    Ok(rows
+    Ok(crate::providers::mapped_scopes(db, tenant, integration_id)
+        .await?
         .into_iter()
-        .filter_map(|(scope, client)| Some(DeviceUnit { scope, client_id: Uuid::parse_str(&client).ok()? }))
+        .map(|s| DeviceUnit { scope: s.scope, client_id: s.client_id })
         .collect())
 }
 

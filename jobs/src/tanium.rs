@@ -1,0 +1,161 @@
+//! Tanium job kinds: `sync-org` for a Tanium integration (computer groups → organisation
+//! mappings; dispatched from [`crate::tactical::SyncOrg`]) and `tanium-full-sync` (endpoints →
+//! the ingestion pipeline, criticality → asset facts). Both build the client from the integration
+//! row and the tenant's secrets, and record the run like the Tactical jobs.
+
+use chrono::Utc;
+use rmm_shared::config::UpstreamSettings;
+use rmm_shared::http::RateLimit;
+use rmm_shared::ingest::IngestCounts;
+use rmm_shared::providers::tanium::client::{TaniumClient, TaniumConfig};
+use rmm_shared::providers::tanium::error::TaniumError;
+use rmm_shared::providers::tanium::sync::{SyncError, SyncMode, SyncOptions, sync_devices};
+use rmm_shared::runs::{RunKind, RunOutcome};
+use rmm_shared::secrets::SecretStore;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::kind::{JobKind, JobOutcome, Policy, Scope};
+use crate::tactical::{
+    SyncDevicesArgs, SyncMode as ArgMode, counts_outcome, ids, integration_config, provider_policy, recorded,
+};
+use crate::{JobCtx, JobError};
+
+pub use rmm_shared::providers::tanium::sync::PROVIDER;
+
+/// Tenant secret names (AlgaPSA's).
+pub const SECRET_GATEWAY_URL: &str = "tanium_gateway_url";
+pub const SECRET_API_TOKEN: &str = "tanium_api_token";
+pub const SECRET_ASSET_API_URL: &str = "tanium_asset_api_url";
+
+impl From<TaniumError> for JobError {
+    fn from(e: TaniumError) -> Self {
+        if let Some(after) = e.retry_after() {
+            return JobError::RetryAfter { after, message: e.to_string() };
+        }
+        if e.is_transient() { JobError::Transient(e.diagnostic()) } else { JobError::Permanent(e.to_string()) }
+    }
+}
+
+impl From<SyncError> for JobError {
+    fn from(e: SyncError) -> Self {
+        match e {
+            SyncError::Tanium(t) => t.into(),
+            SyncError::Db(d) => JobError::Transient(d.to_string()),
+        }
+    }
+}
+
+/// `settings.provider_settings.tanium`, or `{}`.
+pub fn tanium_settings(settings: &Value) -> &Value {
+    static EMPTY: Value = Value::Null;
+    settings.pointer("/provider_settings/tanium").unwrap_or(&EMPTY)
+}
+
+/// The client of a Tanium integration and its sync options. Gateway URL: the row's
+/// `instance_url`, else the `tanium_gateway_url` secret. Token: `tanium_api_token`. Asset API URL:
+/// `settings.provider_settings.tanium.asset_api_url`, else the `tanium_asset_api_url` secret.
+pub async fn build_client(
+    db: &rmm_shared::db::Db,
+    secrets: &SecretStore,
+    upstream: &UpstreamSettings,
+    tenant: Uuid,
+    integration: Uuid,
+) -> Result<(TaniumClient, SyncOptions), JobError> {
+    let Some((url, settings)) = integration_config(db, tenant, integration).await? else {
+        return Err(JobError::Permanent("the Tanium integration does not exist".into()));
+    };
+    let secret = |name: &'static str| async move {
+        secrets
+            .get_tenant_secret(tenant, name)
+            .await
+            .map(|s| s.map(|v| v.expose_secret().trim().to_owned()).filter(|v| !v.is_empty()))
+            .map_err(|e| JobError::Transient(format!("secret {name}: {e}")))
+    };
+    let gateway = match url.filter(|u| !u.trim().is_empty()) {
+        Some(u) => u,
+        None => secret(SECRET_GATEWAY_URL).await?.ok_or(TaniumError::NotConfigured)?,
+    };
+    let token = secret(SECRET_API_TOKEN).await?.ok_or(TaniumError::NotConfigured)?;
+    let tanium = tanium_settings(&settings);
+    let asset = match tanium.get("asset_api_url").and_then(Value::as_str).filter(|s| !s.trim().is_empty()) {
+        Some(a) => Some(a.to_owned()),
+        None => secret(SECRET_ASSET_API_URL).await?,
+    };
+    let options =
+        SyncOptions { use_asset_api_fallback: tanium.get("use_asset_api_fallback") == Some(&Value::Bool(true)) };
+    let mut config = TaniumConfig::new(gateway, token.into());
+    config.asset_api_url = asset;
+    let rps = upstream.tanium_requests_per_second;
+    config.http.rate_limit = RateLimit::per_second(rps, rps.saturating_mul(2));
+    config.page_size = i64::from(upstream.tanium_page_size.clamp(1, 1000));
+    Ok((TaniumClient::new(config)?, options))
+}
+
+async fn client_for(ctx: &JobCtx) -> Result<(TaniumClient, SyncOptions), JobError> {
+    let (tenant, integration) = ids(ctx)?;
+    build_client(ctx.db(), &ctx.runtime().secrets, &ctx.runtime().settings.upstream, tenant, integration).await
+}
+
+/// `sync-org` of a Tanium integration: computer groups → organisation mappings.
+pub(crate) async fn sync_scopes(ctx: &JobCtx) -> Result<JobOutcome, JobError> {
+    let (tenant, integration) = ids(ctx)?;
+    let (client, _) = client_for(ctx).await?;
+    recorded(ctx, "organizations", RunKind::Other, async {
+        let r = rmm_shared::providers::tanium::sync::sync_scopes(ctx.db(), tenant, integration, &client).await?;
+        let counts =
+            IngestCounts { processed: r.processed, created: r.created, updated: r.updated, ..Default::default() };
+        Ok((RunOutcome { counts, ..Default::default() }, counts_outcome(&counts)))
+    })
+    .await
+}
+
+/// `tanium-full-sync`: every mapped computer group with auto-sync on. `{"mode": "incremental"}`
+/// reads only endpoints seen since the last run (and never tombstones).
+pub struct TaniumFullSync;
+
+impl JobKind for TaniumFullSync {
+    const NAME: &'static str = "tanium-full-sync";
+    const SCOPE: Scope = Scope::Integration;
+    const PROVIDERS: &'static [&'static str] = &[PROVIDER];
+    type Args = SyncDevicesArgs;
+
+    fn policy() -> Policy {
+        Policy { concurrency: Some(2), ..provider_policy(3600) }
+    }
+
+    async fn run(ctx: JobCtx, args: SyncDevicesArgs) -> Result<JobOutcome, JobError> {
+        let (tenant, integration) = ids(&ctx)?;
+        let since = match args.mode {
+            ArgMode::Full => None,
+            ArgMode::Incremental => crate::tactical::last_cursor(&ctx, tenant, integration)
+                .await?
+                .map(|c| c - chrono::Duration::from_std(crate::tactical::INCREMENTAL_OVERLAP).unwrap_or_default()),
+        };
+        let (sync_type, run_kind, mode) = match since {
+            None => ("full", RunKind::Full, SyncMode::Full),
+            Some(since) => ("incremental", RunKind::Incremental, SyncMode::Incremental { since }),
+        };
+        let (client, options) = client_for(&ctx).await?;
+        let started = Utc::now();
+        recorded(&ctx, sync_type, run_kind, async {
+            let r = sync_devices(ctx.db(), tenant, integration, &client, mode, options).await?;
+            let outcome = RunOutcome { counts: r.counts, errors: r.errors.clone(), cursor: Some(started) };
+            let mut job = counts_outcome(&r.counts)
+                .count("groups", r.groups)
+                .count("groups_failed", r.groups_failed)
+                .count("duplicates_skipped", r.duplicates_skipped)
+                .count("unchanged", r.unchanged)
+                .count("facts", r.facts_written)
+                .count("fallback_refreshed", r.fallback_refreshed);
+            job.detail = serde_json::json!({
+                "mode": sync_type,
+                "delta": { "server": r.delta_server, "client": r.delta_client },
+                "tombstone_pass": r.tombstone_pass,
+            });
+            Ok((outcome, job))
+        })
+        .await
+    }
+}

@@ -1,0 +1,18 @@
+//! Tanium: the API Gateway GraphQL client (operations generated from the schema subset in
+//! `shared/graphql/tanium/`), the mapping of endpoints to device snapshots, and the syncs.
+//! See research/tanium.md and docs/tanium-setup.md.
+
+pub mod asset_api;
+pub mod client;
+pub mod error;
+pub mod mapping;
+pub mod ops;
+pub mod record;
+pub mod sync;
+
+pub use client::{
+    ComputerGroup, TaniumClient, TaniumConfig, asset_api_base_url, check_token, gateway_base_url, normalize_url,
+};
+pub use error::TaniumError;
+pub use record::EndpointRecord;
+pub use sync::{DeviceSyncReport, PROVIDER, ScopeSyncReport, SyncError, SyncMode, SyncOptions};
