@@ -129,7 +129,7 @@ fn cli_commands() -> BTreeSet<String> {
             }
             let name = line.split_whitespace().next().unwrap();
             commands.insert(name.to_owned());
-            if let Some(rest) = line.split("[aliases: ").nth(1) {
+            if let Some(rest) = line.split("[alias: ").nth(1).or_else(|| line.split("[aliases: ").nth(1)) {
                 for alias in rest.trim_end_matches(']').split(", ") {
                     commands.insert(alias.trim().to_owned());
                 }
@@ -137,7 +137,7 @@ fn cli_commands() -> BTreeSet<String> {
         }
     }
     commands.remove("help");
-    for expected in ["serve", "ingress", "worker", "migrate"] {
+    for expected in ["serve", "ingress", "worker", "migrate", "api-key"] {
         assert!(commands.contains(expected), "rmm-sync --help lists no {expected}: {help}");
     }
     commands
