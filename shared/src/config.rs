@@ -293,7 +293,10 @@ impl Settings {
             .iter()
             .filter(|(k, _)| {
                 k.starts_with("RMM_SYNC_")
-                    && !matches!(k.as_str(), "RMM_SYNC_CONFIG" | "RMM_SYNC_ADMIN_TOKEN" | "RMM_SYNC_TEST_JOBS")
+                    && !matches!(
+                        k.as_str(),
+                        "RMM_SYNC_CONFIG" | "RMM_SYNC_ADMIN_TOKEN" | "RMM_SYNC_EVENTS_REDIS_URL" | "RMM_SYNC_TEST_JOBS"
+                    )
             })
             .cloned()
             .collect();
@@ -444,6 +447,19 @@ mod tests {
 
         let e = Settings::load_from(None, env(&[("RMM_SYNC_NOPE", "1")])).unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
+
+        // Variables read elsewhere by the service are not settings and must not be refused as such.
+        Settings::load_from(
+            None,
+            env(&[
+                ("RMM_SYNC_ADMIN_TOKEN", "t"),
+                ("RMM_SYNC_EVENTS_REDIS_URL", "redis://127.0.0.1:6379"),
+                ("RMM_SYNC_TEST_JOBS", "1"),
+            ]),
+        )
+        .unwrap();
+        let e = Settings::load_from(None, env(&[("RMM_SYNC_EVENTS__REDIS_URL", "redis://x")])).unwrap_err();
+        assert!(e.to_string().contains("events"), "{e}");
 
         let e = Settings::load_from(Some(Path::new("/does/not/exist.toml")), env(&[])).unwrap_err();
         assert!(matches!(e, ConfigError::MissingFile(_)));
