@@ -501,7 +501,7 @@ impl AdminApi {
         provider_ok(&provider)?;
         let db = &state.rt.db;
         let integ = require_integration(db, tenant.0, &provider).await?;
-        let client = match tac::build_client(db, &state.rt.secrets, tenant.0, integ.integration_id).await {
+        let client = match tac::build_client(&state.rt, tenant.0, integ.integration_id).await {
             Ok(c) => c,
             Err(e) => return Ok(Reply::Ok(Json(json!({ "success": false, "error": e.to_string() })))),
         };
