@@ -578,7 +578,7 @@ impl AdminApi {
         if provider.as_str() == tan::PROVIDER {
             return test_tanium(&state, tenant.0, integ.integration_id).await;
         }
-        let client = match tac::build_client(db, &state.rt.secrets, tenant.0, integ.integration_id).await {
+        let client = match tac::build_client(&state.rt, tenant.0, integ.integration_id).await {
             Ok(c) => c,
             Err(e) => return Ok(Reply::Ok(Json(json!({ "success": false, "error": e.to_string() })))),
         };
@@ -989,8 +989,7 @@ fn job_json(j: &rmm_jobs::JobView) -> Value {
 /// deactivates it and keeps the error in `sync_error` (AlgaPSA's behaviour, with the real text).
 async fn test_tanium(state: &AppState, tenant: Uuid, integration: Uuid) -> R {
     let db = &state.rt.db;
-    let result = match tan::build_client(db, &state.rt.secrets, &state.rt.settings.upstream, tenant, integration).await
-    {
+    let result = match tan::build_client(&state.rt, tenant, integration).await {
         Ok((client, _)) => client.test_connection().await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };

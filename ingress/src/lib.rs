@@ -1,10 +1,12 @@
 //! The HTTP ingress: Tactical alert webhooks, the admin API (`/api/v1`, OpenAPI at
-//! `/openapi.json`, Swagger UI at `/docs`), `/healthz`, `/readyz` and `/metrics`.
+//! `/openapi.json`, Swagger UI at `/docs`), `/healthz`, `/readyz`, `/metrics` and the operators'
+//! status page at `/status`.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod auth;
 pub mod metrics;
+pub mod status;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -56,6 +58,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .at("/metrics", get(metrics::endpoint))
+        .at("/status", get(status::page))
         .data(state)
         .around(move |ep, req| {
             let state = metrics_state.clone();

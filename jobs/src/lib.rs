@@ -47,6 +47,7 @@ use rmm_shared::config::Settings;
 use rmm_shared::db::Db;
 use rmm_shared::events::EventBus;
 use rmm_shared::secrets::SecretStore;
+use rmm_shared::upstream_calls::CallLog;
 
 /// Everything a running job may need: the store, the queue (to enqueue follow-up jobs), the
 /// registry and the settings. Cheap to clone.
@@ -60,6 +61,8 @@ pub struct Runtime {
     pub secrets: SecretStore,
     /// AlgaPSA's event streams (best effort; disabled when no Redis is configured).
     pub events: Arc<EventBus>,
+    /// Upstream calls per minute, written to the store every few seconds (the status page).
+    pub calls: CallLog,
 }
 
 impl Runtime {
@@ -73,7 +76,8 @@ impl Runtime {
     ) -> Result<Runtime, RuntimeError> {
         let queue = Queue::connect(&db, &settings, registry.clone()).await?;
         queue.setup().await?;
-        Ok(Runtime { db, queue, registry, settings, secrets, events })
+        let calls = CallLog::start(db.clone());
+        Ok(Runtime { db, queue, registry, settings, secrets, events, calls })
     }
 
     pub fn store(&self) -> JobStore {

@@ -1,7 +1,7 @@
 //! `maintenance`: retention. Deletes finished queue tasks and job-status rows older than
 //! `retention.finished_jobs_days`, and old rows of our other tables (finished sync runs, units of
-//! split jobs, processed webhook deliveries). Run by the scheduler every
-//! `retention.maintenance_interval_minutes`.
+//! split jobs, processed webhook deliveries), and per-minute upstream call counts older than a
+//! day. Run by the scheduler every `retention.maintenance_interval_minutes`.
 
 use std::time::Duration;
 
@@ -70,13 +70,17 @@ impl JobKind for Maintenance {
             p.ts(1)
         );
         let deliveries = ctx.db().execute(&sql, &[&ts_text(before)]).await?;
+        // Upstream calls per minute: the status page shows the last hour; a day is kept.
+        let keep = chrono::Duration::from_std(rmm_shared::upstream_calls::KEEP).unwrap_or(chrono::Duration::days(1));
+        let calls = rmm_shared::upstream_calls::prune(ctx.db(), Utc::now() - keep).await?;
         ctx.progress(3, Some(3)).await?;
-        tracing::info!(days, tasks, runs, sync_runs, units, deliveries, "retention done");
+        tracing::info!(days, tasks, runs, sync_runs, units, deliveries, calls, "retention done");
         Ok(JobOutcome::default()
             .count("queue_tasks_deleted", tasks)
             .count("job_runs_deleted", runs)
             .count("sync_runs_deleted", sync_runs)
             .count("job_units_deleted", units)
-            .count("webhook_deliveries_deleted", deliveries))
+            .count("webhook_deliveries_deleted", deliveries)
+            .count("upstream_call_minutes_deleted", calls))
     }
 }

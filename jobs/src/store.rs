@@ -172,6 +172,28 @@ pub struct QueueDepth {
     pub oldest_age_secs: f64,
 }
 
+/// Jobs of one kind by state, for the status page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KindOverview {
+    pub kind: String,
+    /// Pending and due.
+    pub queued: i64,
+    pub running: i64,
+    /// Pending with a later `run_at`, retrying after a backoff, or waiting out a `Retry-After`.
+    pub delayed: i64,
+    /// Failed since the time given to [`JobStore::overview`].
+    pub failed: i64,
+}
+
+/// Jobs finished in one minute, for the status page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MinuteJobs {
+    pub done: i64,
+    pub failed: i64,
+    /// Cancelled or skipped.
+    pub other: i64,
+}
+
 /// What [`JobStore::cancel`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelOutcome {
@@ -467,6 +489,92 @@ impl JobStore {
         let sql =
             format!("SELECT kind, status, CAST(COUNT(*) AS BIGINT) FROM {} GROUP BY kind, status", p.t("job_runs"));
         self.db.fetch(&sql, &[]).await
+    }
+
+    /// Queued, running, delayed and failed (since `failed_since`) jobs per kind, of one tenant or
+    /// of all (`tenant = None`), sorted by kind.
+    pub async fn overview(
+        &self,
+        tenant: Option<Uuid>,
+        failed_since: DateTime<Utc>,
+    ) -> Result<Vec<KindOverview>, DbError> {
+        let p = self.p();
+        let tenant_filter = tenant.map(|_| format!(" AND tenant = {}", p.uuid(3))).unwrap_or_default();
+        let sql = format!(
+            "SELECT kind, status, CAST(CASE WHEN run_at > {} THEN 1 ELSE 0 END AS BIGINT), CAST(COUNT(*) AS BIGINT) \
+             FROM {} WHERE (status IN ('pending', 'running', 'retrying', 'waiting') \
+             OR (status = 'failed' AND finished_at >= {})){tenant_filter} GROUP BY 1, 2, 3",
+            p.ts(1),
+            p.t("job_runs"),
+            p.ts(2),
+        );
+        let (now, since, t) = (now_text(), ts_text(failed_since), tenant.map(|t| t.to_string()).unwrap_or_default());
+        let binds: Vec<&str> = if tenant.is_some() { vec![&now, &since, &t] } else { vec![&now, &since] };
+        let rows: Vec<(String, String, i64, i64)> = self.db.fetch(&sql, &binds).await?;
+        let mut by_kind: std::collections::BTreeMap<String, KindOverview> = Default::default();
+        for (kind, status, later, n) in rows {
+            let o = by_kind.entry(kind.clone()).or_insert_with(|| KindOverview { kind, ..Default::default() });
+            match (status.as_str(), later != 0) {
+                ("pending", false) => o.queued += n,
+                ("running", _) => o.running += n,
+                ("failed", _) => o.failed += n,
+                _ => o.delayed += n,
+            }
+        }
+        Ok(by_kind.into_values().collect())
+    }
+
+    /// Failed jobs finished since `since` and jobs waiting for their next attempt, newest first.
+    pub async fn recent_failures(
+        &self,
+        tenant: Option<Uuid>,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<JobView>, DbError> {
+        let p = self.p();
+        let tenant_filter = tenant.map(|_| format!(" AND tenant = {}", p.uuid(2))).unwrap_or_default();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE (status = 'retrying' OR (status = 'failed' AND finished_at >= {})){tenant_filter} \
+             ORDER BY updated_at DESC, job_id DESC LIMIT {}",
+            select_cols(&p),
+            p.t("job_runs"),
+            p.ts(1),
+            limit.clamp(1, 1000)
+        );
+        let (since, t) = (ts_text(since), tenant.map(|t| t.to_string()).unwrap_or_default());
+        let binds: Vec<&str> = if tenant.is_some() { vec![&since, &t] } else { vec![&since] };
+        let rows: Vec<JobRow> = self.db.fetch(&sql, &binds).await?;
+        Ok(rows.into_iter().map(JobView::from).collect())
+    }
+
+    /// Jobs finished per minute since `since`, by the minute's start as `YYYY-MM-DDTHH:MM`.
+    pub async fn finished_per_minute(
+        &self,
+        tenant: Option<Uuid>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, MinuteJobs)>, DbError> {
+        let p = self.p();
+        let tenant_filter = tenant.map(|_| format!(" AND tenant = {}", p.uuid(2))).unwrap_or_default();
+        let sql = format!(
+            "SELECT substr({}, 1, 16), status, CAST(COUNT(*) AS BIGINT) FROM {} \
+             WHERE finished_at IS NOT NULL AND finished_at >= {}{tenant_filter} GROUP BY 1, 2",
+            ts_out(p.0, "finished_at"),
+            p.t("job_runs"),
+            p.ts(1)
+        );
+        let (since, t) = (ts_text(since), tenant.map(|t| t.to_string()).unwrap_or_default());
+        let binds: Vec<&str> = if tenant.is_some() { vec![&since, &t] } else { vec![&since] };
+        let rows: Vec<(String, String, i64)> = self.db.fetch(&sql, &binds).await?;
+        let mut by_minute: std::collections::BTreeMap<String, MinuteJobs> = Default::default();
+        for (minute, status, n) in rows {
+            let m = by_minute.entry(minute).or_default();
+            match status.as_str() {
+                "done" => m.done += n,
+                "failed" => m.failed += n,
+                _ => m.other += n,
+            }
+        }
+        Ok(by_minute.into_iter().collect())
     }
 
     /// Jobs waiting to run, per kind, with the age of the oldest due one.

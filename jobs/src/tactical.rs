@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use rmm_shared::db::sql::ColType;
 use rmm_shared::events::{Event, EventType};
+use rmm_shared::http::HttpClient;
 use rmm_shared::ingest::IngestCounts;
 use rmm_shared::providers::tactical::alerts::backfill_alerts;
 use rmm_shared::providers::tactical::client::{TacticalAuth, TacticalClient, TacticalConfig, TokenSink};
@@ -21,6 +22,7 @@ use rmm_shared::providers::tactical::sync::{
 };
 use rmm_shared::runs::{Run, RunKind, RunOutcome};
 use rmm_shared::secrets::SecretStore;
+use rmm_shared::upstream_calls::CallCounter;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -28,7 +30,7 @@ use uuid::Uuid;
 use crate::envelope::JobRequest;
 use crate::kind::{JobKind, JobOutcome, Policy, Scope};
 use crate::units::{UnitPlan, UnitStatus};
-use crate::{JobCtx, JobError};
+use crate::{JobCtx, JobError, Runtime};
 
 /// Tenant secret names (AlgaPSA's).
 pub const SECRET_API_KEY: &str = "tacticalrmm_api_key";
@@ -65,17 +67,14 @@ impl From<SyncError> for JobError {
 /// secrets. A Knox token obtained during the job is written back to `tacticalrmm_knox_token`.
 pub async fn client_for(ctx: &JobCtx) -> Result<TacticalClient, JobError> {
     let (tenant, integration) = ids(ctx)?;
-    build_client(ctx.db(), &ctx.runtime().secrets, tenant, integration).await
+    build_client(ctx.runtime(), tenant, integration).await
 }
 
-/// [`client_for`] without a job (the admin API's connection test uses it too).
-pub async fn build_client(
-    db: &rmm_shared::db::Db,
-    secrets: &SecretStore,
-    tenant: Uuid,
-    integration: Uuid,
-) -> Result<TacticalClient, JobError> {
-    client_from_config(secrets, tenant, integration_config(db, tenant, integration).await?).await
+/// [`client_for`] without a job (the admin API's connection test uses it too). Its calls are
+/// counted for the tenant in the runtime's call log.
+pub async fn build_client(rt: &Runtime, tenant: Uuid, integration: Uuid) -> Result<TacticalClient, JobError> {
+    let config = integration_config(&rt.db, tenant, integration).await?;
+    client_from_config(&rt.secrets, tenant, config, rt.calls.counter(Some(tenant))).await
 }
 
 /// An integration's instance URL and settings (`{}` when it has none); `None` when the
@@ -107,6 +106,7 @@ async fn client_from_config(
     secrets: &SecretStore,
     tenant: Uuid,
     config: Option<(Option<String>, serde_json::Value)>,
+    calls: CallCounter,
 ) -> Result<TacticalClient, JobError> {
     let Some((url, settings)) = config else {
         return Err(JobError::Permanent("the Tactical RMM integration does not exist".into()));
@@ -134,7 +134,9 @@ async fn client_from_config(
         }
         _ => TacticalAuth::ApiKey(secret(SECRET_API_KEY).await?.ok_or(TacticalError::ApiKeyNotConfigured)?),
     };
-    let client = TacticalClient::new(TacticalConfig::new(url, auth))?;
+    let config = TacticalConfig::new(url, auth);
+    let http = HttpClient::new(config.http.clone()).map_err(TacticalError::from)?.with_call_counter(calls);
+    let client = TacticalClient::with_http(config, http)?;
     let sink = KnoxTokenWriter { secrets: secrets.clone(), tenant };
     Ok(client.with_token_sink(Arc::new(sink)))
 }
@@ -497,7 +499,8 @@ impl JobKind for SyncAgent {
                 forwarded = crate::forward::forward_pending_deliveries(&ctx, tenant, integration, agent_id).await?;
             }
         }
-        let client = client_from_config(&ctx.runtime().secrets, tenant, config).await?;
+        let calls = ctx.runtime().calls.counter(Some(tenant));
+        let client = client_from_config(&ctx.runtime().secrets, tenant, config, calls).await?;
         let outcome = refresh_agent(ctx.db(), tenant, integration, &client, agent_id).await?;
         let mut counts = IngestCounts::default();
         counts.record(outcome.action);

@@ -4,14 +4,12 @@
 //! row and the tenant's secrets, and record the run like the Tactical jobs.
 
 use chrono::Utc;
-use rmm_shared::config::UpstreamSettings;
 use rmm_shared::http::RateLimit;
 use rmm_shared::ingest::IngestCounts;
 use rmm_shared::providers::tanium::client::{TaniumClient, TaniumConfig};
 use rmm_shared::providers::tanium::error::TaniumError;
 use rmm_shared::providers::tanium::sync::{SyncError, SyncMode, SyncOptions, sync_devices};
 use rmm_shared::runs::{RunKind, RunOutcome};
-use rmm_shared::secrets::SecretStore;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use uuid::Uuid;
@@ -20,7 +18,7 @@ use crate::kind::{JobKind, JobOutcome, Policy, Scope};
 use crate::tactical::{
     SyncDevicesArgs, SyncMode as ArgMode, counts_outcome, ids, integration_config, provider_policy, recorded,
 };
-use crate::{JobCtx, JobError};
+use crate::{JobCtx, JobError, Runtime};
 
 pub use rmm_shared::providers::tanium::sync::PROVIDER;
 
@@ -57,12 +55,11 @@ pub fn tanium_settings(settings: &Value) -> &Value {
 /// `instance_url`, else the `tanium_gateway_url` secret. Token: `tanium_api_token`. Asset API URL:
 /// `settings.provider_settings.tanium.asset_api_url`, else the `tanium_asset_api_url` secret.
 pub async fn build_client(
-    db: &rmm_shared::db::Db,
-    secrets: &SecretStore,
-    upstream: &UpstreamSettings,
+    rt: &Runtime,
     tenant: Uuid,
     integration: Uuid,
 ) -> Result<(TaniumClient, SyncOptions), JobError> {
+    let (db, secrets, upstream) = (&rt.db, &rt.secrets, &rt.settings.upstream);
     let Some((url, settings)) = integration_config(db, tenant, integration).await? else {
         return Err(JobError::Permanent("the Tanium integration does not exist".into()));
     };
@@ -90,12 +87,12 @@ pub async fn build_client(
     let rps = upstream.tanium_requests_per_second;
     config.http.rate_limit = RateLimit::per_second(rps, rps.saturating_mul(2));
     config.page_size = i64::from(upstream.tanium_page_size.clamp(1, 1000));
-    Ok((TaniumClient::new(config)?, options))
+    Ok((TaniumClient::new(config)?.with_call_counter(rt.calls.counter(Some(tenant))), options))
 }
 
 async fn client_for(ctx: &JobCtx) -> Result<(TaniumClient, SyncOptions), JobError> {
     let (tenant, integration) = ids(ctx)?;
-    build_client(ctx.db(), &ctx.runtime().secrets, &ctx.runtime().settings.upstream, tenant, integration).await
+    build_client(ctx.runtime(), tenant, integration).await
 }
 
 /// `sync-org` of a Tanium integration: computer groups → organisation mappings.

@@ -60,6 +60,9 @@ pub struct FailArgs {
     /// Fail with an upstream `Retry-After` of this many seconds instead.
     #[serde(default)]
     pub retry_after_secs: Option<u64>,
+    /// The error message of a permanent failure.
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 /// `test-fail`: fails `fail_times` attempts (1 s → 2 s backoff, 3 attempts), then succeeds.
@@ -89,7 +92,7 @@ impl JobKind for TestFail {
             return Err(JobError::RetryAfter { after: Duration::from_secs(secs), message: "429 from the test".into() });
         }
         if args.permanent {
-            return Err(JobError::Permanent("permanent failure from the test".into()));
+            return Err(JobError::Permanent(args.message.unwrap_or_else(|| "permanent failure from the test".into())));
         }
         if ctx.attempt() <= args.fail_times {
             return Err(JobError::Transient(format!("failure {} from the test", ctx.attempt())));

@@ -11,7 +11,9 @@
 //! - a per-upstream rate limit (keyed by the upstream origin) shared by every client of the process
 //!   through [`RateLimiterRegistry`], and by every process when the Redis limiter of
 //!   [`crate::ratelimit`] is installed ([`install_process_rate_limiter`]);
-//! - redirects are never followed.
+//! - redirects are never followed;
+//! - every attempt is counted per minute in `rmm_sync.upstream_calls` when the client has a
+//!   [`CallCounter`] ([`HttpClient::with_call_counter`]; see [`crate::upstream_calls`]).
 //!
 //! Errors never carry credentials: no header values, and URLs are reduced to
 //! `scheme://host[:port]/path` (no userinfo, no query string).
@@ -32,6 +34,8 @@ use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use url::Url;
+
+use crate::upstream_calls::CallCounter;
 
 /// How many characters of an error body are kept in [`HttpError::Status`].
 const ERROR_BODY_LIMIT: usize = 512;
@@ -509,6 +513,8 @@ pub struct HttpClient {
     inner: reqwest::Client,
     config: Arc<HttpConfig>,
     limiter: Arc<dyn RateLimiter>,
+    /// Where calls are counted durably, per minute (the status page's upstream rate).
+    calls: Option<CallCounter>,
 }
 
 enum Attempt {
@@ -527,7 +533,13 @@ impl HttpClient {
             .user_agent(config.user_agent.clone())
             .build()
             .map_err(|e| HttpError::InvalidRequest(format!("http client: {}", e.without_url())))?;
-        Ok(HttpClient { inner, config: Arc::new(config), limiter: process_rate_limiter() })
+        Ok(HttpClient { inner, config: Arc::new(config), limiter: process_rate_limiter(), calls: None })
+    }
+
+    /// Counts every call (every attempt) in `counter`, for `rmm_sync.upstream_calls`.
+    pub fn with_call_counter(mut self, counter: CallCounter) -> Self {
+        self.calls = Some(counter);
+        self
     }
 
     /// Use another limiter (a separate registry in tests, a shared Redis limiter in production).
@@ -613,10 +625,16 @@ impl HttpClient {
         let resp = match builder.send().await {
             Ok(resp) => {
                 count_upstream_call(self.config.provider, resp.status().as_u16().to_string());
+                if let Some(c) = &self.calls {
+                    c.record(self.config.provider, resp.status().as_u16() >= 400);
+                }
                 resp
             }
             Err(e) => {
                 count_upstream_call(self.config.provider, "error".to_owned());
+                if let Some(c) = &self.calls {
+                    c.record(self.config.provider, true);
+                }
                 let connect = e.is_connect();
                 let err = classify_transport(&upstream, timeout, e, attempt);
                 // A connection failure never reached the server: always safe to repeat.

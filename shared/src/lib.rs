@@ -15,3 +15,4 @@ pub mod runs;
 pub mod secrets;
 pub mod software;
 pub mod telemetry;
+pub mod upstream_calls;

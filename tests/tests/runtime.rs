@@ -513,6 +513,34 @@ async fn retention(store: &TestStore, backend: QueueBackend) {
         .enqueue(JobRequest::global("test-sleep", Trigger::Admin).args(json!({"ms": 10})).delay_secs(3600))
         .await
         .unwrap();
+    // Upstream call counts: a row two days old, and this minute's calls written by two flushes
+    // (the second adds to the row the first wrote).
+    let db = &store.db;
+    let d = db.dialect();
+    let calls_table = db.ours("upstream_calls");
+    db.execute(
+        &format!(
+            "INSERT INTO {calls_table} (minute, tenant, provider, calls, errors) VALUES ({}, {}, 'tacticalrmm', 3, 1)",
+            d.param(1, ColType::Timestamp),
+            d.param(2, ColType::Uuid)
+        ),
+        &[&rmm_shared::db::sql::fmt_ts(chrono::Utc::now() - chrono::Duration::days(2)), &Uuid::nil().to_string()],
+    )
+    .await
+    .unwrap();
+    let counter = rt.calls.counter(None);
+    counter.record("tacticalrmm", false);
+    rt.calls.flush().await.unwrap();
+    counter.record("tacticalrmm", true);
+    rt.calls.flush().await.unwrap();
+    // Summed, in case the two flushes fall in different minutes.
+    let recent = format!(
+        "SELECT CAST(SUM(calls) AS TEXT), CAST(SUM(errors) AS TEXT) FROM {calls_table} WHERE minute >= {}",
+        d.param(1, ColType::Timestamp)
+    );
+    let hour_ago = rmm_shared::db::sql::fmt_ts(chrono::Utc::now() - chrono::Duration::hours(1));
+    let sums = [[Some("2".to_owned()), Some("1".to_owned())]];
+    assert_eq!(stores::rows(db, &recent, &[&hour_ago]).await.unwrap(), sums, "{backend:?}: this minute's calls");
     // Timestamps of some backends are whole seconds: let the finished ones be strictly older.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let m = rt
@@ -525,6 +553,8 @@ async fn retention(store: &TestStore, backend: QueueBackend) {
     let counts = &job.result.as_ref().unwrap()["counts"];
     assert!(counts["queue_tasks_deleted"].as_u64().unwrap() >= 2, "{backend:?}: {job:?}");
     assert!(counts["job_runs_deleted"].as_u64().unwrap() >= 2, "{backend:?}: {job:?}");
+    assert_eq!(counts["upstream_call_minutes_deleted"], 1, "{backend:?}: {job:?}");
+    assert_eq!(stores::rows(db, &recent, &[&hour_ago]).await.unwrap(), sums, "{backend:?}: recent calls kept");
     for id in &done {
         assert!(rt.store().get(id).await.unwrap().is_none(), "{backend:?}: finished job {id} kept");
     }

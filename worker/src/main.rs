@@ -265,6 +265,10 @@ async fn serve(settings: Settings, ingress: bool, worker: bool) -> anyhow::Resul
             result = result.and(Err(e));
         }
     }
+    // The upstream calls of the last seconds, which the periodic flush has not written yet.
+    if let Err(e) = rt.calls.flush().await {
+        tracing::warn!(error = %e, "could not write the last upstream call counts");
+    }
     db.close().await;
     result
 }

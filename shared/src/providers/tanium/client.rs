@@ -229,6 +229,12 @@ impl TaniumClient {
         })
     }
 
+    /// Counts this client's calls (per tenant, for the status page).
+    pub fn with_call_counter(mut self, counter: crate::upstream_calls::CallCounter) -> Self {
+        self.http = self.http.with_call_counter(counter);
+        self
+    }
+
     /// `…/plugin/products/gateway/graphql`.
     pub fn graphql_url(&self) -> &Url {
         &self.graphql
