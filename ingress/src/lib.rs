@@ -21,6 +21,7 @@ use rmm_jobs::Runtime;
 use secrecy::SecretString;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// What every request handler shares.
 pub struct AppState {
@@ -65,14 +66,45 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
             async move {
                 let method = req.method().to_string();
                 let route = metrics::route_label(req.uri().path());
-                let resp = match ep.call(req).await {
-                    Ok(r) => r.into_response(),
-                    Err(e) => e.into_response(),
-                };
-                state.metrics.record(&method, &route, resp.status().as_u16());
+                let span = request_span(&req, &method, &route);
+                let resp = async {
+                    match ep.call(req).await {
+                        Ok(r) => r.into_response(),
+                        Err(e) => e.into_response(),
+                    }
+                }
+                .instrument(span.clone())
+                .await;
+                let status = resp.status().as_u16();
+                span.record("http.response.status_code", status);
+                if resp.status().is_server_error() {
+                    rmm_shared::telemetry::mark_error(&span, format!("HTTP {status}"));
+                }
+                state.metrics.record(&method, &route, status);
                 Ok(resp)
             }
         })
+}
+
+/// The server span of one request, when traces are exported (none for health checks and
+/// metrics scrapes). It continues the caller's trace when the request carries a W3C
+/// `traceparent`, and everything the request does (e.g. enqueueing a job) happens inside it.
+fn request_span(req: &poem::Request, method: &str, route: &str) -> tracing::Span {
+    if !rmm_shared::telemetry::exporting() || matches!(route, "/healthz" | "/readyz" | "/metrics") {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "http request",
+        otel.name = %format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        http.route = %route,
+        url.path = %req.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    rmm_shared::telemetry::set_remote_parent(&span, header("traceparent"), header("tracestate"));
+    span
 }
 
 /// What a worker process serves for operators (`worker.metrics_bind`): `/healthz`, `/readyz` and

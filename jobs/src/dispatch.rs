@@ -41,9 +41,20 @@ pub async fn run_task(
     // The backend counts attempts per task; a retry after a backoff is a new task.
     let attempt = env.attempts_before + (attempt.current() as u32).max(1);
     let span = tracing::info_span!("job", job_id = %env.job_id, kind = %env.kind, tenant = ?env.tenant,
-        provider = ?env.provider, correlation_id = %env.correlation_id, trigger = env.trigger.as_str(), attempt);
+        provider = ?env.provider, correlation_id = %env.correlation_id, trigger = env.trigger.as_str(), attempt,
+        otel.name = tracing::field::Empty, otel.kind = tracing::field::Empty);
+    if rmm_shared::telemetry::exporting() {
+        span.record("otel.name", format!("job {}", env.kind).as_str());
+        span.record("otel.kind", "consumer");
+        // Continue the trace of whatever enqueued the job (an ingress request, another job).
+        rmm_shared::telemetry::set_remote_parent(&span, env.traceparent.as_deref(), None);
+    }
     let rt: Runtime = (*rt).clone();
-    run_inner(env, attempt, task_id.to_string(), worker, rt).instrument(span).await
+    let result = run_inner(env, attempt, task_id.to_string(), worker, rt).instrument(span.clone()).await;
+    if let Err(e) = &result {
+        rmm_shared::telemetry::mark_error(&span, e.to_string());
+    }
+    result
 }
 
 async fn run_inner(

@@ -54,6 +54,11 @@ pub struct JobEnvelope {
     /// delayed task; the backend counts attempts per task).
     #[serde(default)]
     pub attempts_before: u32,
+    /// W3C trace context (`traceparent`) of the span that enqueued the job, when traces are
+    /// exported: the job's span continues that trace in whichever process runs it. Absent from
+    /// the stored payload otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// A request to enqueue a job, before it has an id.

@@ -165,6 +165,7 @@ impl Queue {
             args: req.args.clone(),
             deferrals: 0,
             attempts_before: 0,
+            traceparent: rmm_shared::telemetry::current_traceparent(),
         };
         Ok((env, entry.policy))
     }
@@ -234,7 +235,7 @@ impl Queue {
         let p = P(self.db.dialect());
         let sql = format!(
             "SELECT job_id, kind, CAST(tenant AS TEXT), provider, CAST(integration_id AS TEXT), trigger, correlation_id, \
-             CAST(args AS TEXT), {} FROM {} WHERE NOT dispatched ORDER BY created_at LIMIT 200",
+             CAST(args AS TEXT), {}, traceparent FROM {} WHERE NOT dispatched ORDER BY created_at LIMIT 200",
             crate::sqlx_util::ts_out(p.0, "run_at"),
             p.t("job_runs")
         );
@@ -249,9 +250,10 @@ impl Queue {
             String,
             String,
             String,
+            Option<String>,
         )> = self.db.fetch(&sql, &[]).await?;
         let mut n = 0;
-        for (job_id, kind, tenant, provider, integration, trigger, correlation_id, args, run_at) in rows {
+        for (job_id, kind, tenant, provider, integration, trigger, correlation_id, args, run_at, traceparent) in rows {
             let Some(entry) = self.registry.get(&kind) else {
                 tracing::warn!(%job_id, %kind, "outbox job of a kind this process does not know; left for another");
                 continue;
@@ -267,6 +269,7 @@ impl Queue {
                 args: serde_json::from_str(&args).unwrap_or_default(),
                 deferrals: 0,
                 attempts_before: 0,
+                traceparent,
             };
             let delay =
                 crate::sqlx_util::parse_ts(&run_at).map(|t| (t - Utc::now()).num_seconds().max(0) as u64).unwrap_or(0);

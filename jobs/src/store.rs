@@ -241,8 +241,8 @@ pub(crate) async fn insert_run(ex: &mut impl Exec, run: NewRun<'_>) -> Result<()
     // The dialect helpers bind text only, so optional values go through NULLIF('', …).
     let sql = format!(
         "INSERT INTO {} (job_id, task_id, kind, tenant, provider, integration_id, trigger, correlation_id, args, \
-         status, max_attempts, schedule_id, retry_of, dispatched, run_at, created_at, updated_at) \
-         VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, 'pending', {}, {}, {}, {}, {}, {}, {})",
+         status, max_attempts, schedule_id, retry_of, dispatched, run_at, created_at, updated_at, traceparent) \
+         VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, 'pending', {}, {}, {}, {}, {}, {}, {}, {})",
         p.t("job_runs"),
         p.text(1),
         p.text(2),
@@ -260,6 +260,7 @@ pub(crate) async fn insert_run(ex: &mut impl Exec, run: NewRun<'_>) -> Result<()
         p.ts(13),
         p.ts(14),
         p.ts(14),
+        nullable(&p, 15, "text"),
     );
     let env = run.env;
     let tenant = env.tenant.map(|t| t.to_string());
@@ -285,6 +286,7 @@ pub(crate) async fn insert_run(ex: &mut impl Exec, run: NewRun<'_>) -> Result<()
             run.retry_of.unwrap_or(""),
             &run_at,
             &now,
+            env.traceparent.as_deref().unwrap_or(""),
         ],
     )
     .await?;

@@ -221,6 +221,7 @@ async fn accept_postgres(
         .bind(&env.correlation_id)
         .bind(&env.kind)
         .bind(PROVIDER)
+        .bind(env.traceparent.as_deref())
         .fetch_one(pool)
         .await
         .map_err(|e| RuntimeError::Db(e.into()))?;
@@ -274,9 +275,9 @@ WITH chk AS (
     SELECT $4, $1, calc.integration_id, $15, $3, CAST($5 AS jsonb), $6, calc.job_id FROM calc
 ), r AS (
     INSERT INTO rmm_sync.job_runs (job_id, task_id, kind, tenant, provider, integration_id, trigger, correlation_id,
-        args, status, max_attempts, dispatched, run_at, created_at, updated_at)
+        args, status, max_attempts, dispatched, run_at, created_at, updated_at, traceparent)
     SELECT $8, $8, $14, $1, $15, calc.integration_id, 'webhook', $13, CAST($9 AS jsonb), 'pending', $10, true,
-        $6 + make_interval(secs => calc.delay), $6, $6
+        $6 + make_interval(secs => calc.delay), $6, $6, $16
     FROM calc WHERE calc.is_new
 ), q AS (
     INSERT INTO apalis.jobs (id, job_type, job, max_attempts, run_at, priority)

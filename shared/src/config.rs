@@ -50,6 +50,92 @@ pub struct Settings {
     pub scheduler: SchedulerSettings,
     pub retention: RetentionSettings,
     pub upstream: UpstreamSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+/// Trace export (OpenTelemetry, OTLP over HTTP). Off unless an endpoint is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// Base URL of an OTLP/HTTP collector, e.g. `http://otel-collector:4318`; spans are posted to
+    /// `<endpoint>/v1/traces` (an endpoint already ending in `/v1/traces` is used as it is).
+    /// Unset: nothing is exported. `OTEL_EXPORTER_OTLP_ENDPOINT` is read below `RMM_SYNC_*`.
+    pub otlp_endpoint: Option<String>,
+    /// `http/protobuf` (default) or `http/json`. `OTEL_EXPORTER_OTLP_PROTOCOL` is read below
+    /// `RMM_SYNC_*`; `grpc` is refused.
+    pub otlp_protocol: OtlpProtocol,
+    /// `service.name` of the exported spans. `OTEL_SERVICE_NAME` is read below `RMM_SYNC_*`.
+    pub service_name: String,
+    /// Share of the traces started here that are recorded, 0.0 to 1.0. A trace continued from a
+    /// caller's `traceparent` follows the caller's sampling decision.
+    pub sample_ratio: f64,
+    /// A `tracing` filter for the exported spans and span events (independent of `log.level`).
+    pub level: String,
+}
+
+/// The OTLP encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum OtlpProtocol {
+    #[default]
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    #[serde(rename = "http/json")]
+    HttpJson,
+    /// Accepted when read, refused when an endpoint is set: this build has no gRPC exporter.
+    #[serde(rename = "grpc")]
+    Grpc,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            otlp_protocol: OtlpProtocol::HttpProtobuf,
+            service_name: "rmm-sync".to_owned(),
+            sample_ratio: 1.0,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl TelemetrySettings {
+    /// The configured endpoint, if export is on (an empty value is off).
+    pub fn endpoint(&self) -> Option<&str> {
+        self.otlp_endpoint.as_deref().map(str::trim).filter(|e| !e.is_empty())
+    }
+
+    /// The URL spans are posted to: `<endpoint>/v1/traces`.
+    pub fn traces_url(&self) -> Option<String> {
+        let base = self.endpoint()?.trim_end_matches('/');
+        Some(if base.ends_with("/v1/traces") { base.to_owned() } else { format!("{base}/v1/traces") })
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let Some(endpoint) = self.endpoint() else { return Ok(()) };
+        let parsed = url::Url::parse(endpoint).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
+        if parsed.is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "telemetry.otlp_endpoint must be an http:// or https:// URL (got {:?})",
+                redact_url(endpoint)
+            )));
+        }
+        if self.otlp_protocol == OtlpProtocol::Grpc {
+            return Err(ConfigError::Invalid(
+                "telemetry.otlp_protocol grpc is not supported: use http/protobuf (or http/json) and the \
+                 collector's OTLP/HTTP port (4318)"
+                    .into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err(ConfigError::Invalid("telemetry.sample_ratio must be between 0.0 and 1.0".into()));
+        }
+        if self.service_name.trim().is_empty() {
+            return Err(ConfigError::Invalid("telemetry.service_name must not be empty".into()));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.level)
+            .map_err(|e| ConfigError::Invalid(format!("telemetry.level is not a valid filter: {e}")))?;
+        Ok(())
+    }
 }
 
 /// Calls to the RMM servers.
@@ -233,6 +319,7 @@ impl Default for Settings {
             scheduler: SchedulerSettings::default(),
             retention: RetentionSettings::default(),
             upstream: UpstreamSettings::default(),
+            telemetry: TelemetrySettings::default(),
         }
     }
 }
@@ -263,7 +350,7 @@ impl Default for IngestSettings {
 
 impl Settings {
     /// Loads the settings: defaults, then `file` (or `RMM_SYNC_CONFIG`, or `./rmm-sync.toml` when it
-    /// exists), then `DATABASE_URL`, then `RMM_SYNC_*` variables.
+    /// exists), then `DATABASE_URL` and the standard `OTEL_*` variables, then `RMM_SYNC_*` variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         Self::load_from(file, std::env::vars())
     }
@@ -288,6 +375,15 @@ impl Settings {
         }
         if let Some(url) = lookup("DATABASE_URL").filter(|u| !u.is_empty()) {
             figment = figment.merge(Serialized::default("database_url", url));
+        }
+        for (var, key) in [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlp_endpoint"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "telemetry.otlp_protocol"),
+            ("OTEL_SERVICE_NAME", "telemetry.service_name"),
+        ] {
+            if let Some(value) = lookup(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+                figment = figment.merge(Serialized::default(key, value));
+            }
         }
         let prefixed: Vec<(String, String)> = env
             .iter()
@@ -340,6 +436,7 @@ impl Settings {
                 "retention.finished_jobs_days and retention.maintenance_interval_minutes must be at least 1".into(),
             ));
         }
+        self.telemetry.validate()?;
         Ok(())
     }
 }
@@ -463,6 +560,59 @@ mod tests {
 
         let e = Settings::load_from(Some(Path::new("/does/not/exist.toml")), env(&[])).unwrap_err();
         assert!(matches!(e, ConfigError::MissingFile(_)));
+    }
+
+    #[test]
+    fn telemetry_is_off_by_default_and_read_from_both_variable_families() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.telemetry.endpoint(), None);
+        assert_eq!(s.telemetry.traces_url(), None);
+        assert_eq!(s.telemetry.otlp_protocol, OtlpProtocol::HttpProtobuf);
+        assert_eq!(s.telemetry.service_name, "rmm-sync");
+
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+                ("OTEL_SERVICE_NAME", "sync-a"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.telemetry.traces_url().as_deref(), Some("http://collector:4318/v1/traces"));
+        assert_eq!(s.telemetry.otlp_protocol, OtlpProtocol::HttpJson);
+        assert_eq!(s.telemetry.service_name, "sync-a");
+
+        // RMM_SYNC_* wins over OTEL_*.
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+                ("RMM_SYNC_TELEMETRY__OTLP_ENDPOINT", "https://otel.example.com/v1/traces"),
+                ("RMM_SYNC_TELEMETRY__OTLP_PROTOCOL", "http/protobuf"),
+                ("RMM_SYNC_TELEMETRY__SAMPLE_RATIO", "0.25"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.telemetry.traces_url().as_deref(), Some("https://otel.example.com/v1/traces"));
+        assert_eq!(s.telemetry.sample_ratio, 0.25);
+
+        // gRPC only matters (and is refused) when export is on.
+        assert!(Settings::load_from(None, env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])).is_ok());
+        let e = Settings::load_from(
+            None,
+            env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("4318"), "{e}");
+        let e = Settings::load_from(None, env(&[("RMM_SYNC_TELEMETRY__OTLP_ENDPOINT", "collector:4318")])).unwrap_err();
+        assert!(e.to_string().contains("telemetry.otlp_endpoint"), "{e}");
+        let e = Settings::load_from(
+            None,
+            env(&[("RMM_SYNC_TELEMETRY__OTLP_ENDPOINT", "http://c:4318"), ("RMM_SYNC_TELEMETRY__SAMPLE_RATIO", "2")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("sample_ratio"), "{e}");
     }
 
     #[test]

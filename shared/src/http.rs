@@ -14,6 +14,8 @@
 //! - redirects are never followed;
 //! - every attempt is counted per minute in `rmm_sync.upstream_calls` when the client has a
 //!   [`CallCounter`] ([`HttpClient::with_call_counter`]; see [`crate::upstream_calls`]).
+//! - when traces are exported ([`crate::telemetry`]), each attempt is a client span, child of the
+//!   caller's span (the job), and sends that span's `traceparent` to the upstream.
 //!
 //! Errors never carry credentials: no header values, and URLs are reduced to
 //! `scheme://host[:port]/path` (no userinfo, no query string).
@@ -33,6 +35,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AF
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use tracing::Instrument;
 use url::Url;
 
 use crate::upstream_calls::CallCounter;
@@ -560,14 +563,16 @@ impl HttpClient {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let outcome = match self.attempt(&req, &policy, timeout, attempt).await {
+            let (outcome, span) = self.attempt(&req, &policy, timeout, attempt).await;
+            let outcome = match outcome {
                 Attempt::Done(Ok(resp)) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    match resp.bytes().await {
+                    match resp.bytes().instrument(span.clone()).await {
                         Ok(body) => return Ok(UpstreamResponse { status, headers, body }),
                         Err(e) => {
                             let err = classify_transport(&upstream, timeout, e, attempt);
+                            crate::telemetry::mark_error(&span, err.to_string());
                             if req.idempotent && attempt < policy.max_attempts.max(1) {
                                 Attempt::Retry(policy.backoff_delay(attempt, &mut rand::rng()), err)
                             } else {
@@ -598,7 +603,7 @@ impl HttpClient {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            match self.attempt(&req, &policy, timeout, attempt).await {
+            match self.attempt(&req, &policy, timeout, attempt).await.0 {
                 Attempt::Done(Ok(inner)) => return Ok(StreamingResponse { upstream, timeout, inner }),
                 Attempt::Done(Err(e)) => return Err(e),
                 Attempt::Retry(delay, err) => {
@@ -609,16 +614,73 @@ impl HttpClient {
         }
     }
 
-    /// One attempt: rate limit, send, classify the answer.
-    async fn attempt(&self, req: &UpstreamRequest, policy: &RetryPolicy, timeout: Duration, attempt: u32) -> Attempt {
-        let upstream = req.redacted();
-        let last = attempt >= policy.max_attempts.max(1);
+    /// One attempt: rate limit, then send and classify the answer in the attempt's span (the span
+    /// exists only when traces are exported; it is returned so that reading the body belongs to it).
+    async fn attempt(
+        &self,
+        req: &UpstreamRequest,
+        policy: &RetryPolicy,
+        timeout: Duration,
+        attempt: u32,
+    ) -> (Attempt, tracing::Span) {
         if let Some(limit) = self.config.rate_limit {
             let key = upstream_key(&req.url);
             self.limiter.acquire(&key, limit).await;
         }
-        let mut builder =
-            self.inner.request(req.method.clone(), req.url.clone()).headers(req.headers.clone()).timeout(timeout);
+        let span = self.request_span(req, attempt);
+        let outcome = self.exchange(req, policy, timeout, attempt, &span).instrument(span.clone()).await;
+        match &outcome {
+            Attempt::Done(Ok(_)) => {}
+            Attempt::Done(Err(e)) | Attempt::Retry(_, e) => {
+                if let Some(status) = e.status() {
+                    span.record("http.response.status_code", status);
+                }
+                let kind = e.status().map(|s| s.to_string()).unwrap_or_else(|| error_kind(e).to_owned());
+                span.record("error.type", kind.as_str());
+                crate::telemetry::mark_error(&span, e.to_string());
+            }
+        }
+        (outcome, span)
+    }
+
+    /// The client span of one attempt (OpenTelemetry HTTP conventions), when traces are exported.
+    fn request_span(&self, req: &UpstreamRequest, attempt: u32) -> tracing::Span {
+        if !crate::telemetry::exporting() {
+            return tracing::Span::none();
+        }
+        tracing::info_span!(
+            "upstream request",
+            otel.name = %req.method,
+            otel.kind = "client",
+            http.request.method = %req.method,
+            url.full = %redact_url(&req.url),
+            server.address = req.url.host_str().unwrap_or(""),
+            server.port = req.url.port_or_known_default().unwrap_or(0),
+            http.request.resend_count = attempt.saturating_sub(1),
+            rmm.provider = self.config.provider,
+            http.response.status_code = tracing::field::Empty,
+            "error.type" = tracing::field::Empty,
+        )
+    }
+
+    /// Sends one attempt and classifies the answer.
+    async fn exchange(
+        &self,
+        req: &UpstreamRequest,
+        policy: &RetryPolicy,
+        timeout: Duration,
+        attempt: u32,
+        span: &tracing::Span,
+    ) -> Attempt {
+        let upstream = req.redacted();
+        let last = attempt >= policy.max_attempts.max(1);
+        let mut headers = req.headers.clone();
+        for (name, value) in crate::telemetry::propagation_headers(span) {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static(name), v);
+            }
+        }
+        let mut builder = self.inner.request(req.method.clone(), req.url.clone()).headers(headers).timeout(timeout);
         if let Some(body) = &req.body {
             builder = builder.body(body.clone());
         }
@@ -628,6 +690,7 @@ impl HttpClient {
                 if let Some(c) = &self.calls {
                     c.record(self.config.provider, resp.status().as_u16() >= 400);
                 }
+                span.record("http.response.status_code", resp.status().as_u16());
                 resp
             }
             Err(e) => {
@@ -686,6 +749,17 @@ impl HttpClient {
             };
         }
         Attempt::Done(Err(err))
+    }
+}
+
+/// `error.type` of an attempt that got no HTTP answer.
+fn error_kind(e: &HttpError) -> &'static str {
+    match e {
+        HttpError::Timeout { .. } => "timeout",
+        HttpError::Connect { .. } => "connect",
+        HttpError::Transport { .. } => "transport",
+        HttpError::InvalidRequest(_) => "invalid_request",
+        HttpError::Status { .. } | HttpError::RateLimited { .. } => "status",
     }
 }
 

@@ -136,7 +136,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    rmm_shared::telemetry::init(&settings.log);
+    let telemetry = match rmm_shared::telemetry::init(&settings.log, &settings.telemetry) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("rmm-sync: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings, true, true).await,
         Command::Ingress => serve(settings, true, false).await,
@@ -172,14 +178,17 @@ async fn main() -> ExitCode {
             .await
         }
     };
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("rmm-sync: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // After SIGTERM (or any end): the spans of the last seconds still reach the collector.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    code
 }
 
 async fn open(settings: &Settings) -> anyhow::Result<Db> {

@@ -18,8 +18,8 @@
 //!   token with a 180-second TTL; `POST /v2/login/` without `twofactor` is a 500.
 //!
 //! Test controls (on [`SimHandle`]): latency, injected faults (status, 429 + Retry-After, hang,
-//! truncated JSON, HTML), dashboard mode, per-route request counters and a request log, token
-//! expiry, and fleet mutations.
+//! truncated JSON, HTML), dashboard mode, per-route request counters and a request log (with
+//! each request's `traceparent`), token expiry, and fleet mutations.
 
 mod fleet;
 mod render;
@@ -192,6 +192,8 @@ pub struct RequestRecord {
     pub auth: SeenAuth,
     pub body: Option<Value>,
     pub status: u16,
+    /// The W3C `traceparent` header the request carried.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -661,6 +663,7 @@ impl Endpoint for SimEndpoint {
         let path = req.uri().path().to_owned();
         let query = req.uri().query().map(str::to_owned);
         let auth = seen_auth(&req);
+        let traceparent = req.headers().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body_bytes = req.take_body().into_vec().await.unwrap_or_default();
         let body: Option<Value> = if body_bytes.is_empty() { None } else { serde_json::from_slice(&body_bytes).ok() };
         let route = route_key(method.as_str(), &path);
@@ -726,6 +729,7 @@ impl Endpoint for SimEndpoint {
                 auth,
                 body,
                 status: answer.status.as_u16(),
+                traceparent,
             });
         }
         Ok(answer.into_response())

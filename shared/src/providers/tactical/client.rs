@@ -24,6 +24,7 @@ use serde::Serialize;
 use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
 use serde_json::Value;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 use url::Url;
 
 use super::error::TacticalError;
@@ -350,7 +351,7 @@ impl TacticalClient {
         }
         let url = self.endpoint(&["v2", "checkcreds"], &[]);
         let req = UpstreamRequest::post(url).json(&Body { username, password: password.expose_secret() })?;
-        let resp = self.http.send(req).await?;
+        let resp = self.http.send(req).instrument(call_span("POST /v2/checkcreds/")).await?;
         let parsed: CheckCredsResponse = self.parse_json(&resp, "POST /v2/checkcreds/")?;
         if parsed.totp {
             return Ok(CheckCreds::TotpRequired);
@@ -390,7 +391,7 @@ impl TacticalClient {
         let url = self.endpoint(&["v2", "login"], &[]);
         let body = Body { username, password: password.expose_secret(), twofactor: code.trim() };
         let req = UpstreamRequest::post(url).json(&body)?;
-        let resp = self.http.send(req).await?;
+        let resp = self.http.send(req).instrument(call_span("POST /v2/login/")).await?;
         let parsed: LoginResponse = self.parse_json(&resp, "POST /v2/login/")?;
         match parsed.token {
             Some(token) if !token.expose_secret().is_empty() => {
@@ -422,8 +423,21 @@ impl TacticalClient {
     }
 
     /// Sends with auth; in Knox mode a missing token is obtained first and one 401 triggers one
-    /// refresh and one repeat of the request.
-    async fn authed<T, F>(&self, req: UpstreamRequest, send: F) -> Result<T, TacticalError>
+    /// refresh and one repeat of the request. All of it is one span (when traces are exported),
+    /// named after `endpoint`, holding the span of each HTTP attempt.
+    async fn authed<T, F>(&self, req: UpstreamRequest, endpoint: &str, send: F) -> Result<T, TacticalError>
+    where
+        F: for<'a> Fn(&'a HttpClient, UpstreamRequest) -> BoxFuture<'a, Result<T, HttpError>>,
+    {
+        let span = call_span(endpoint);
+        let result = self.authed_inner(req, send).instrument(span.clone()).await;
+        if let Err(e) = &result {
+            crate::telemetry::mark_error(&span, e.to_string());
+        }
+        result
+    }
+
+    async fn authed_inner<T, F>(&self, req: UpstreamRequest, send: F) -> Result<T, TacticalError>
     where
         F: for<'a> Fn(&'a HttpClient, UpstreamRequest) -> BoxFuture<'a, Result<T, HttpError>>,
     {
@@ -449,8 +463,8 @@ impl TacticalClient {
         }
     }
 
-    async fn send_authed(&self, req: UpstreamRequest) -> Result<UpstreamResponse, TacticalError> {
-        self.authed(req, |http, r| Box::pin(http.send(r))).await
+    async fn send_authed(&self, req: UpstreamRequest, endpoint: &str) -> Result<UpstreamResponse, TacticalError> {
+        self.authed(req, endpoint, |http, r| Box::pin(http.send(r))).await
     }
 
     // ---- parsing ----------------------------------------------------------------------------
@@ -470,7 +484,7 @@ impl TacticalClient {
     }
 
     async fn get_value(&self, url: Url, endpoint: &str) -> Result<Value, TacticalError> {
-        let resp = self.send_authed(UpstreamRequest::get(url)).await?;
+        let resp = self.send_authed(UpstreamRequest::get(url), endpoint).await?;
         self.parse_json(&resp, endpoint)
     }
 
@@ -479,7 +493,9 @@ impl TacticalClient {
     /// The connection test: `GET /beta/v1/client/` with a 15-second timeout.
     pub async fn test_connection(&self) -> Result<usize, TacticalError> {
         let url = self.endpoint(&["beta", "v1", "client"], &[]);
-        let resp = self.send_authed(UpstreamRequest::get(url).timeout(CONNECTION_TEST_TIMEOUT)).await?;
+        let resp = self
+            .send_authed(UpstreamRequest::get(url).timeout(CONNECTION_TEST_TIMEOUT), "GET /beta/v1/client/")
+            .await?;
         let v: Value = self.parse_json(&resp, "GET /beta/v1/client/")?;
         match v {
             Value::Array(a) => Ok(a.len()),
@@ -572,7 +588,7 @@ impl TacticalClient {
         let url = self.endpoint(&["alerts"], &[]);
         // A read: safe to repeat.
         let req = UpstreamRequest::patch(url).json(&ActiveAlertsFilter::default())?.idempotent(true);
-        let resp = self.send_authed(req).await?;
+        let resp = self.send_authed(req, endpoint).await?;
         let v: Value = self.parse_json(&resp, endpoint)?;
         let items = match v {
             Value::Array(a) => a,
@@ -600,7 +616,7 @@ impl TacticalClient {
         let endpoint = "GET /software/";
         let url = self.endpoint(&["software"], &[]);
         let req = UpstreamRequest::get(url).timeout(self.software_timeout);
-        let resp = self.authed(req, |http, r| Box::pin(http.send_streaming(r))).await?;
+        let resp = self.authed(req, endpoint, |http, r| Box::pin(http.send_streaming(r))).await?;
         SoftwareStream::start(resp, endpoint).await
     }
 
@@ -633,6 +649,16 @@ impl TacticalClient {
 fn invalid(endpoint: &str, e: &serde_json::Error) -> TacticalError {
     let reason = if e.is_eof() { format!("the answer ended early ({e})") } else { e.to_string() };
     TacticalError::InvalidResponse { endpoint: endpoint.to_owned(), reason }
+}
+
+/// The span of one Tactical API call (`tactical GET /agents/<agent_id>/`: the endpoint's
+/// template, never ids or query values), when traces are exported.
+fn call_span(endpoint: &str) -> tracing::Span {
+    if !crate::telemetry::exporting() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!("tactical call", otel.name = %format!("tactical {endpoint}"), rmm.provider = "tacticalrmm",
+        rmm.endpoint = %endpoint)
 }
 
 /// Walks a beta list endpoint: `page=1,2,…` with `page_size`, until `next` is empty.
