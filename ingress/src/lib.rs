@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod auth;
 pub mod metrics;
+pub mod server;
 pub mod status;
 pub mod webhook;
 
@@ -13,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use poem::endpoint::make_sync;
-use poem::listener::TcpListener;
 use poem::web::Json;
 use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler, post};
 use poem_openapi::OpenApiService;
@@ -42,17 +42,20 @@ impl AppState {
     }
 }
 
+/// The Tactical webhook's path.
+pub const WEBHOOK_PATH: &str = "/api/webhooks/tacticalrmm";
+
 /// The whole HTTP application.
 pub fn app(state: Arc<AppState>) -> impl Endpoint {
     let api = OpenApiService::new(admin::AdminApi, "rmm-sync admin API", env!("CARGO_PKG_VERSION")).server("/api/v1");
     let spec = api.spec_endpoint();
     let ui = api.swagger_ui();
     let metrics_state = state.clone();
+    let http = &state.rt.settings.http;
+    let api_limit = http.api_body_limit_kib.saturating_mul(1024);
+    let body_timeout = Duration::from_millis(http.body_timeout_ms);
     Route::new()
-        .at(
-            "/api/webhooks/tacticalrmm",
-            post(webhook::tactical).options(make_sync(|_| poem::http::StatusCode::NO_CONTENT)),
-        )
+        .at(WEBHOOK_PATH, post(webhook::tactical).options(make_sync(|_| poem::http::StatusCode::NO_CONTENT)))
         .nest("/api/v1", api)
         .at("/openapi.json", spec)
         .nest("/docs", ui)
@@ -61,6 +64,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .at("/metrics", get(metrics::endpoint))
         .at("/status", get(status::page))
         .data(state)
+        .around(move |ep, req| async move { server::body_guard(ep.as_ref(), req, api_limit, body_timeout).await })
         .around(move |ep, req| {
             let state = metrics_state.clone();
             async move {
@@ -119,14 +123,10 @@ pub fn ops_app(state: Arc<AppState>) -> impl Endpoint {
 
 /// Serves [`ops_app`] on `bind` until `shutdown`.
 pub async fn serve_ops(state: Arc<AppState>, bind: String, shutdown: CancellationToken) -> std::io::Result<()> {
+    let header_timeout = Duration::from_millis(state.rt.settings.http.header_timeout_ms);
+    let listener = tokio::net::TcpListener::bind(bind.as_str()).await?;
     tracing::info!(%bind, "worker metrics listening");
-    poem::Server::new(TcpListener::bind(bind))
-        .run_with_graceful_shutdown(
-            ops_app(state),
-            async move { shutdown.cancelled().await },
-            Some(Duration::from_secs(2)),
-        )
-        .await
+    server::serve_listener(listener, ops_app(state), header_timeout, shutdown, Some(Duration::from_secs(2))).await
 }
 
 #[handler]
@@ -157,12 +157,19 @@ async fn readyz(state: poem::web::Data<&Arc<AppState>>) -> Response {
 /// gives open requests up to 10 s.
 pub async fn serve(state: Arc<AppState>, shutdown: CancellationToken) -> std::io::Result<()> {
     let bind = state.rt.settings.http.bind.clone();
+    let listener = tokio::net::TcpListener::bind(bind.as_str()).await?;
     tracing::info!(%bind, "ingress listening");
-    poem::Server::new(TcpListener::bind(bind))
-        .run_with_graceful_shutdown(
-            app(state),
-            async move { shutdown.cancelled().await },
-            Some(Duration::from_secs(10)),
-        )
-        .await
+    serve_on(listener, state, shutdown, Some(Duration::from_secs(10))).await
+}
+
+/// Serves the application on an open listener until `shutdown` (then open requests get up to
+/// `grace`), with the header timeout and body limits of `settings.http`.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: CancellationToken,
+    grace: Option<Duration>,
+) -> std::io::Result<()> {
+    let header_timeout = Duration::from_millis(state.rt.settings.http.header_timeout_ms);
+    server::serve_listener(listener, app(state), header_timeout, shutdown, grace).await
 }

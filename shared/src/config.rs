@@ -179,6 +179,20 @@ pub struct HttpSettings {
     /// Seconds of the webhook coalescing window: a burst of webhooks for one agent refreshes it
     /// from Tactical at most twice per window (every alert is still recorded).
     pub webhook_coalesce_secs: u64,
+    /// Milliseconds a client has to send a request's headers (counted from the connection's
+    /// start, or from the end of its previous response); then the connection is closed. Also
+    /// closes idle keep-alive connections.
+    pub header_timeout_ms: u64,
+    /// Milliseconds a client has to send a request's whole body, counted from the end of its
+    /// headers; then it is answered 408 and the connection is closed.
+    pub body_timeout_ms: u64,
+    /// Largest request body of the admin API and every route other than the webhook (KiB); the
+    /// webhook's limit is fixed at 256 KiB.
+    pub api_body_limit_kib: usize,
+    /// Milliseconds: a webhook refused for its secret (wrong secret, unknown tenant, tenant without
+    /// a secret) is answered no sooner than this after its handling started, so the time of the
+    /// answer does not tell whether the tenant exists. Keep it above the slowest secret lookup.
+    pub webhook_unauthorized_floor_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -332,7 +346,15 @@ impl Default for DatabaseSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { bind: "127.0.0.1:8080".to_owned(), public_url: None, webhook_coalesce_secs: 10 }
+        Self {
+            bind: "127.0.0.1:8080".to_owned(),
+            public_url: None,
+            webhook_coalesce_secs: 10,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            api_body_limit_kib: 1024,
+            webhook_unauthorized_floor_ms: 100,
+        }
     }
 }
 
@@ -429,6 +451,11 @@ impl Settings {
         if self.queue.concurrency == 0 || self.queue.poll_interval_ms == 0 || self.scheduler.tick_ms == 0 {
             return Err(ConfigError::Invalid(
                 "queue.concurrency, queue.poll_interval_ms and scheduler.tick_ms must be at least 1".into(),
+            ));
+        }
+        if self.http.header_timeout_ms == 0 || self.http.body_timeout_ms == 0 || self.http.api_body_limit_kib == 0 {
+            return Err(ConfigError::Invalid(
+                "http.header_timeout_ms, http.body_timeout_ms and http.api_body_limit_kib must be at least 1".into(),
             ));
         }
         if self.retention.finished_jobs_days == 0 || self.retention.maintenance_interval_minutes == 0 {

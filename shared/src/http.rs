@@ -763,14 +763,17 @@ fn error_kind(e: &HttpError) -> &'static str {
     }
 }
 
-async fn read_error_body(resp: reqwest::Response) -> String {
-    match resp.bytes().await {
-        Ok(b) => {
-            let text = String::from_utf8_lossy(&b[..b.len().min(ERROR_BODY_LIMIT * 4)]);
-            text.chars().take(ERROR_BODY_LIMIT).collect()
+/// The start of an error answer's body: at most `ERROR_BODY_LIMIT * 4` bytes are read, however
+/// long the body is (the rest is dropped with the connection).
+async fn read_error_body(mut resp: reqwest::Response) -> String {
+    let mut b = Vec::new();
+    while b.len() < ERROR_BODY_LIMIT * 4 {
+        match resp.chunk().await {
+            Ok(Some(c)) => b.extend_from_slice(&c[..c.len().min(ERROR_BODY_LIMIT * 4 - b.len())]),
+            Ok(None) | Err(_) => break,
         }
-        Err(_) => String::new(),
     }
+    String::from_utf8_lossy(&b).chars().take(ERROR_BODY_LIMIT).collect()
 }
 
 fn classify_transport(upstream: &str, timeout: Duration, e: reqwest::Error, attempts: u32) -> HttpError {

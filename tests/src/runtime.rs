@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use poem::listener::{Acceptor, Listener, TcpListener};
 use rmm_jobs::{JobStatus, JobView, Registry, Runtime};
 use rmm_shared::config::{QueueBackend, Settings};
 use rmm_shared::db::Db;
@@ -199,17 +198,14 @@ pub struct Ingress {
 }
 
 impl Ingress {
+    /// The ingress as the service runs it (its listener, limits and timeouts from `rt`'s settings).
     pub async fn start(rt: &Runtime, bootstrap: Option<&str>) -> Ingress {
-        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
-        let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let state = rmm_ingress::AppState::new(rt.clone(), bootstrap.map(|b| SecretString::from(b.to_owned())));
         let token = CancellationToken::new();
         let t = token.clone();
-        tokio::spawn(async move {
-            poem::Server::new_with_acceptor(acceptor)
-                .run_with_graceful_shutdown(rmm_ingress::app(state), async move { t.cancelled().await }, None)
-                .await
-        });
+        tokio::spawn(async move { rmm_ingress::serve_on(listener, state, t, None).await });
         Ingress { addr, token, http: reqwest::Client::new() }
     }
 

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -235,11 +236,28 @@ async fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.flush().await
 }
 
-/// Constant-time comparison of a presented secret with the stored one.
+/// Constant-time comparison of a presented secret with the stored one. Both are hashed first
+/// (SHA-256) and the digests compared, so neither the content nor the length of the stored secret
+/// shows in the time taken.
 pub fn ct_eq(presented: &str, stored: &SecretString) -> bool {
-    let a = presented.as_bytes();
-    let b = stored.expose_secret().as_bytes();
-    a.len() == b.len() && bool::from(a.ct_eq(b))
+    let a: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    let b: [u8; 32] = Sha256::digest(stored.expose_secret().as_bytes()).into();
+    bool::from(a.ct_eq(&b))
+}
+
+/// [`ct_eq`] against the stored secret, or, when there is none, the same work against a
+/// placeholder (and `false`): a caller that has no secret for a tenant answers in the same time as
+/// one that has it.
+pub fn ct_eq_or_none(presented: &str, stored: Option<&SecretString>) -> bool {
+    static PLACEHOLDER: std::sync::LazyLock<SecretString> =
+        std::sync::LazyLock::new(|| SecretString::from("no secret is stored for this name".to_owned()));
+    match stored {
+        Some(s) => ct_eq(presented, s),
+        None => {
+            let _ = std::hint::black_box(ct_eq(presented, &PLACEHOLDER));
+            false
+        }
+    }
 }
 
 #[cfg(test)]
@@ -314,5 +332,9 @@ mod tests {
         assert!(ct_eq("abc", &stored));
         assert!(!ct_eq("abd", &stored));
         assert!(!ct_eq("ab", &stored));
+        assert!(!ct_eq("", &stored));
+        assert!(ct_eq_or_none("abc", Some(&stored)));
+        assert!(!ct_eq_or_none("abc", None));
+        assert!(!ct_eq_or_none("no secret is stored for this name", None));
     }
 }

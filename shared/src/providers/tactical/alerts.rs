@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::client::TacticalClient;
+use super::model::Alert;
 use super::sync::{PROVIDER, SyncError};
 use crate::alerts::{AlertKind, AlertOutcome, NormalizedAlert, POLL_MARKER, open_polled_alerts, record_alert};
 use crate::db::Db;
@@ -43,6 +44,43 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookBody, WebhookError> {
     let Value::Object(fields) = value else { return Err(WebhookError::InvalidJson) };
     let agent_id = text(&fields, "agent_id").ok_or(WebhookError::MissingAgentId)?;
     Ok(WebhookBody { fields, agent_id })
+}
+
+/// The `tenant` of a webhook's query string (`tenant=<uuid>`, percent-decoded, trimmed); `None`
+/// when absent or empty.
+pub fn webhook_tenant(query: Option<&str>) -> Option<String> {
+    query.and_then(|q| query_param(q, "tenant")).map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+/// A query parameter, percent-decoded (`+` is a space; a malformed escape is kept as it is).
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(if b == b'+' { b' ' } else { b });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A field as text: absent, null, empty and Tactical's `None` are all "no value".
@@ -135,6 +173,34 @@ impl WebhookBody {
     }
 }
 
+/// An active alert read from Tactical as the normalized event the backfill records (marked as
+/// polled, so that a later backfill may resolve it).
+pub fn polled_alert(a: &Alert, integration_id: Uuid, now: DateTime<Utc>) -> NormalizedAlert {
+    let mut raw = match &a.raw {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    raw.insert("__alga_ingest_source".into(), Value::String(POLL_MARKER.into()));
+    NormalizedAlert {
+        integration_id,
+        provider: PROVIDER.into(),
+        kind: AlertKind::Triggered,
+        external_alert_id: a.id.to_string(),
+        synthesized_id: false,
+        external_device_id: a.agent_id.clone(),
+        external_organization_id: None,
+        condition_identity: a.assigned_check.map(|c| c.to_string()).or_else(|| a.alert_type.clone()),
+        activity_type: "tacticalrmm_alert".into(),
+        source_type: "tacticalrmm_alert".into(),
+        alert_class: a.alert_type.clone(),
+        severity: map_severity(a.severity.as_deref()).into(),
+        message: a.message.clone(),
+        device_name: a.hostname.clone(),
+        occurred_at: a.alert_time.as_deref().and_then(parse_alert_time).unwrap_or(now),
+        raw: Value::Object(raw),
+    }
+}
+
 /// What a backfill did (AlgaPSA's counts).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BackfillReport {
@@ -162,31 +228,8 @@ pub async fn backfill_alerts(
     let mut seen = HashSet::new();
     for a in remote.into_iter().filter(|a| !a.resolved) {
         report.items_processed += 1;
-        let mut raw = match &a.raw {
-            Value::Object(m) => m.clone(),
-            _ => Map::new(),
-        };
-        raw.insert("__alga_ingest_source".into(), Value::String(POLL_MARKER.into()));
-        let id = a.id.to_string();
-        seen.insert(id.clone());
-        let alert = NormalizedAlert {
-            integration_id,
-            provider: PROVIDER.into(),
-            kind: AlertKind::Triggered,
-            external_alert_id: id,
-            synthesized_id: false,
-            external_device_id: a.agent_id.clone(),
-            external_organization_id: None,
-            condition_identity: a.assigned_check.map(|c| c.to_string()).or_else(|| a.alert_type.clone()),
-            activity_type: "tacticalrmm_alert".into(),
-            source_type: "tacticalrmm_alert".into(),
-            alert_class: a.alert_type.clone(),
-            severity: map_severity(a.severity.as_deref()).into(),
-            message: a.message.clone(),
-            device_name: a.hostname.clone(),
-            occurred_at: a.alert_time.as_deref().and_then(parse_alert_time).unwrap_or(now),
-            raw: Value::Object(raw),
-        };
+        let alert = polled_alert(&a, integration_id, now);
+        seen.insert(alert.external_alert_id.clone());
         match record_alert(db, tenant, &alert, true).await {
             Ok(AlertOutcome::Skipped { .. }) => {}
             Ok(_) => report.items_created += 1,
@@ -249,6 +292,18 @@ mod tests {
         assert_eq!(parse_webhook(br#""just text""#), Err(WebhookError::InvalidJson));
         assert_eq!(parse_webhook(br#"{"agent_id":"None"}"#), Err(WebhookError::MissingAgentId));
         assert_eq!(parse_webhook(br#"{"agent_id":""}"#), Err(WebhookError::MissingAgentId));
+    }
+
+    #[test]
+    fn query_params() {
+        assert_eq!(query_param("tenant=abc&x=1", "tenant").as_deref(), Some("abc"));
+        assert_eq!(query_param("x=1&tenant=a%2Db", "tenant").as_deref(), Some("a-b"));
+        assert_eq!(query_param("x=1", "tenant"), None);
+        assert_eq!(query_param("tenant=%zz", "tenant").as_deref(), Some("%zz"));
+        assert_eq!(query_param("tenant=%4", "tenant").as_deref(), Some("%4"));
+        assert_eq!(query_param("tenant=%é1", "tenant").as_deref(), Some("%é1"));
+        assert_eq!(webhook_tenant(Some("tenant=+%20+")), None);
+        assert_eq!(webhook_tenant(None), None);
     }
 
     #[test]

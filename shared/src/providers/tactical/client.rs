@@ -21,7 +21,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
-use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -29,8 +29,9 @@ use url::Url;
 
 use super::error::TacticalError;
 use super::model::{
-    ActiveAlertsFilter, Agent, Alert, CheckCredsResponse, Client, LoginResponse, Page, RawRecord, Site, SoftwareRow,
+    ActiveAlertsFilter, Agent, Alert, CheckCredsResponse, Client, LoginResponse, RawRecord, Site, SoftwareRow,
 };
+use super::parse;
 use crate::http::{HttpClient, HttpConfig, HttpError, StreamingResponse, UpstreamRequest, UpstreamResponse};
 
 /// Tactical caps `page_size` at 1000 (`StandardResultsSetPagination.max_page_size`).
@@ -571,10 +572,7 @@ impl TacticalClient {
 
     async fn get_one(&self, url: Url, endpoint: &str) -> Result<Option<Agent>, TacticalError> {
         match self.get_value(url, endpoint).await {
-            Ok(v) if v.is_object() => Ok(Some(Agent::from_value(v).map_err(|e| invalid(endpoint, &e))?)),
-            Ok(_) => {
-                Err(TacticalError::InvalidResponse { endpoint: endpoint.into(), reason: "expected an object".into() })
-            }
+            Ok(v) => parse::agent_detail(v).map(Some).map_err(|e| invalid(endpoint, &e)),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
         }
@@ -590,25 +588,7 @@ impl TacticalClient {
         let req = UpstreamRequest::patch(url).json(&ActiveAlertsFilter::default())?.idempotent(true);
         let resp = self.send_authed(req, endpoint).await?;
         let v: Value = self.parse_json(&resp, endpoint)?;
-        let items = match v {
-            Value::Array(a) => a,
-            Value::Object(mut o) => match o.remove("results").or_else(|| o.remove("alerts")) {
-                Some(Value::Array(a)) => a,
-                _ => {
-                    return Err(TacticalError::InvalidResponse {
-                        endpoint: endpoint.into(),
-                        reason: "no alert list".into(),
-                    });
-                }
-            },
-            _ => {
-                return Err(TacticalError::InvalidResponse {
-                    endpoint: endpoint.into(),
-                    reason: "no alert list".into(),
-                });
-            }
-        };
-        items.into_iter().map(|v| Alert::from_value(v).map_err(|e| invalid(endpoint, &e))).collect()
+        parse::active_alerts(v).map_err(|e| invalid(endpoint, &e))
     }
 
     /// `GET /software/` as a stream of rows (one per agent), parsed while it arrives.
@@ -635,11 +615,7 @@ impl TacticalClient {
         let endpoint = "GET /software/<agent_id>/";
         let url = self.endpoint(&["software", agent_id.trim()], &[]);
         match self.get_value(url, endpoint).await {
-            Ok(Value::Array(a)) if a.is_empty() => Ok(None),
-            Ok(Value::Array(mut a)) => {
-                Ok(Some(serde_json::from_value(a.remove(0)).map_err(|e| invalid(endpoint, &e))?))
-            }
-            Ok(v) => Ok(Some(serde_json::from_value(v).map_err(|e| invalid(endpoint, &e))?)),
+            Ok(v) => parse::agent_software(v).map_err(|e| invalid(endpoint, &e)),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
         }
@@ -702,24 +678,14 @@ impl BetaPager<'_> {
                 return Err(e);
             }
         };
-        match value {
-            Value::Array(items) => {
-                self.done = true;
-                Ok(Some(items))
+        match parse::list_page(value) {
+            Ok(page) => {
+                self.done = !page.has_next;
+                Ok(Some(page.items))
             }
-            Value::Object(_) => {
-                let page: Page<Value> = serde_json::from_value(value).map_err(|e| invalid(&self.endpoint, &e))?;
-                if page.next.as_deref().is_none_or(str::is_empty) {
-                    self.done = true;
-                }
-                Ok(Some(page.results))
-            }
-            _ => {
+            Err(e) => {
                 self.done = true;
-                Err(TacticalError::InvalidResponse {
-                    endpoint: self.endpoint.clone(),
-                    reason: "expected a JSON array or a page object".into(),
-                })
+                Err(invalid(&self.endpoint, &e))
             }
         }
     }
@@ -768,8 +734,6 @@ impl Drop for SoftwareStream {
     }
 }
 
-const CANCELLED: &str = "software stream cancelled";
-
 impl SoftwareStream {
     async fn start(mut resp: StreamingResponse, endpoint: &'static str) -> Result<Self, TacticalError> {
         if resp.content_type().is_some_and(|t| t == "text/html") {
@@ -806,11 +770,9 @@ impl SoftwareStream {
         let parse_tx = row_tx.clone();
         tokio::task::spawn_blocking(move || {
             let reader = io::BufReader::with_capacity(64 * 1024, ChannelReader { rx: chunk_rx, current: Bytes::new() });
-            let mut de = serde_json::Deserializer::from_reader(reader);
-            let result =
-                de::Deserializer::deserialize_seq(&mut de, RowVisitor { tx: &parse_tx }).and_then(|_| de.end());
+            let result = parse::read_software_rows(reader, |row| parse_tx.blocking_send(Ok(row)).is_ok());
             if let Err(e) = result {
-                if e.to_string().contains(CANCELLED) {
+                if e.to_string().contains(parse::SOFTWARE_STOPPED) {
                     return;
                 }
                 let err = match transport_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -848,27 +810,6 @@ impl Read for ChannelReader {
         buf[..n].copy_from_slice(&self.current[..n]);
         self.current.advance(n);
         Ok(n)
-    }
-}
-
-struct RowVisitor<'a> {
-    tx: &'a mpsc::Sender<Result<SoftwareRow, TacticalError>>,
-}
-
-impl<'de> Visitor<'de> for RowVisitor<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON array of software rows")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(row) = seq.next_element::<SoftwareRow>()? {
-            if self.tx.blocking_send(Ok(row)).is_err() {
-                return Err(de::Error::custom(CANCELLED));
-            }
-        }
-        Ok(())
     }
 }
 

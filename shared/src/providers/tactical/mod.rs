@@ -6,6 +6,7 @@ pub mod client;
 pub mod error;
 pub mod mapping;
 pub mod model;
+pub mod parse;
 pub mod sync;
 
 pub use client::{

@@ -260,28 +260,31 @@ pub async fn ingest_software(db: &Db, tenant: Uuid, client: &TacticalClient) -> 
             report.agents_unmapped += 1;
             continue;
         };
-        let items = row
-            .software
-            .into_iter()
-            .filter_map(|s| {
-                let name = s.name.as_deref().map(str::trim).filter(|n| !n.is_empty())?.to_owned();
-                Some(crate::software::SoftwareItem {
-                    name,
-                    version: s.version,
-                    publisher: s.publisher,
-                    install_path: s.location,
-                    install_date: s.install_date.as_deref().and_then(parse_install_date),
-                    size_bytes: None,
-                })
-            })
-            .collect();
-        batch.push((*asset, items));
+        batch.push((*asset, software_items(row.software)));
         if batch.len() >= SOFTWARE_BATCH {
             write_software_batch(db, tenant, &mut batch, now, &mut report).await;
         }
     }
     write_software_batch(db, tenant, &mut batch, now, &mut report).await;
     Ok(report)
+}
+
+/// A row's programs as the software writer takes them; programs without a name are dropped.
+pub fn software_items(software: Vec<super::model::SoftwareItem>) -> Vec<crate::software::SoftwareItem> {
+    software
+        .into_iter()
+        .filter_map(|s| {
+            let name = s.name.as_deref().map(str::trim).filter(|n| !n.is_empty())?.to_owned();
+            Some(crate::software::SoftwareItem {
+                name,
+                version: s.version,
+                publisher: s.publisher,
+                install_path: s.location,
+                install_date: s.install_date.as_deref().and_then(parse_install_date),
+                size_bytes: None,
+            })
+        })
+        .collect()
 }
 
 async fn write_software_batch(
