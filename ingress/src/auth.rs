@@ -1,4 +1,4 @@
-//! Admin API keys: made by `rmm-sync keys create`, stored as a SHA-256 hash in
+//! Admin API keys: made by `rmm-sync api-key create`, stored as a SHA-256 hash in
 //! `rmm_sync.api_keys`, scoped to one tenant or global, read-only or read-write. A global
 //! read-write bootstrap key can also come from `RMM_SYNC_ADMIN_TOKEN`.
 

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod local;
 pub mod metrics;
 pub mod server;
 pub mod status;

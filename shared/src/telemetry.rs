@@ -80,13 +80,14 @@ pub fn exporting() -> bool {
     EXPORTING.load(Ordering::Relaxed)
 }
 
-/// Installs the global `tracing` subscriber: logs as `log` says (`RUST_LOG` overrides the level),
+/// Installs the global `tracing` subscriber: logs on stderr as `log` says (`RUST_LOG` overrides the level;
+/// stdout is left to what a command prints),
 /// plus, when `telemetry.otlp_endpoint` is set, the OpenTelemetry layer exporting spans.
 /// Calling it twice is harmless (the second call installs nothing and exports nothing).
 pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> Result<Telemetry, TelemetryError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
     let Some(provider) = tracer_provider(telemetry)? else {
-        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true);
+        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true).with_writer(std::io::stderr);
         let _ = match log.format {
             LogFormat::Text => builder.try_init(),
             LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -94,8 +95,13 @@ pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> Result<Telemetr
         return Ok(Telemetry::default());
     };
     let fmt = match log.format {
-        LogFormat::Text => tracing_subscriber::fmt::layer().with_target(true).boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer().with_target(true).json().flatten_event(true).boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_target(true).with_writer(std::io::stderr).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_target(true)
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .boxed(),
     };
     let otel = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("rmm-sync"))

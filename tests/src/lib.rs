@@ -3,5 +3,7 @@
 
 pub mod bench;
 pub mod runtime;
-pub mod sim;
 pub mod stores;
+
+/// The RMM simulators (crate `rmm-sim`, in `tests/sim/`).
+pub use rmm_sim as sim;

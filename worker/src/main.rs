@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
+mod integration_cli;
 mod jobs_cli;
 use rmm_ingress::auth::KeyScope;
 use rmm_shared::config::{Settings, redact_url};
@@ -41,8 +43,8 @@ enum Command {
     Worker,
     /// Apply migrations (or, in algapsa schema mode, check AlgaPSA's tables) and exit.
     Migrate,
-    /// Manage admin API keys.
-    #[command(subcommand, visible_alias = "api-key")]
+    /// Make, list and revoke admin API keys (`keys` is the same command).
+    #[command(subcommand, name = "api-key", visible_alias = "keys")]
     Keys(KeysCommand),
     /// Enqueue a provider job for a tenant's integration and print its id; `--wait` follows it
     /// (progress on stderr) and exits non-zero unless it ends done.
@@ -65,6 +67,26 @@ enum Command {
     /// List, show, re-queue or cancel jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Set, test or show a tenant's RMM integration (the admin API's integration routes, run on
+    /// the store directly).
+    #[command(subcommand)]
+    Integration(integration_cli::IntegrationCommand),
+    /// Try the whole service with nothing installed: starts simulated Tactical RMM and Tanium
+    /// servers on 127.0.0.1, sets up a tenant with clients and both integrations on a fresh SQLite
+    /// database (in --dir, cleared first), runs every job kind and a few alert webhooks, prints
+    /// what was synced and the URLs of the API, Swagger UI, status page and metrics, and serves
+    /// until Ctrl-C. Listens on http.bind (RMM_SYNC_HTTP__BIND, default 127.0.0.1:8080).
+    Demo {
+        /// Where the demo keeps its database and secrets (deleted and made anew on every run).
+        #[arg(long, default_value = "./data/demo", value_name = "DIR")]
+        dir: PathBuf,
+        /// Simulated Tactical agents per site (3 clients with 2 sites each).
+        #[arg(long, default_value_t = 10)]
+        agents_per_site: usize,
+        /// Simulated Tanium endpoints (in 3 computer groups).
+        #[arg(long, default_value_t = 30)]
+        endpoints: usize,
+    },
     /// Enqueue one job and print its id (e.g. `rmm-sync enqueue maintenance`).
     Enqueue {
         /// Job kind, e.g. sync-devices.
@@ -129,13 +151,20 @@ enum KeysCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
+    let mut settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("rmm-sync: {e}");
             return ExitCode::from(2);
         }
     };
+    // The demo prints its own summary; its logs are warnings and errors unless a level is asked for.
+    if matches!(cli.command, Some(Command::Demo { .. }))
+        && std::env::var_os("RUST_LOG").is_none()
+        && std::env::var_os("RMM_SYNC_LOG__LEVEL").is_none()
+    {
+        settings.log.level = "warn".into();
+    }
     let telemetry = match rmm_shared::telemetry::init(&settings.log, &settings.telemetry) {
         Ok(t) => t,
         Err(e) => {
@@ -156,6 +185,10 @@ async fn main() -> ExitCode {
                 jobs_cli::sync(&rt, &provider, &kind, tenant, args, wait).await
             })
             .await
+        }
+        Command::Integration(cmd) => with_runtime(settings, |rt| integration_cli::run(rt, cmd)).await,
+        Command::Demo { dir, agents_per_site, endpoints } => {
+            demo::run(settings, dir, demo::DemoSize { agents_per_site, endpoints }).await
         }
         Command::Jobs(cmd) => {
             with_runtime(settings, |rt| async move {
@@ -232,6 +265,16 @@ async fn runtime(settings: Settings, db: Db) -> anyhow::Result<rmm_jobs::Runtime
         .map_err(|e| anyhow::anyhow!("upstream.rate_limit_redis_url: {e}"))?;
         rmm_shared::http::install_process_rate_limiter(Arc::new(shared));
     }
+    build_runtime(settings, db, secrets, events).await
+}
+
+/// The job runtime over `db` with these secrets and events.
+async fn build_runtime(
+    settings: Settings,
+    db: Db,
+    secrets: rmm_shared::secrets::SecretStore,
+    events: rmm_shared::events::EventBus,
+) -> anyhow::Result<rmm_jobs::Runtime> {
     let registry = Arc::new(rmm_jobs::Registry::builtin());
     Ok(rmm_jobs::Runtime::open(db, Arc::new(settings), registry, secrets, Arc::new(events)).await?)
 }

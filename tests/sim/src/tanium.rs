@@ -21,13 +21,11 @@ use async_graphql::{
 };
 use chrono::{DateTime, Utc};
 use poem::http::{StatusCode, header};
-use poem::listener::TcpAcceptor;
 use poem::{Endpoint, Request, Response};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 /// The token the simulator accepts by default.
 pub const DEFAULT_TOKEN: &str = "token-sim-4f9e2a7c1b3d5e6f";
@@ -874,8 +872,7 @@ pub struct TaniumHandle {
 /// A running simulator; stops when dropped.
 pub struct TaniumSim {
     handle: TaniumHandle,
-    shutdown: Option<oneshot::Sender<()>>,
-    addr: SocketAddr,
+    served: crate::Served,
 }
 
 impl std::ops::Deref for TaniumSim {
@@ -885,39 +882,20 @@ impl std::ops::Deref for TaniumSim {
     }
 }
 
-impl Drop for TaniumSim {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
 impl TaniumSim {
     pub async fn start(config: TaniumSimConfig) -> std::io::Result<TaniumSim> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let base_url = format!("http://{addr}");
         let fleet = TaniumFleet::generate(&config.fleet, config.now.unwrap_or_else(Utc::now));
         let knobs = Knobs { criticality_visible: true, ..Knobs::default() };
         let data = Arc::new(SimData { config, fleet: Mutex::new(fleet), knobs: Mutex::new(knobs) });
         let schema: GatewaySchema =
             Schema::build(Query, EmptyMutation, EmptySubscription).data(data.clone()).limit_depth(20).finish();
-        let endpoint = GatewayEndpoint { data: data.clone(), schema };
-        let acceptor = TcpAcceptor::from_tokio(listener)?;
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = poem::Server::new_with_acceptor(acceptor)
-                .run_with_graceful_shutdown(
-                    endpoint,
-                    async {
-                        let _ = rx.await;
-                    },
-                    Some(Duration::from_millis(200)),
-                )
-                .await;
-        });
-        Ok(TaniumSim { handle: TaniumHandle { data, base_url }, shutdown: Some(tx), addr })
+        let mut base = String::new();
+        let served = crate::serve(|base_url| {
+            base = base_url;
+            GatewayEndpoint { data: data.clone(), schema }
+        })
+        .await?;
+        Ok(TaniumSim { handle: TaniumHandle { data, base_url: base }, served })
     }
 
     pub async fn start_default() -> std::io::Result<TaniumSim> {
@@ -929,7 +907,7 @@ impl TaniumSim {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.served.addr
     }
 }
 

@@ -31,11 +31,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use poem::http::{HeaderValue, Method, StatusCode, header};
-use poem::listener::TcpAcceptor;
 use poem::{Endpoint, Request, Response};
 use rand::Rng;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 pub use fleet::{Fleet, FleetSpec, Hardware, NewAlert, Plat, SimAgent, SimAlert, SimClient, SimSite};
 pub use render::dt as render_datetime;
@@ -239,8 +237,7 @@ pub struct SimHandle {
 /// A running simulator; stops when dropped.
 pub struct TacticalSim {
     handle: SimHandle,
-    shutdown: Option<oneshot::Sender<()>>,
-    addr: SocketAddr,
+    served: crate::Served,
 }
 
 impl std::ops::Deref for TacticalSim {
@@ -250,20 +247,9 @@ impl std::ops::Deref for TacticalSim {
     }
 }
 
-impl Drop for TacticalSim {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
 impl TacticalSim {
     /// Binds 127.0.0.1:0 and serves in the background.
     pub async fn start(config: SimConfig) -> std::io::Result<TacticalSim> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let base_url = format!("http://{addr}");
         let now = config.now.unwrap_or_else(Utc::now);
         let fleet = Fleet::generate(&config.fleet, now);
         let inner = Inner {
@@ -278,23 +264,15 @@ impl TacticalSim {
             api_keys: config.api_keys.iter().map(|k| (k.clone(), true)).collect(),
             tokens_issued: 0,
         };
-        let state = Arc::new(SimState { config, base_url, inner: Mutex::new(inner) });
-        let endpoint = SimEndpoint { state: state.clone() };
-        let acceptor = TcpAcceptor::from_tokio(listener)?;
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let server = poem::Server::new_with_acceptor(acceptor);
-            let _ = server
-                .run_with_graceful_shutdown(
-                    endpoint,
-                    async {
-                        let _ = rx.await;
-                    },
-                    Some(Duration::from_millis(200)),
-                )
-                .await;
-        });
-        Ok(TacticalSim { handle: SimHandle { state }, shutdown: Some(tx), addr })
+        let mut state = None;
+        let served = crate::serve(|base_url| {
+            let s = Arc::new(SimState { config, base_url, inner: Mutex::new(inner) });
+            state = Some(s.clone());
+            SimEndpoint { state: s }
+        })
+        .await?;
+        let state = state.expect("the endpoint was built");
+        Ok(TacticalSim { handle: SimHandle { state }, served })
     }
 
     /// A simulator with the default fleet (3 clients × 3 sites × 5 agents).
@@ -307,7 +285,7 @@ impl TacticalSim {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.served.addr
     }
 }
 

@@ -1,0 +1,222 @@
+//! The operator's commands as child processes: `rmm-sync integration set|test|show` against the
+//! Tactical simulator, and `rmm-sync demo` from start to Ctrl-C.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use rmm_shared::config::DatabaseSettings;
+use rmm_shared::db::Db;
+use rmm_tests::runtime::{rmm_sync_bin, rmm_sync_process};
+use rmm_tests::sim::tactical::{DEFAULT_API_KEY, TacticalSim};
+use rmm_tests::stores;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+}
+
+async fn run(db_url: &str, secrets: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Out {
+    let mut c = rmm_sync_process(args[0], db_url, secrets);
+    c.args(&args[1..]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().expect("rmm-sync starts");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).await.unwrap();
+    }
+    drop(input);
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.expect("ends").unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integration_set_test_and_show_go_through_the_admin_api_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let m = run(&url, &secrets, &["migrate"], None).await;
+    assert_eq!(m.code, 0, "{}", m.stderr);
+    let db = Db::connect(&url, &DatabaseSettings::default()).await.unwrap();
+    let tenant = stores::tenant(&db).await.unwrap().to_string();
+    db.close().await;
+    let sim = TacticalSim::start_default().await.unwrap();
+
+    // The key comes from standard input and is shown masked, never in full.
+    let set = run(
+        &url,
+        &secrets,
+        &["integration", "set", "tacticalrmm", "--tenant", &tenant, "--instance-url", sim.base_url(), "--api-key", "-"],
+        Some(&format!("{DEFAULT_API_KEY}\n")),
+    )
+    .await;
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    assert!(!set.stdout.contains(DEFAULT_API_KEY) && !set.stderr.contains(DEFAULT_API_KEY));
+    let v = set.json();
+    assert_eq!(v["config"]["isActive"], false, "a new connection is inactive until tested: {v}");
+    assert_eq!(v["credentials"]["hasApiKey"], true);
+    let tail = &DEFAULT_API_KEY[DEFAULT_API_KEY.len() - 4..];
+    assert!(v["credentials"]["apiKeyMasked"].as_str().unwrap().ends_with(tail));
+
+    let test = run(&url, &secrets, &["integration", "test", "tacticalrmm", "--tenant", &tenant], None).await;
+    assert_eq!(test.code, 0, "{}", test.stderr);
+    assert_eq!(test.json()["success"], true);
+    assert_eq!(test.json()["clients"], sim.clients().len());
+
+    let show = run(
+        &url,
+        &secrets,
+        &["integration", "show", "tacticalrmm", "--tenant", &tenant, "--webhook", "--mappings"],
+        None,
+    )
+    .await;
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    let v = show.json();
+    assert_eq!(v["config"]["isActive"], true);
+    assert!(v["webhook"]["url"].as_str().unwrap().ends_with(&format!("?tenant={tenant}")), "{v}");
+    assert_eq!(v["webhook"]["headerName"], "X-Alga-Webhook-Secret");
+    assert_eq!(v["mappings"], Value::Array(vec![]));
+
+    // A wrong key: the test fails with the API's message and exit code 1; the integration is
+    // inactive again (the credentials changed).
+    let set =
+        run(&url, &secrets, &["integration", "set", "tacticalrmm", "--tenant", &tenant, "--api-key", "nope"], None)
+            .await;
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    let test = run(&url, &secrets, &["integration", "test", "tacticalrmm", "--tenant", &tenant], None).await;
+    assert_eq!(test.code, 1, "{}", test.stdout);
+    assert_eq!(test.json()["success"], false);
+    assert!(test.stderr.contains("connection test failed"), "{}", test.stderr);
+
+    // The admin API's validation, word for word.
+    let bad = run(&url, &secrets, &["integration", "set", "tanium", "--tenant", &tenant, "--api-key", "x"], None).await;
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("400") && bad.stderr.contains("are Tactical RMM settings"), "{}", bad.stderr);
+    let none = run(&url, &secrets, &["integration", "show", "tanium", "--tenant", &tenant], None).await;
+    assert_eq!(none.code, 1);
+    assert!(none.stderr.contains("no tanium integration for this tenant"), "{}", none.stderr);
+    let unknown = run(&url, &secrets, &["integration", "show", "datto", "--tenant", &tenant], None).await;
+    assert!(unknown.code == 1 && unknown.stderr.contains("unknown provider"), "{}", unknown.stderr);
+}
+
+/// The demo from start to Ctrl-C: the summary it prints matches the simulated fleets, and the
+/// URLs it prints answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_syncs_both_simulators_prints_a_summary_and_serves_until_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cmd = tokio::process::Command::new(rmm_sync_bin());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RMM_SYNC_") || k.starts_with("SECRET_") || k == "DATABASE_URL" {
+            cmd.env_remove(k);
+        }
+    }
+    let agents_per_site = 4; // 3 clients × 2 sites × 4 = 24 agents
+    let endpoints = 12;
+    let mut child = cmd
+        .current_dir(dir.path())
+        .args(["demo", "--agents-per-site", &agents_per_site.to_string(), "--endpoints", &endpoints.to_string()])
+        .env("RMM_SYNC_HTTP__BIND", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut out = Vec::new();
+    let ready = tokio::time::timeout(Duration::from_secs(240), async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            let done = l.starts_with("demo ready");
+            out.push(l);
+            if done {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    if ready != Ok(true) {
+        let _ = child.start_kill();
+        let o = child.wait_with_output().await.unwrap();
+        panic!("demo did not get ready: {}\n{}", out.join("\n"), String::from_utf8_lossy(&o.stderr));
+    }
+    let text = out.join("\n");
+    let field = |label: &str| -> String {
+        out.iter()
+            .find_map(|l| l.strip_prefix(label))
+            .map(|r| r.split_whitespace().next().unwrap_or_default().to_owned())
+            .unwrap_or_else(|| panic!("no {label:?} line in\n{text}"))
+    };
+    let count_of = |provider: &str| -> i64 {
+        out.iter()
+            .filter(|l| l.trim_start().starts_with(&format!("{provider} ")))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<i64>().ok())
+            .sum()
+    };
+    // Every agent and endpoint became an asset (every remote organisation is mapped).
+    assert_eq!(count_of("tacticalrmm"), 3 * 2 * agents_per_site as i64, "{text}");
+    assert_eq!(count_of("tanium"), endpoints as i64, "{text}");
+    let alerts = out.iter().find(|l| l.starts_with("Alerts")).unwrap();
+    let open: i64 = alerts.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(open > 0, "{alerts}");
+    assert!(alerts.contains("resolved"), "{alerts}");
+    let titles: i64 = field("Software").parse().unwrap();
+    assert!(titles > 0, "{text}");
+    for kind in [
+        "sync-org",
+        "sync-devices",
+        "tanium-full-sync",
+        "ingest-software",
+        "backfill-alerts",
+        "maintenance",
+        "sync-agent",
+    ] {
+        assert!(
+            out.iter().any(|l| l.trim_start().starts_with(&format!("{kind} "))),
+            "no {kind} in the job table\n{text}"
+        );
+    }
+    let key = field("Admin key");
+    let tenant = field("Tenant");
+    let base = format!("http://127.0.0.1:{port}");
+    assert!(text.contains(&format!("Status page  {base}/status")), "{text}");
+
+    let http = reqwest::Client::new();
+    for path in ["/healthz", "/docs", "/metrics", "/openapi.json"] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let status = http.get(format!("{base}/status")).basic_auth("operator", Some(&key)).send().await.unwrap();
+    assert_eq!(status.status(), 200);
+    assert!(status.text().await.unwrap().contains("tanium-full-sync"));
+    let v: Value = http
+        .get(format!("{base}/api/v1/tenants/{tenant}/integrations/tanium"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["summary"]["syncedDevices"], endpoints as i64, "{v}");
+    assert_eq!(v["config"]["isActive"], true);
+
+    // Ctrl-C ends it cleanly.
+    let pid = child.id().unwrap().to_string();
+    assert!(tokio::process::Command::new("kill").args(["-INT", &pid]).status().await.unwrap().success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("stops").unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(dir.path().join("data/demo/rmm-sync.db").exists());
+}
