@@ -118,7 +118,15 @@ pub struct HttpConfig {
     pub user_agent: String,
     /// Label of the upstream calls in [`upstream_call_counts`] (`tacticalrmm`, `tanium`, …).
     pub provider: &'static str,
+    /// Largest 2xx body read whole ([`HttpClient::send`], [`StreamingResponse::bytes`]): a longer
+    /// one fails with [`HttpError::TooLarge`] as soon as it is known (its `Content-Length`, or
+    /// the byte past the limit), so that a misconfigured URL cannot fill the memory.
+    pub max_body_bytes: usize,
 }
+
+/// [`HttpConfig::max_body_bytes`] by default: 64 MiB (a page of 1,000 Tactical agents is about
+/// 3 MiB; the software list, the one large answer, is streamed).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
 
 /// Upstream calls made by this process, by provider and answer (`200`, `429`, `error`, …).
 pub fn upstream_call_counts() -> Vec<((&'static str, String), u64)> {
@@ -145,6 +153,7 @@ impl Default for HttpConfig {
             rate_limit: RateLimit::per_second(10, 20),
             user_agent: concat!("rmm-sync/", env!("CARGO_PKG_VERSION")).to_owned(),
             provider: "upstream",
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         }
     }
 }
@@ -176,6 +185,9 @@ pub enum HttpError {
     },
     #[error("{upstream} is rate limiting requests (HTTP 429){}", fmt_retry_after(*.retry_after))]
     RateLimited { upstream: String, retry_after: Option<Duration>, attempts: u32 },
+    /// A 2xx answer longer than [`HttpConfig::max_body_bytes`]; not read, not retried.
+    #[error("{upstream} sent an answer larger than {limit} bytes; it was not read")]
+    TooLarge { upstream: String, limit: usize },
 }
 
 fn fmt_retry_after(d: Option<Duration>) -> String {
@@ -222,7 +234,7 @@ impl HttpError {
             HttpError::Connect { .. } | HttpError::Timeout { .. } | HttpError::Transport { .. } => true,
             HttpError::RateLimited { .. } => true,
             HttpError::Status { status, .. } => *status >= 500,
-            HttpError::InvalidRequest(_) => false,
+            HttpError::InvalidRequest(_) | HttpError::TooLarge { .. } => false,
         }
     }
 }
@@ -475,6 +487,7 @@ impl UpstreamResponse {
 pub struct StreamingResponse {
     upstream: String,
     timeout: Duration,
+    max_body: usize,
     inner: reqwest::Response,
 }
 
@@ -498,11 +511,36 @@ impl StreamingResponse {
         self.inner.chunk().await.map_err(|e| classify_transport(&upstream, timeout, e, 1))
     }
 
-    /// Read the rest of the body.
+    /// Read the rest of the body (at most [`HttpConfig::max_body_bytes`]).
     pub async fn bytes(self) -> Result<Bytes, HttpError> {
-        let StreamingResponse { upstream, timeout, inner } = self;
-        inner.bytes().await.map_err(|e| classify_transport(&upstream, timeout, e, 1))
+        let StreamingResponse { upstream, timeout, max_body, inner } = self;
+        read_body(inner, max_body, &upstream).await.map_err(|e| match e {
+            BodyError::TooLarge(e) => e,
+            BodyError::Read(e) => classify_transport(&upstream, timeout, e, 1),
+        })
     }
+}
+
+enum BodyError {
+    TooLarge(HttpError),
+    Read(reqwest::Error),
+}
+
+/// The whole body, refused as soon as it is known to be longer than `max` bytes.
+async fn read_body(mut resp: reqwest::Response, max: usize, upstream: &str) -> Result<Bytes, BodyError> {
+    let too_large = || BodyError::TooLarge(HttpError::TooLarge { upstream: upstream.to_owned(), limit: max });
+    let declared = resp.content_length();
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Read)? {
+        if body.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
 }
 
 fn media_type(headers: &HeaderMap) -> Option<String> {
@@ -568,9 +606,13 @@ impl HttpClient {
                 Attempt::Done(Ok(resp)) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    match resp.bytes().instrument(span.clone()).await {
+                    match read_body(resp, self.config.max_body_bytes, &upstream).instrument(span.clone()).await {
                         Ok(body) => return Ok(UpstreamResponse { status, headers, body }),
-                        Err(e) => {
+                        Err(BodyError::TooLarge(e)) => {
+                            crate::telemetry::mark_error(&span, e.to_string());
+                            return Err(e);
+                        }
+                        Err(BodyError::Read(e)) => {
                             let err = classify_transport(&upstream, timeout, e, attempt);
                             crate::telemetry::mark_error(&span, err.to_string());
                             if req.idempotent && attempt < policy.max_attempts.max(1) {
@@ -604,7 +646,10 @@ impl HttpClient {
         loop {
             attempt += 1;
             match self.attempt(&req, &policy, timeout, attempt).await.0 {
-                Attempt::Done(Ok(inner)) => return Ok(StreamingResponse { upstream, timeout, inner }),
+                Attempt::Done(Ok(inner)) => {
+                    let max_body = self.config.max_body_bytes;
+                    return Ok(StreamingResponse { upstream, timeout, max_body, inner });
+                }
                 Attempt::Done(Err(e)) => return Err(e),
                 Attempt::Retry(delay, err) => {
                     tracing::debug!(upstream = %upstream, attempt, delay_ms = delay.as_millis() as u64, error = %err, "retrying upstream request");
@@ -760,6 +805,7 @@ fn error_kind(e: &HttpError) -> &'static str {
         HttpError::Transport { .. } => "transport",
         HttpError::InvalidRequest(_) => "invalid_request",
         HttpError::Status { .. } | HttpError::RateLimited { .. } => "status",
+        HttpError::TooLarge { .. } => "too_large",
     }
 }
 

@@ -50,6 +50,7 @@ fn fast_http() -> HttpConfig {
         rate_limit: None,
         provider: "tacticalrmm",
         user_agent: "rmm-sync-tests".into(),
+        max_body_bytes: rmm_shared::http::DEFAULT_MAX_BODY_BYTES,
     }
 }
 
@@ -758,6 +759,54 @@ async fn timeouts_are_bounded() {
     let err = TacticalClient::new(config).unwrap().list_clients().await.unwrap_err();
     assert_eq!(err.to_string(), MSG_UNREACHABLE);
     assert!(matches!(&err, TacticalError::Http(rmm_shared::http::HttpError::Connect { attempts: 3, .. })), "{err:?}");
+}
+
+/// A 2xx answer over the body limit is refused once its length is known (declared, or counted
+/// while a chunked body arrives), without reading the rest and without a retry.
+#[tokio::test]
+async fn answers_over_the_body_limit_are_refused_unread() {
+    use rmm_shared::http::HttpError;
+    let sim = TacticalSim::start_default().await.unwrap();
+    let mut config = TacticalConfig::new(sim.base_url(), TacticalAuth::ApiKey(DEFAULT_API_KEY.to_owned().into()));
+    config.http = HttpConfig { max_body_bytes: 4096, ..fast_http() };
+    let client = TacticalClient::new(config).unwrap();
+    client.list_clients().await.expect("a small answer passes");
+    let err = client.list_agents(&AgentQuery::default()).await.unwrap_err();
+    assert!(matches!(&err, TacticalError::Http(HttpError::TooLarge { limit: 4096, .. })), "{err:?}");
+    assert!(err.to_string().starts_with("Tactical RMM sent an answer larger than"), "{err}");
+    assert_eq!(sim.hits("GET /beta/v1/agent/"), 1, "not retried");
+    assert_no_secret(&err, &[DEFAULT_API_KEY]);
+
+    // Chunked, no Content-Length: cut off at the first chunk past the limit; the server is still
+    // sending when the client gives up.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = sock.read(&mut buf).await;
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+        if sock.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let chunk = format!("{:x}\r\n{}\r\n", 1024, " ".repeat(1024));
+        for _ in 0..100_000 {
+            if sock.write_all(chunk.as_bytes()).await.is_err() {
+                return;
+            }
+            counter.fetch_add(1024, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let http = rmm_shared::http::HttpClient::new(HttpConfig { max_body_bytes: 64 * 1024, ..fast_http() }).unwrap();
+    let url = reqwest::Url::parse(&format!("http://{addr}/beta/v1/client/")).unwrap();
+    let err = http.send(rmm_shared::http::UpstreamRequest::get(url)).await.unwrap_err();
+    assert!(matches!(&err, HttpError::TooLarge { limit: 65536, .. }), "{err:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let total = sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(total < 100_000 * 1024, "the client stopped reading ({total} bytes sent)");
 }
 
 #[tokio::test]

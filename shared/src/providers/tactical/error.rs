@@ -117,6 +117,12 @@ impl TacticalError {
 
 /// AlgaPSA's `axiosErrorToMessage` for an HTTP-layer failure.
 fn http_message(e: &HttpError) -> String {
+    if let HttpError::TooLarge { limit, .. } = e {
+        return format!(
+            "Tactical RMM sent an answer larger than {} MiB, which was not read. Check the instance URL.",
+            limit >> 20
+        );
+    }
     if e.is_no_response() {
         return MSG_UNREACHABLE.into();
     }

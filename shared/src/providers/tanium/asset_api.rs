@@ -49,6 +49,30 @@ fn text(v: &Value, keys: &[&str]) -> Option<String> {
     })
 }
 
+/// One page of the listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssetPage {
+    /// The rows with an id.
+    pub rows: Vec<AssetRow>,
+    /// `meta.nextAssetId`, as text.
+    pub next: Option<String>,
+    /// Whether to ask again: the page had rows and `meta.endOfReader` is not `true`.
+    pub more: bool,
+}
+
+/// Reads one answer of the listing (`{"data": [...], "meta": {...}}`).
+pub fn parse_page(body: &[u8]) -> Result<AssetPage, TaniumError> {
+    let env: Envelope = serde_json::from_slice(body)
+        .map_err(|e| TaniumError::AssetApi(format!("the asset listing is not the documented JSON: {e}")))?;
+    let next = env.meta.next_asset_id.and_then(|v| match v {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) if !s.is_empty() => Some(s),
+        _ => None,
+    });
+    let more = !env.data.is_empty() && env.meta.end_of_reader != Some(true);
+    Ok(AssetPage { rows: env.data.iter().filter_map(parse_row).collect(), next, more })
+}
+
 /// Reads one row: `id` (or `assetId`), name, last seen, online.
 pub fn parse_row(v: &Value) -> Option<AssetRow> {
     Some(AssetRow {
@@ -79,21 +103,10 @@ pub async fn list_assets(client: &TaniumClient) -> Result<Vec<AssetRow>, TaniumE
             .secret_header("session", &client.token)
             .map_err(|e| TaniumError::AssetApi(e.to_string()))?;
         let resp = client.http.send(req).await.map_err(|e| TaniumError::AssetApi(e.to_string()))?;
-        let env: Envelope = serde_json::from_slice(&resp.body)
-            .map_err(|e| TaniumError::AssetApi(format!("the asset listing is not the documented JSON: {e}")))?;
-        let n = env.data.len();
-        out.extend(env.data.iter().filter_map(parse_row));
-        let next = env.meta.next_asset_id.and_then(|v| match v {
-            Value::Number(n) => Some(n.to_string()),
-            Value::String(s) if !s.is_empty() => Some(s),
-            _ => None,
-        });
-        match next {
-            Some(next)
-                if env.meta.end_of_reader != Some(true) && n > 0 && minimum.as_deref() != Some(next.as_str()) =>
-            {
-                minimum = Some(next)
-            }
+        let page = parse_page(&resp.body)?;
+        out.extend(page.rows);
+        match page.next {
+            Some(next) if page.more && minimum.as_deref() != Some(next.as_str()) => minimum = Some(next),
             _ => return Ok(out),
         }
     }

@@ -15,13 +15,13 @@ use std::time::Duration;
 
 use graphql_client::GraphQLQuery;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use url::Url;
 
 use super::error::TaniumError;
 use super::ops::*;
-use super::record::{self, Criticality, EndpointRecord, InstalledApplication};
+use super::parse;
+use super::record::{Criticality, EndpointRecord};
 use crate::http::{HttpClient, HttpConfig, UpstreamRequest};
 
 /// Relay page size (AlgaPSA: 250).
@@ -160,20 +160,6 @@ impl std::fmt::Debug for TaniumClient {
     }
 }
 
-/// A GraphQL answer, parsed straight into the operation's types.
-#[derive(Deserialize)]
-#[serde(bound(deserialize = "D: Deserialize<'de>"))]
-struct GraphQlAnswer<D> {
-    #[serde(default, deserialize_with = "present")]
-    data: Option<Option<D>>,
-    #[serde(default)]
-    errors: Option<Vec<Value>>,
-}
-
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
 /// One paged walk: the cursor to send next, with a repeated-cursor check and a page guard.
 struct Walk {
     operation: &'static str,
@@ -244,12 +230,12 @@ impl TaniumClient {
         self.asset_api.is_some()
     }
 
-    /// Posts one operation and returns its `data`.
-    async fn post<Q: GraphQLQuery>(
+    /// Posts one operation and returns the 2xx answer unread.
+    async fn exchange<Q: GraphQLQuery>(
         &self,
         operation: &'static str,
         vars: Q::Variables,
-    ) -> Result<Q::ResponseData, TaniumError> {
+    ) -> Result<crate::http::UpstreamResponse, TaniumError> {
         let body = Q::build_query(vars);
         let mut body = serde_json::to_value(&body)
             .map_err(|e| TaniumError::InvalidPayload { operation, reason: format!("request: {e}") })?;
@@ -269,40 +255,14 @@ impl TaniumClient {
             .map_err(TaniumError::Transport)?
             // Queries only read: safe to repeat after a timeout or a 5xx.
             .idempotent(true);
-        let resp = self.http.send(req).await.map_err(TaniumError::from_http)?;
-        let content_type = resp.content_type();
-        match serde_json::from_slice::<GraphQlAnswer<Q::ResponseData>>(&resp.body) {
-            Ok(answer) => {
-                if let Some(errors) = answer.errors.filter(|e| !e.is_empty()) {
-                    return Err(TaniumError::graphql(operation, &errors));
-                }
-                match answer.data {
-                    None => Err(TaniumError::InvalidPayload { operation, reason: "no data key".into() }),
-                    Some(None) => Err(TaniumError::EmptyPayload),
-                    Some(Some(d)) => Ok(d),
-                }
-            }
-            Err(e) => match serde_json::from_slice::<Value>(&resp.body) {
-                Ok(Value::Object(obj)) => {
-                    if let Some(errors) = obj.get("errors").and_then(Value::as_array).filter(|e| !e.is_empty()) {
-                        return Err(TaniumError::graphql(operation, errors));
-                    }
-                    Err(TaniumError::InvalidPayload { operation, reason: e.to_string() })
-                }
-                _ => Err(TaniumError::NotGraphQl { content_type: content_type.unwrap_or_else(|| "unknown".into()) }),
-            },
-        }
+        self.http.send(req).await.map_err(TaniumError::from_http)
     }
 
     /// The connection probe: one computer group. Returns how many came back (0 or 1).
     pub async fn test_connection(&self) -> Result<usize, TaniumError> {
         let vars = tanium_connection_probe::Variables { first: 1, after: None };
-        match self.post::<TaniumConnectionProbe>("TaniumConnectionProbe", vars).await {
-            Ok(data) => Ok(data.computer_groups.edges.len()),
-            // An answer without `computerGroups` (or without its edges).
-            Err(TaniumError::InvalidPayload { .. } | TaniumError::EmptyPayload) => Err(TaniumError::ProbeFailed),
-            Err(e) => Err(e),
-        }
+        let resp = self.exchange::<TaniumConnectionProbe>("TaniumConnectionProbe", vars).await?;
+        parse::probe(&resp.body, resp.content_type())
     }
 
     /// Every computer group, in server order (nodes without an id skipped).
@@ -311,16 +271,10 @@ impl TaniumClient {
         let mut out = Vec::new();
         while !walk.done {
             let vars = tanium_computer_groups::Variables { first: self.page_size, after: walk.after.clone() };
-            let data = self.post::<TaniumComputerGroups>(walk.operation, vars).await?;
-            let conn = data.computer_groups;
-            for node in conn.edges.into_iter().filter_map(|e| e.node) {
-                if node.id.is_empty() {
-                    continue;
-                }
-                let name = node.name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| node.id.clone());
-                out.push(ComputerGroup { id: node.id, name });
-            }
-            walk.advance(conn.page_info.has_next_page, conn.page_info.end_cursor)?;
+            let resp = self.exchange::<TaniumComputerGroups>(walk.operation, vars).await?;
+            let page = parse::computer_groups(&resp.body, resp.content_type())?;
+            out.extend(page.items);
+            walk.advance(page.has_next_page, page.end_cursor)?;
         }
         Ok(out)
     }
@@ -336,10 +290,10 @@ impl TaniumClient {
                 after: walk.after.clone(),
                 filter: filter.clone(),
             };
-            let data = self.post::<TaniumEndpointIds>(walk.operation, vars).await?;
-            let conn = data.endpoints;
-            out.extend(conn.edges.into_iter().filter_map(|e| e.node).map(|n| n.id).filter(|id| !id.is_empty()));
-            walk.advance(conn.page_info.has_next_page, conn.page_info.end_cursor)?;
+            let resp = self.exchange::<TaniumEndpointIds>(walk.operation, vars).await?;
+            let page = parse::endpoint_ids(&resp.body, resp.content_type())?;
+            out.extend(page.items);
+            walk.advance(page.has_next_page, page.end_cursor)?;
         }
         Ok(out)
     }
@@ -361,46 +315,23 @@ impl TaniumClient {
                 after: walk.after.clone(),
                 filter: filter.clone(),
             };
-            let data = self.post::<TaniumEndpointLastReboot>(walk.operation, vars).await?;
-            let conn = data.endpoints;
-            for node in conn.edges.into_iter().filter_map(|e| e.node) {
-                let value = node
-                    .last_reboot
-                    .and_then(|r| r.values)
-                    .and_then(|v| v.into_iter().next().flatten())
-                    .map(|v| v.trim().to_owned())
-                    .filter(|v| !v.is_empty());
-                if let Some(v) = value {
-                    out.insert(node.id, v);
-                }
-            }
-            walk.advance(conn.page_info.has_next_page, conn.page_info.end_cursor)?;
+            let resp = self.exchange::<TaniumEndpointLastReboot>(walk.operation, vars).await?;
+            let page = parse::last_reboot(&resp.body, resp.content_type())?;
+            out.extend(page.items);
+            walk.advance(page.has_next_page, page.end_cursor)?;
         }
         Ok(out)
     }
 
     /// The criticality sensor's registration (a probe: it fails when the sensor is not visible).
     pub async fn criticality_metadata(&self) -> Result<Vec<SensorInfo>, TaniumError> {
-        let data = self
-            .post::<TaniumCriticalitySensorMetadata>(
+        let resp = self
+            .exchange::<TaniumCriticalitySensorMetadata>(
                 "TaniumCriticalitySensorMetadata",
                 tanium_criticality_sensor_metadata::Variables,
             )
             .await?;
-        Ok(data
-            .sensors
-            .edges
-            .into_iter()
-            .filter_map(|e| e.node)
-            .filter_map(|n| {
-                Some(SensorInfo {
-                    name: n.name.filter(|s| !s.trim().is_empty())?,
-                    value_type: n.value_type,
-                    harvested: n.harvested,
-                    columns: n.columns.unwrap_or_default().into_iter().flatten().filter_map(|c| c.name).collect(),
-                })
-            })
-            .collect())
+        parse::sensors(&resp.body, resp.content_type())
     }
 
     /// The criticality reading of each endpoint matching `filter`.
@@ -415,20 +346,10 @@ impl TaniumClient {
                 after: walk.after.clone(),
                 filter: filter.clone(),
             };
-            let data = self.post::<TaniumEndpointCriticality>(walk.operation, vars).await?;
-            let conn = data.endpoints;
-            for node in conn.edges.into_iter().filter_map(|e| e.node) {
-                let columns: Vec<(String, Vec<String>)> = node
-                    .criticality
-                    .and_then(|c| c.columns)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|c| Some((c.name?, c.values.unwrap_or_default().into_iter().flatten().collect())))
-                    .collect();
-                out.insert(node.id, record::parse_criticality(columns));
-            }
-            walk.advance(conn.page_info.has_next_page, conn.page_info.end_cursor)?;
+            let resp = self.exchange::<TaniumEndpointCriticality>(walk.operation, vars).await?;
+            let page = parse::criticality(&resp.body, resp.content_type())?;
+            out.extend(page.items);
+            walk.advance(page.has_next_page, page.end_cursor)?;
         }
         Ok(out)
     }
@@ -475,116 +396,10 @@ impl EndpointPager<'_> {
         }
         let filter = typed_filter::<tanium_endpoints::EndpointFieldFilter>("TaniumEndpoints", &self.filter)?;
         let vars = tanium_endpoints::Variables { first: self.client.page_size, after: self.walk.after.clone(), filter };
-        let data = self.client.post::<TaniumEndpoints>(self.walk.operation, vars).await?;
-        let conn = data.endpoints;
-        let records = conn
-            .edges
-            .into_iter()
-            .filter_map(|e| e.node)
-            .filter(|n| !n.id.is_empty())
-            .map(|n| endpoint_record(n, self.group_id.clone()))
-            .collect();
-        self.walk.advance(conn.page_info.has_next_page, conn.page_info.end_cursor)?;
-        Ok(Some(records))
-    }
-}
-
-fn opt_json<T: serde::Serialize>(v: &Option<T>) -> Value {
-    v.as_ref().map(|x| json!(x)).unwrap_or(Value::Null)
-}
-
-/// A Gateway node → [`EndpointRecord`] (research §4.1).
-fn endpoint_record(n: tanium_endpoints::TaniumEndpointsEndpointsEdgesNode, group: Option<String>) -> EndpointRecord {
-    let ip_addresses = record::clean_strings(n.ip_addresses.clone());
-    let mac_addresses = record::clean_strings(n.mac_addresses.clone());
-    let (dns, adapters, wireless) = match &n.networking {
-        Some(net) => {
-            let adapters: Vec<Value> = net
-                .adapters
-                .iter()
-                .flatten()
-                .flatten()
-                .map(|a| {
-                    json!({
-                        "name": a.name, "manufacturer": a.manufacturer, "type": a.type_,
-                        "macAddress": a.mac_address, "speed": a.speed, "connectionId": a.connection_id,
-                    })
-                })
-                .collect();
-            let wireless: Vec<Value> = net
-                .wireless_adapters
-                .iter()
-                .flatten()
-                .flatten()
-                .map(|w| json!({ "ssid": w.ssid, "state": w.state }))
-                .collect();
-            (record::clean_strings(net.dns_servers.clone()), adapters, wireless)
-        }
-        None => (Vec::new(), Vec::new(), Vec::new()),
-    };
-    let mut metadata = Map::new();
-    metadata.insert("manufacturer".into(), opt_json(&n.manufacturer));
-    metadata.insert("model".into(), opt_json(&n.model));
-    metadata.insert("chassisType".into(), opt_json(&n.chassis_type));
-    metadata.insert("domainName".into(), opt_json(&n.domain_name));
-    metadata.insert("reportingConsoleURL".into(), opt_json(&n.reporting_console_url));
-    metadata.insert("isVirtual".into(), opt_json(&n.is_virtual));
-    metadata.insert("isEncrypted".into(), opt_json(&n.is_encrypted));
-    metadata.insert("ipAddresses".into(), json!(ip_addresses));
-    metadata.insert("macAddresses".into(), json!(mac_addresses));
-    metadata.insert("dnsServers".into(), json!(dns));
-    metadata.insert("networkAdapters".into(), Value::Array(adapters));
-    metadata.insert("wirelessAdapters".into(), Value::Array(wireless));
-    let (os_name, os_version) = match &n.os {
-        Some(os) => (os.name.clone(), os.generation.clone().or_else(|| os.platform.clone())),
-        None => (None, None),
-    };
-    EndpointRecord {
-        name: n.name.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| n.id.clone()),
-        computer_group_id: group,
-        serial_number: n.serial_number.clone(),
-        last_seen: n.eid_last_seen.clone(),
-        online: None,
-        os_name,
-        os_version,
-        current_user: record::current_user(
-            n.primary_user.as_ref().and_then(|u| u.name.as_deref()),
-            n.last_logged_in_user.as_deref(),
-        ),
-        ip_address: n.ip_address.clone(),
-        wan_ip_address: n.discover.as_ref().and_then(|d| d.nat_ip_address.clone()),
-        manufacturer: n.manufacturer.clone(),
-        model: n.model.clone(),
-        cpu_model: n.processor.as_ref().and_then(|p| p.cpu.clone()),
-        cpu_logical_processors: n.processor.as_ref().and_then(|p| p.logical_processors),
-        memory_total_gb: n.memory.as_ref().and_then(|m| m.total.as_deref()).and_then(record::parse_size_gb),
-        disk_usage: n
-            .disks
-            .iter()
-            .flatten()
-            .flatten()
-            .filter_map(|d| {
-                record::parse_disk(
-                    d.name.as_deref(),
-                    d.free.as_deref(),
-                    d.total.as_deref(),
-                    d.used_percentage.as_deref(),
-                )
-            })
-            .collect(),
-        installed_applications: n
-            .installed_applications
-            .iter()
-            .flatten()
-            .flatten()
-            .filter_map(|a| {
-                let name = a.name.as_deref().map(str::trim).filter(|s| !s.is_empty())?.to_owned();
-                Some(InstalledApplication { name, version: a.version.clone(), uninstallable: a.uninstallable })
-            })
-            .collect(),
-        last_reboot_at: None,
-        metadata,
-        id: n.id,
+        let resp = self.client.exchange::<TaniumEndpoints>(self.walk.operation, vars).await?;
+        let page = parse::endpoints(&resp.body, resp.content_type(), self.group_id.as_deref())?;
+        self.walk.advance(page.has_next_page, page.end_cursor)?;
+        Ok(Some(page.items))
     }
 }
 

@@ -7,6 +7,7 @@ pub mod client;
 pub mod error;
 pub mod mapping;
 pub mod ops;
+pub mod parse;
 pub mod record;
 pub mod sync;
 
