@@ -163,6 +163,88 @@ async fn a_device_sync_whose_worker_is_sigkilled_resumes_from_its_finished_units
     store.cleanup().await;
 }
 
+/// Ten rounds in a row: a worker process syncing 5,000 agents (20 Tactical clients, so 20 units)
+/// is SIGKILLed at a random point of the sync; another worker takes the sync over. After every
+/// round the tenant's tables equal those of an undisturbed run of the same fleet: the same assets,
+/// extension rows and mappings, no duplicates. The random points come from a seed printed with
+/// the test (`RMM_TEST_KILL_SEED` repeats a run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_sigkills_at_random_points_of_a_5000_agent_sync_leave_the_rows_of_an_undisturbed_run() {
+    use rand::{Rng, SeedableRng};
+    const ROUNDS: usize = 10;
+    let store = stores::postgres().await.unwrap();
+    let db = &store.db;
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = FleetSpec::new(23, 20, 5, 50);
+    assert_eq!(fleet.agent_count(), 5_000);
+    let sim = TacticalSim::start(SimConfig::with_fleet(fleet)).await.unwrap();
+    let rt = runtime(db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
+    let seed: u64 = std::env::var("RMM_TEST_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    eprintln!("kill points from RMM_TEST_KILL_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+
+    // The undisturbed run, and how long it takes.
+    let (clean_tenant, clean_integration) = mapped_tactical_tenant(db, &rt, &sim).await;
+    let workers = Workers::start(&rt);
+    let clean = rt
+        .queue
+        .enqueue(JobRequest::for_integration(
+            "sync-devices",
+            clean_tenant,
+            "tacticalrmm",
+            clean_integration,
+            Trigger::Admin,
+        ))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let job = wait_finished(&rt, &clean, Duration::from_secs(300)).await;
+    let clean_took = started.elapsed();
+    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    workers.stop().await;
+    let clean_rows = device_rows(db, clean_tenant).await;
+    assert_eq!(clean_rows.len(), 5_000 + 1);
+
+    let mut killed_mid_run = 0;
+    for round in 1..=ROUNDS {
+        let (tenant, integration) = mapped_tactical_tenant(db, &rt, &sim).await;
+        let id = rt
+            .queue
+            .enqueue(JobRequest::for_integration("sync-devices", tenant, "tacticalrmm", integration, Trigger::Admin))
+            .await
+            .unwrap();
+        let mut child = rmm_sync_process("worker", &store.url, dir.path()).spawn().unwrap();
+        wait_status(&rt, &id, JobStatus::Running, Duration::from_secs(60)).await;
+        let point = clean_took.mul_f64(rng.random_range(0.05..0.95));
+        tokio::time::sleep(point).await;
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+        let at_kill = rt.store().get(&id).await.unwrap().unwrap();
+        if !at_kill.status.is_finished() {
+            killed_mid_run += 1;
+        }
+        let workers = Workers::start(&rt);
+        let job = wait_finished(&rt, &id, Duration::from_secs(300)).await;
+        workers.stop().await;
+        assert_eq!(job.status, JobStatus::Done, "round {round}: {job:?}");
+        let rows = device_rows(db, tenant).await;
+        assert_eq!(rows.len(), 5_000 + 1, "round {round}: one asset per agent, no duplicates");
+        assert!(
+            rows == clean_rows,
+            "round {round} (killed {point:?} into the sync) left other rows than the undisturbed run"
+        );
+        eprintln!(
+            "round {round}: killed {:.2} s in at {}/{} units; taken over, attempts {}",
+            point.as_secs_f64(),
+            at_kill.progress_processed,
+            at_kill.progress_total.unwrap_or(0),
+            job.attempts
+        );
+    }
+    assert!(killed_mid_run >= ROUNDS - 2, "only {killed_mid_run} of {ROUNDS} kills hit a running sync");
+    store.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_ingress_finishes_the_running_job_and_leaves_unstarted_ones_queued() {
     let store = stores::postgres().await.unwrap();
