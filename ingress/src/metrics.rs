@@ -105,6 +105,15 @@ pub async fn endpoint(state: Data<&Arc<AppState>>) -> Response {
             esc(&status)
         );
     }
+    let events = &state.rt.events;
+    let _ = writeln!(
+        out,
+        "# HELP rmm_sync_events_total AlgaPSA events this process wrote to Redis (published) or could not \
+         (skipped: Redis unavailable or not configured)."
+    );
+    let _ = writeln!(out, "# TYPE rmm_sync_events_total counter");
+    let _ = writeln!(out, "rmm_sync_events_total{{outcome=\"published\"}} {}", events.published());
+    let _ = writeln!(out, "rmm_sync_events_total{{outcome=\"skipped\"}} {}", events.skipped());
     let db = &state.rt.db;
     let sql = format!(
         "SELECT provider, CAST(COALESCE(SUM(items_processed), 0) AS BIGINT), CAST(COALESCE(SUM(items_created), 0) AS BIGINT), \

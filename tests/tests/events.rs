@@ -1,11 +1,11 @@
 //! Events on AlgaPSA's Redis streams, read back from a real Redis and validated the way AlgaPSA's
 //! consumers validate them.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use rmm_shared::events::{Event, EventBus, EventType};
 use rmm_shared::ingest::IngestCounts;
+use rmm_tests::services::PrivateRedis;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -135,36 +135,6 @@ async fn both_entries_have_algapsa_shapes() {
     }
 }
 
-struct PrivateRedis(Child);
-
-impl PrivateRedis {
-    fn start(port: u16) -> PrivateRedis {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed for this test (scripts/test installs it)");
-        PrivateRedis(child)
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_for(port: u16) {
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("redis-server did not start on {port}");
-}
-
 #[tokio::test]
 async fn publishing_is_best_effort_and_recovers_when_redis_returns() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -177,15 +147,13 @@ async fn publishing_is_best_effort_and_recovers_when_redis_returns() {
     assert!(!bus.publish(&e).await);
     assert!(t.elapsed() < Duration::from_secs(3));
 
-    let server = PrivateRedis::start(port);
-    wait_for(port).await;
+    let server = PrivateRedis::start(port).await;
     tokio::time::sleep(Duration::from_secs(5)).await; // past the reconnect pause
     assert!(bus.publish(&e).await, "publishes once Redis is back");
 
     drop(server);
     assert!(!bus.publish(&e).await, "skipped while Redis is down");
-    let _server = PrivateRedis::start(port);
-    wait_for(port).await;
+    let _server = PrivateRedis::start(port).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(bus.publish(&e).await, "recovers after a restart");
     assert_eq!((bus.published(), bus.skipped()), (2, 2));

@@ -224,7 +224,9 @@ async fn ten_sigkills_at_random_points_of_a_5000_agent_sync_leave_the_rows_of_an
             killed_mid_run += 1;
         }
         let workers = Workers::start(&rt);
+        let takeover = Instant::now();
         let job = wait_finished(&rt, &id, Duration::from_secs(300)).await;
+        let rest = takeover.elapsed();
         workers.stop().await;
         assert_eq!(job.status, JobStatus::Done, "round {round}: {job:?}");
         let rows = device_rows(db, tenant).await;
@@ -234,10 +236,11 @@ async fn ten_sigkills_at_random_points_of_a_5000_agent_sync_leave_the_rows_of_an
             "round {round} (killed {point:?} into the sync) left other rows than the undisturbed run"
         );
         eprintln!(
-            "round {round}: killed {:.2} s in at {}/{} units; taken over, attempts {}",
+            "round {round}: killed {:.2} s in at {}/{} units; taken over and finished in {:.1} s, attempts {}",
             point.as_secs_f64(),
             at_kill.progress_processed,
             at_kill.progress_total.unwrap_or(0),
+            rest.as_secs_f64(),
             job.attempts
         );
     }
