@@ -18,9 +18,11 @@ impl PrivateRedis {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server must be installed for this test (scripts/test installs it)");
+        // Owned at once, so that it is killed and reaped whatever happens next.
+        let redis = PrivateRedis { child, port };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return PrivateRedis { child, port };
+                return redis;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
