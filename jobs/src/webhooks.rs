@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rmm_shared::alerts::{AlertOutcome, record_alert};
+use rmm_shared::alerts::{AlertOutcome, record_alert_in};
 use rmm_shared::db::Dialect;
 use rmm_shared::providers::tactical::alerts::WebhookBody;
 use rmm_shared::providers::tactical::sync::PROVIDER;
@@ -315,8 +315,9 @@ pub async fn release_agent(
 }
 
 /// Records the alerts of the agent's stored deliveries that no job has processed yet (oldest
-/// first). Returns (recorded, skipped or resolved). Each delivery is marked processed after its
-/// alert is written, so a crash in between records it again (the alert pipeline dedupes it).
+/// first). Returns (recorded, skipped or resolved). Each delivery's alert is written and the
+/// delivery marked processed in one transaction, so a crash or a lost database never records a
+/// delivery twice; a delivery another attempt processed meanwhile is left alone.
 pub async fn record_pending_deliveries(
     rt: &Runtime,
     tenant: Uuid,
@@ -346,21 +347,42 @@ pub async fn record_pending_deliveries(
         let received: DateTime<Utc> = parse_ts(&received_at).unwrap_or_else(Utc::now);
         let hook = WebhookBody { fields, agent_id: agent_id.to_owned() };
         let alert = hook.to_alert(integration_id, received);
-        let outcome = record_alert(db, tenant, &alert, false).await?;
-        let label = match outcome {
-            AlertOutcome::Recorded { .. } => {
-                recorded += 1;
-                "recorded"
-            }
-            AlertOutcome::Skipped { .. } => {
-                other += 1;
-                "skipped"
-            }
-            AlertOutcome::Resolved { .. } => {
-                other += 1;
-                "resolved"
+        let mut tx = db.begin_write().await?;
+        let outcome = match record_alert_in(&mut tx, tenant, &alert, false).await {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(e.into());
             }
         };
+        let label = match outcome {
+            AlertOutcome::Recorded { .. } => "recorded",
+            AlertOutcome::Skipped { .. } => "skipped",
+            AlertOutcome::Resolved { .. } => "resolved",
+        };
+        let marked = tx
+            .exec(
+                &format!(
+                    "UPDATE {} SET processed_at = {}, outcome = {} WHERE delivery_id = {} AND processed_at IS NULL",
+                    p.t("webhook_deliveries"),
+                    p.ts(1),
+                    p.text(2),
+                    p.text(3)
+                ),
+                &[&now_text(), label, &delivery_id],
+            )
+            .await?;
+        if marked == 0 {
+            // Processed by another attempt since it was read: its alert is that attempt's.
+            tx.rollback().await?;
+            continue;
+        }
+        tx.commit().await?;
+        if label == "recorded" {
+            recorded += 1;
+        } else {
+            other += 1;
+        }
         if let Some(alert_id) = alert_id_of(&outcome) {
             let ev = match outcome {
                 AlertOutcome::Resolved { .. } => rmm_shared::events::EventType::AlertResolved,
@@ -368,17 +390,6 @@ pub async fn record_pending_deliveries(
             };
             rt.events.publish(&rmm_shared::events::Event::alert(ev, tenant, alert_id, &alert)).await;
         }
-        db.execute(
-            &format!(
-                "UPDATE {} SET processed_at = {}, outcome = {} WHERE delivery_id = {}",
-                p.t("webhook_deliveries"),
-                p.ts(1),
-                p.text(2),
-                p.text(3)
-            ),
-            &[&now_text(), label, &delivery_id],
-        )
-        .await?;
     }
     Ok((recorded, other))
 }

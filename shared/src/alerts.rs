@@ -89,10 +89,7 @@ pub async fn record_alert(
     reprocess_suppressed: bool,
 ) -> Result<AlertOutcome, DbError> {
     let mut tx = db.begin_write().await?;
-    let result = match alert.kind {
-        AlertKind::Triggered => trigger(&mut tx, tenant, alert, reprocess_suppressed).await,
-        AlertKind::Reset => reset(&mut tx, tenant, alert).await,
-    };
+    let result = record_alert_in(&mut tx, tenant, alert, reprocess_suppressed).await;
     match result {
         Ok(o) => {
             tx.commit().await?;
@@ -102,6 +99,20 @@ pub async fn record_alert(
             let _ = tx.rollback().await;
             Err(e)
         }
+    }
+}
+
+/// Records one alert event inside the caller's transaction, for writes that must stand or fall
+/// with it (e.g. marking the webhook delivery it came from processed).
+pub async fn record_alert_in(
+    tx: &mut Tx,
+    tenant: Uuid,
+    alert: &NormalizedAlert,
+    reprocess_suppressed: bool,
+) -> Result<AlertOutcome, DbError> {
+    match alert.kind {
+        AlertKind::Triggered => trigger(tx, tenant, alert, reprocess_suppressed).await,
+        AlertKind::Reset => reset(tx, tenant, alert).await,
     }
 }
 
