@@ -21,10 +21,31 @@ pub fn peak_rss_of(pid: u32) -> f64 {
     vm_hwm_mb(&format!("/proc/{pid}/status"))
 }
 
+/// `VmRSS` (current RSS) of another process, in MB.
+pub fn rss_of(pid: u32) -> f64 {
+    status_mb(&format!("/proc/{pid}/status"), "VmRSS:")
+}
+
+/// Open sockets of another process (network connections and listeners: its database pool, HTTP
+/// clients and servers).
+pub fn sockets_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:")))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 fn vm_hwm_mb(status_file: &str) -> f64 {
+    status_mb(status_file, "VmHWM:")
+}
+
+fn status_mb(status_file: &str, key: &str) -> f64 {
     std::fs::read_to_string(status_file)
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|s| s.lines().find(|l| l.starts_with(key)).map(str::to_owned))
         .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod runtime;
 pub mod services;
+pub mod soak;
 pub mod stores;
 
 /// The RMM simulators (crate `rmm-sim`, in `tests/sim/`).

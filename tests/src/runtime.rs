@@ -147,21 +147,36 @@ pub async fn tactical_tenant(db: &Db, rt: &Runtime, sim: Option<&TacticalSim>) -
     let tenant = stores::tenant(db).await.unwrap();
     let integration = stores::integration(db, tenant, "tacticalrmm").await.unwrap();
     if let Some(sim) = sim {
-        let d = db.dialect();
-        db.execute(
-            &format!(
-                "UPDATE rmm_integrations SET instance_url = {} WHERE tenant = {}",
-                d.param(1, ColType::Text),
-                d.param(2, ColType::Uuid)
-            ),
-            &[sim.base_url(), &tenant.to_string()],
-        )
-        .await
-        .unwrap();
+        point_at(db, tenant, "tacticalrmm", sim.base_url()).await;
         set_secret(rt, tenant, "tacticalrmm_api_key", DEFAULT_API_KEY).await;
     }
     set_secret(rt, tenant, "tacticalrmm_webhook_secret", SECRET).await;
     (tenant, integration)
+}
+
+/// Points the tenant's `provider` integration at `url` (a simulator).
+pub async fn point_at(db: &Db, tenant: Uuid, provider: &str, url: &str) {
+    let d = db.dialect();
+    db.execute(
+        &format!(
+            "UPDATE rmm_integrations SET instance_url = {} WHERE tenant = {} AND provider = {}",
+            d.param(1, ColType::Text),
+            d.param(2, ColType::Uuid),
+            d.param(3, ColType::Text)
+        ),
+        &[url, &tenant.to_string(), provider],
+    )
+    .await
+    .expect("integration update");
+}
+
+/// Waits until an `rmm-sync serve` (or `ingress`) process answers `/healthz` at `base`.
+pub async fn wait_listening(http: &reqwest::Client, base: &str) {
+    let start = Instant::now();
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "rmm-sync did not start listening at {base}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The `rmm-sync` binary of the same build as the running executable: next to it (a benchmark

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rmm_shared::config::{DatabaseSettings, QueueBackend};
 use rmm_shared::db::Db;
-use rmm_tests::runtime::{SECRET, fast_settings, mapped_tactical_tenant, rmm_sync_process, runtime};
+use rmm_tests::runtime::{SECRET, fast_settings, mapped_tactical_tenant, rmm_sync_process, runtime, wait_listening};
 use rmm_tests::services::{PrivatePostgres, free_port};
 use rmm_tests::sim::tactical::TacticalSim;
 use rmm_tests::stores::rows;
@@ -36,11 +36,7 @@ async fn webhooks_during_a_postgres_restart_are_stored_and_processed_once_or_ref
         .spawn()
         .unwrap();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-    let start = Instant::now();
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "rmm-sync serve did not start listening");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_listening(&http, &base).await;
 
     // Four senders post webhooks (each with its own alert id) for 10 s; PostgreSQL is stopped 2 s
     // in and started again 5 s in.

@@ -9,7 +9,8 @@ use rmm_shared::config::QueueBackend;
 use rmm_shared::db::Db;
 use rmm_shared::db::sql::ColType;
 use rmm_tests::runtime::{
-    Workers, fast_settings, mapped_tactical_tenant, rmm_sync_process, runtime, wait_finished, wait_status,
+    Workers, fast_settings, mapped_tactical_tenant, rmm_sync_process, runtime, wait_finished, wait_listening,
+    wait_status,
 };
 use rmm_tests::sim::tactical::{FleetSpec, SimConfig, TacticalSim};
 use rmm_tests::stores::{self, rows, scalar};
@@ -262,11 +263,7 @@ async fn sigterm_stops_the_ingress_finishes_the_running_job_and_leaves_unstarted
         .spawn()
         .unwrap();
     let http = reqwest::Client::new();
-    let start = Instant::now();
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "rmm-sync serve did not start listening");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_listening(&http, &base).await;
     let running =
         rt.queue.enqueue(JobRequest::global("test-sleep", Trigger::Admin).args(json!({"ms": 4000}))).await.unwrap();
     let job = wait_status(&rt, &running, JobStatus::Running, Duration::from_secs(30)).await;

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use rmm_jobs::{JobRequest, JobStatus, Runtime, Trigger};
 use rmm_shared::config::QueueBackend;
-use rmm_tests::runtime::{SECRET, fast_settings, mapped_tactical_tenant, rmm_sync_process, runtime, wait_finished};
+use rmm_tests::runtime::{
+    SECRET, fast_settings, mapped_tactical_tenant, rmm_sync_process, runtime, wait_finished, wait_listening,
+};
 use rmm_tests::services::{PrivateRedis, free_port};
 use rmm_tests::sim::tactical::TacticalSim;
 use rmm_tests::stores;
@@ -89,11 +91,7 @@ async fn the_service_keeps_working_without_redis_and_publishes_again_when_it_ret
         .spawn()
         .unwrap();
     let http = reqwest::Client::new();
-    let start = Instant::now();
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "rmm-sync serve did not start listening");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_listening(&http, &base).await;
 
     // Redis up: events reach AlgaPSA's streams; the request limit is kept in Redis.
     sync_and_webhook(&rt, &http, &base, tenant, integration, 1).await;

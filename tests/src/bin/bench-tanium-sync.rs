@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use rmm_jobs::{JobRequest, JobStatus, Trigger};
 use rmm_shared::config::QueueBackend;
-use rmm_shared::db::sql::ColType;
-use rmm_tests::runtime::{fast_settings, map_every_scope, rmm_sync_process, runtime, set_secret, wait_finished};
+use rmm_tests::runtime::{
+    fast_settings, map_every_scope, point_at, rmm_sync_process, runtime, set_secret, wait_finished,
+};
 use rmm_tests::sim::tanium::{TaniumFleetSpec, TaniumSim, TaniumSimConfig};
 use rmm_tests::stores;
 
@@ -65,16 +66,7 @@ async fn main() -> anyhow::Result<()> {
         let rt = runtime(db, fast_settings(QueueBackend::Database), dir.path()).await?;
         let tenant = stores::tenant(db).await?;
         let integration = stores::integration(db, tenant, "tanium").await?;
-        let d = db.dialect();
-        db.execute(
-            &format!(
-                "UPDATE rmm_integrations SET instance_url = {} WHERE tenant = {}",
-                d.param(1, ColType::Text),
-                d.param(2, ColType::Uuid)
-            ),
-            &[sim.base_url(), &tenant.to_string()],
-        )
-        .await?;
+        point_at(db, tenant, "tanium", sim.base_url()).await;
         set_secret(&rt, tenant, "tanium_api_token", sim.token()).await;
         let org = rt
             .queue
