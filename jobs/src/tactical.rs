@@ -279,14 +279,25 @@ impl JobKind for SyncOrg {
         }
         let (tenant, integration) = ids(&ctx)?;
         let client = client_for(&ctx).await?;
-        recorded(&ctx, "organizations", RunKind::Other, async {
-            let r = sync_organizations(ctx.db(), tenant, integration, &client).await?;
-            let counts =
-                IngestCounts { processed: r.processed, created: r.created, updated: r.updated, ..Default::default() };
-            Ok((RunOutcome { counts, ..Default::default() }, counts_outcome(&counts)))
-        })
-        .await
+        recorded_org_sync(&ctx, sync_organizations(ctx.db(), tenant, integration, &client)).await
     }
+}
+
+/// An organisation (scope) sync of any provider as a recorded `organizations` run.
+pub(crate) async fn recorded_org_sync<E>(
+    ctx: &JobCtx,
+    sync: impl Future<Output = Result<rmm_shared::providers::OrgUpsert, E>>,
+) -> Result<JobOutcome, JobError>
+where
+    JobError: From<E>,
+{
+    recorded(ctx, "organizations", RunKind::Other, async {
+        let r = sync.await?;
+        let counts =
+            IngestCounts { processed: r.processed, created: r.created, updated: r.updated, ..Default::default() };
+        Ok((RunOutcome { counts, ..Default::default() }, counts_outcome(&counts)))
+    })
+    .await
 }
 
 /// Arguments of `sync-devices`.

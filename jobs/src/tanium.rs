@@ -5,7 +5,6 @@
 
 use chrono::Utc;
 use rmm_shared::http::RateLimit;
-use rmm_shared::ingest::IngestCounts;
 use rmm_shared::providers::tanium::client::{TaniumClient, TaniumConfig};
 use rmm_shared::providers::tanium::error::TaniumError;
 use rmm_shared::providers::tanium::sync::{SyncError, SyncMode, SyncOptions, sync_devices};
@@ -99,13 +98,8 @@ async fn client_for(ctx: &JobCtx) -> Result<(TaniumClient, SyncOptions), JobErro
 pub(crate) async fn sync_scopes(ctx: &JobCtx) -> Result<JobOutcome, JobError> {
     let (tenant, integration) = ids(ctx)?;
     let (client, _) = client_for(ctx).await?;
-    recorded(ctx, "organizations", RunKind::Other, async {
-        let r = rmm_shared::providers::tanium::sync::sync_scopes(ctx.db(), tenant, integration, &client).await?;
-        let counts =
-            IngestCounts { processed: r.processed, created: r.created, updated: r.updated, ..Default::default() };
-        Ok((RunOutcome { counts, ..Default::default() }, counts_outcome(&counts)))
-    })
-    .await
+    let sync = rmm_shared::providers::tanium::sync::sync_scopes(ctx.db(), tenant, integration, &client);
+    crate::tactical::recorded_org_sync(ctx, sync).await
 }
 
 /// `tanium-full-sync`: every mapped computer group with auto-sync on. `{"mode": "incremental"}`

@@ -183,6 +183,40 @@ pub async fn map_scope(
     Ok(id)
 }
 
+/// Maps each of the first `n` synced organisation mappings of `tenant` (by remote id) to a client
+/// of its own, `Client <remote id>`; returns (remote id, client).
+pub async fn map_each_scope(db: &Db, tenant: Uuid, n: usize) -> Vec<(String, Uuid)> {
+    let d = db.dialect();
+    let scopes = rows(
+        db,
+        &format!(
+            "SELECT external_organization_id FROM rmm_organization_mappings WHERE tenant = {} ORDER BY external_organization_id",
+            d.param(1, ColType::Uuid)
+        ),
+        &[&tenant.to_string()],
+    )
+    .await
+    .unwrap();
+    let mut mapped = Vec::new();
+    for r in scopes.into_iter().take(n) {
+        let scope = r[0].clone().unwrap();
+        let client = client(db, tenant, &format!("Client {scope}")).await.unwrap();
+        db.execute(
+            &format!(
+                "UPDATE rmm_organization_mappings SET client_id = {} WHERE tenant = {} AND external_organization_id = {}",
+                d.param(1, ColType::Uuid),
+                d.param(2, ColType::Uuid),
+                d.param(3, ColType::Text)
+            ),
+            &[&client.to_string(), &tenant.to_string(), &scope],
+        )
+        .await
+        .unwrap();
+        mapped.push((scope, client));
+    }
+    mapped
+}
+
 /// Runs a query whose every column is text (use `CAST(x AS TEXT)`) and returns the rows.
 pub async fn rows(db: &Db, sql: &str, binds: &[&str]) -> anyhow::Result<Vec<Vec<Option<String>>>> {
     use sqlx::Row;

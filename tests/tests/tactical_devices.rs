@@ -2,7 +2,6 @@
 //! pipeline, and each body on PostgreSQL and SQLite.
 
 use chrono::{Duration, Utc};
-use rmm_shared::db::Db;
 use rmm_shared::db::sql::ColType;
 use rmm_shared::ingest::IngestAction;
 use rmm_shared::providers::tactical::sync::{
@@ -13,7 +12,6 @@ use rmm_shared::runs::{Run, RunKind, RunOutcome};
 use rmm_tests::sim::tactical::{DEFAULT_API_KEY, Fault, FleetSpec, SimConfig, TacticalSim};
 use rmm_tests::stores::{self, TestStore, count, rows, scalar};
 use secrecy::SecretString;
-use uuid::Uuid;
 
 fn client_for(sim: &TacticalSim) -> TacticalClient {
     let mut config = TacticalConfig::new(sim.base_url(), TacticalAuth::ApiKey(SecretString::from(DEFAULT_API_KEY)));
@@ -32,39 +30,6 @@ where
     }
 }
 
-/// Maps the first `n` Tactical clients (by sync order) to new AlgaPSA clients.
-async fn map_first(db: &Db, tenant: Uuid, n: usize) -> Vec<(String, Uuid)> {
-    let d = db.dialect();
-    let scopes = rows(
-        db,
-        &format!(
-            "SELECT external_organization_id FROM rmm_organization_mappings WHERE tenant = {} ORDER BY external_organization_id",
-            d.param(1, ColType::Uuid)
-        ),
-        &[&tenant.to_string()],
-    )
-    .await
-    .unwrap();
-    let mut mapped = Vec::new();
-    for r in scopes.into_iter().take(n) {
-        let scope = r[0].clone().unwrap();
-        let client = stores::client(db, tenant, &format!("Client {scope}")).await.unwrap();
-        db.execute(
-            &format!(
-                "UPDATE rmm_organization_mappings SET client_id = {} WHERE tenant = {} AND external_organization_id = {}",
-                d.param(1, ColType::Uuid),
-                d.param(2, ColType::Uuid),
-                d.param(3, ColType::Text)
-            ),
-            &[&client.to_string(), &tenant.to_string(), &scope],
-        )
-        .await
-        .unwrap();
-        mapped.push((scope, client));
-    }
-    mapped
-}
-
 #[tokio::test]
 async fn organisations_then_full_and_incremental_device_syncs() {
     each_store(|store| async move {
@@ -77,7 +42,7 @@ async fn organisations_then_full_and_incremental_device_syncs() {
         // Organisations: every client once; a rerun updates, never touches the assignment.
         let r = sync_organizations(db, tenant, integration, &tactical).await.unwrap();
         assert_eq!((r.processed, r.created, r.updated), (3, 3, 0));
-        let mapped = map_first(db, tenant, 2).await;
+        let mapped = stores::map_each_scope(db, tenant, 2).await;
         let r = sync_organizations(db, tenant, integration, &tactical).await.unwrap();
         assert_eq!((r.processed, r.created, r.updated), (3, 0, 3));
         assert_eq!(count(db, tenant, "rmm_organization_mappings WHERE client_id IS NOT NULL").await, 2);
@@ -195,7 +160,7 @@ async fn an_upstream_outage_ends_the_run_in_error_without_moving_the_cursor() {
         let tenant = stores::tenant(db).await.unwrap();
         let integration = stores::integration(db, tenant, "tacticalrmm").await.unwrap();
         sync_organizations(db, tenant, integration, &tactical).await.unwrap();
-        map_first(db, tenant, 2).await;
+        stores::map_each_scope(db, tenant, 2).await;
 
         sim.inject(Fault::status(503).on("GET /beta/v1/agent/"));
         let run = Run::start(db, tenant, integration, "tacticalrmm", "sync-devices", RunKind::Incremental, "schedule")
@@ -249,7 +214,7 @@ async fn software_is_ingested_by_integer_agent_id_and_reruns_change_nothing() {
         let tenant = stores::tenant(db).await.unwrap();
         let integration = stores::integration(db, tenant, "tacticalrmm").await.unwrap();
         sync_organizations(db, tenant, integration, &tactical).await.unwrap();
-        let mapped = map_first(db, tenant, 1).await;
+        let mapped = stores::map_each_scope(db, tenant, 1).await;
         sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Full).await.unwrap();
 
         let agents = sim.agents();
@@ -302,7 +267,7 @@ async fn webhook_alerts_and_the_backfill_follow_algapsa_recording_rules() {
         let tenant = stores::tenant(db).await.unwrap();
         let integration = stores::integration(db, tenant, "tacticalrmm").await.unwrap();
         sync_organizations(db, tenant, integration, &tactical).await.unwrap();
-        map_first(db, tenant, 1).await;
+        stores::map_each_scope(db, tenant, 1).await;
         sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Full).await.unwrap();
         let agent = sim.agents()[0].clone();
         let now = Utc::now();

@@ -229,39 +229,6 @@ fn the_simulator_serves_every_type_and_field_of_our_schema() {
 
 // ---- syncs --------------------------------------------------------------------------------
 
-/// Maps every Tanium group of the tenant to its own new client; returns group id → client.
-async fn map_groups(db: &Db, tenant: Uuid) -> Vec<(String, Uuid)> {
-    let d = db.dialect();
-    let groups = rows(
-        db,
-        &format!(
-            "SELECT external_organization_id FROM rmm_organization_mappings WHERE tenant = {} ORDER BY external_organization_id",
-            d.param(1, ColType::Uuid)
-        ),
-        &[&tenant.to_string()],
-    )
-    .await
-    .unwrap();
-    let mut out = Vec::new();
-    for g in groups {
-        let g = g[0].clone().unwrap();
-        let client = stores::client(db, tenant, &format!("Client of {g}")).await.unwrap();
-        db.execute(
-            &format!(
-                "UPDATE rmm_organization_mappings SET client_id = {} WHERE tenant = {} AND external_organization_id = {}",
-                d.param(1, ColType::Uuid),
-                d.param(2, ColType::Uuid),
-                d.param(3, ColType::Text)
-            ),
-            &[&client.to_string(), &tenant.to_string(), &g],
-        )
-        .await
-        .unwrap();
-        out.push((g, client));
-    }
-    out
-}
-
 async fn asset_row(db: &Db, tenant: Uuid, device: &str) -> Vec<Option<String>> {
     let d = db.dialect();
     rows(
@@ -292,7 +259,7 @@ async fn scope_sync_keeps_assignments_and_flags() {
         let r = sync_scopes(db, tenant, integration, &c).await.unwrap();
         assert_eq!((r.processed, r.created, r.updated), (3, 3, 0));
         assert_eq!(count(db, tenant, "rmm_organization_mappings WHERE client_id IS NULL").await, 3);
-        let mapped = map_groups(db, tenant).await;
+        let mapped = stores::map_each_scope(db, tenant, usize::MAX).await;
         let d = db.dialect();
         db.execute(
             &format!(
@@ -341,7 +308,7 @@ async fn full_sync_ingests_each_endpoint_once_with_one_owner_and_is_idempotent()
         let tenant = stores::tenant(db).await.unwrap();
         let integration = stores::integration(db, tenant, "tanium").await.unwrap();
         sync_scopes(db, tenant, integration, &c).await.unwrap();
-        let mapped = map_groups(db, tenant).await;
+        let mapped = stores::map_each_scope(db, tenant, usize::MAX).await;
         let r = sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         assert_eq!((r.counts.processed, r.counts.created, r.counts.failed), (30, 30, 0));
@@ -411,7 +378,7 @@ async fn a_failing_group_does_not_stop_the_others_and_blocks_tombstones() {
         let tenant = stores::tenant(db).await.unwrap();
         let integration = stores::integration(db, tenant, "tanium").await.unwrap();
         sync_scopes(db, tenant, integration, &c).await.unwrap();
-        map_groups(db, tenant).await;
+        stores::map_each_scope(db, tenant, usize::MAX).await;
         sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
         let bad = sim.fleet().groups[1].id.clone();
         // An endpoint leaves Tanium while a group is failing: nothing is tombstoned yet.
@@ -468,7 +435,7 @@ async fn incremental_runs_ask_the_gateway_for_the_delta_and_fall_back_when_refus
         let tenant = stores::tenant(db).await.unwrap();
         let integration = stores::integration(db, tenant, "tanium").await.unwrap();
         sync_scopes(db, tenant, integration, &c).await.unwrap();
-        map_groups(db, tenant).await;
+        stores::map_each_scope(db, tenant, usize::MAX).await;
         sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
         let since = chrono::Utc::now() - chrono::Duration::days(2);
         let fresh = sim.fleet().endpoints.iter().filter(|e| e.last_seen >= since).count() as u64;
@@ -504,7 +471,7 @@ async fn criticality_failures_leave_facts_alone_and_missing_readings_are_unavail
         let tenant = stores::tenant(db).await.unwrap();
         let integration = stores::integration(db, tenant, "tanium").await.unwrap();
         sync_scopes(db, tenant, integration, &c).await.unwrap();
-        map_groups(db, tenant).await;
+        stores::map_each_scope(db, tenant, usize::MAX).await;
         sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
         let first = sim.fleet().endpoints[0].clone();
         let fact = |id: String| {
@@ -560,7 +527,7 @@ async fn the_asset_api_fallback_refreshes_status_only_and_pages() {
         let tenant = stores::tenant(db).await.unwrap();
         let integration = stores::integration(db, tenant, "tanium").await.unwrap();
         sync_scopes(db, tenant, integration, &c).await.unwrap();
-        map_groups(db, tenant).await;
+        stores::map_each_scope(db, tenant, usize::MAX).await;
         let opts = SyncOptions { use_asset_api_fallback: true };
         sync_devices(db, tenant, integration, &c, SyncMode::Full, opts).await.unwrap();
         let fleet = sim.fleet();
@@ -670,7 +637,7 @@ async fn admin_api_configures_tests_and_runs_the_tanium_jobs() {
         let job = wait_finished(&rt, b["job_id"].as_str().unwrap(), Duration::from_secs(30)).await;
         assert_eq!(job.status, JobStatus::Done, "{job:?}");
         assert_eq!(count(db, tenant, "rmm_organization_mappings WHERE true").await, 2);
-        map_groups(db, tenant).await;
+        stores::map_each_scope(db, tenant, usize::MAX).await;
         let (s, b) = ing.api(Method::POST, &format!("{base}/jobs/tanium-full-sync"), KEY, Some(json!({}))).await;
         assert_eq!(s, 202, "{b}");
         let job = wait_finished(&rt, b["job_id"].as_str().unwrap(), Duration::from_secs(60)).await;

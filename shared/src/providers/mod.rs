@@ -13,8 +13,9 @@ use uuid::Uuid;
 use crate::db::sql::ColType;
 use crate::db::{Db, DbError};
 
-/// What an organisation (scope) upsert did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What an organisation (scope) sync did: Tactical clients or Tanium computer groups upserted as
+/// `rmm_organization_mappings`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct OrgUpsert {
     /// Distinct remote scopes.
     pub processed: u64,

@@ -28,15 +28,6 @@ pub enum SyncError {
     Db(#[from] DbError),
 }
 
-/// What an organisation sync did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct OrgSyncReport {
-    /// Distinct Tactical clients seen.
-    pub processed: u64,
-    pub created: u64,
-    pub updated: u64,
-}
-
 /// Tactical clients → `rmm_organization_mappings`. New scopes are inserted unassigned with
 /// auto-sync on (the column default); existing ones get only their name and metadata refreshed:
 /// `client_id`, `auto_sync_assets` and `default_contact_id` are never touched. A client listed
@@ -46,12 +37,11 @@ pub async fn sync_organizations(
     tenant: Uuid,
     integration_id: Uuid,
     client: &TacticalClient,
-) -> Result<OrgSyncReport, SyncError> {
+) -> Result<crate::providers::OrgUpsert, SyncError> {
     let remote = client.list_clients().await?;
     let by_id: BTreeMap<String, (String, Value)> =
         remote.into_iter().map(|c| (c.id.to_string(), (c.name.clone(), c.raw.clone()))).collect();
-    let r = crate::providers::upsert_org_mappings(db, tenant, integration_id, &by_id, false).await?;
-    Ok(OrgSyncReport { processed: r.processed, created: r.created, updated: r.updated })
+    Ok(crate::providers::upsert_org_mappings(db, tenant, integration_id, &by_id, false).await?)
 }
 
 /// Full pass or incremental window.

@@ -16,4 +16,4 @@ pub use client::{
 };
 pub use error::TaniumError;
 pub use record::EndpointRecord;
-pub use sync::{DeviceSyncReport, PROVIDER, ScopeSyncReport, SyncError, SyncMode, SyncOptions};
+pub use sync::{DeviceSyncReport, PROVIDER, SyncError, SyncMode, SyncOptions};

@@ -50,14 +50,6 @@ pub enum SyncError {
     Db(#[from] DbError),
 }
 
-/// What a scope sync did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ScopeSyncReport {
-    pub processed: u64,
-    pub created: u64,
-    pub updated: u64,
-}
-
 /// Computer groups → `rmm_organization_mappings` (research §3): new groups unassigned with
 /// auto-sync on; existing ones keep `client_id`, `auto_sync_assets`, `auto_create_tickets` and
 /// `default_contact_id`. A group listed twice is counted once.
@@ -66,12 +58,11 @@ pub async fn sync_scopes(
     tenant: Uuid,
     integration_id: Uuid,
     client: &TaniumClient,
-) -> Result<ScopeSyncReport, SyncError> {
+) -> Result<crate::providers::OrgUpsert, SyncError> {
     let groups = client.list_computer_groups().await?;
     let scopes: BTreeMap<String, (String, Value)> =
         groups.into_iter().map(|g| (g.id, (g.name, json!({ "kind": "computer_group" })))).collect();
-    let r = upsert_org_mappings(db, tenant, integration_id, &scopes, true).await?;
-    Ok(ScopeSyncReport { processed: r.processed, created: r.created, updated: r.updated })
+    Ok(upsert_org_mappings(db, tenant, integration_id, &scopes, true).await?)
 }
 
 /// Full pass or incremental window.
