@@ -317,6 +317,21 @@ pub enum SyncMode {
     Incremental,
 }
 
+/// Where an incremental device sync starts: the last run's cursor less the overlap. `None` for a
+/// full run, and for an incremental one of an integration never synced (it runs in full).
+pub(crate) async fn incremental_since(
+    ctx: &JobCtx,
+    args: &SyncDevicesArgs,
+) -> Result<Option<chrono::DateTime<Utc>>, JobError> {
+    let (tenant, integration) = ids(ctx)?;
+    Ok(match args.mode {
+        SyncMode::Full => None,
+        SyncMode::Incremental => last_cursor(ctx, tenant, integration)
+            .await?
+            .map(|c| c - chrono::Duration::from_std(INCREMENTAL_OVERLAP).unwrap_or_default()),
+    })
+}
+
 /// `sync-devices`: the agents of every mapped Tactical client through the ingestion pipeline.
 /// Split into one `sync-devices-unit` job per mapped client, which every worker process may run;
 /// this job plans the units, waits for them and records the run. A crashed sync resumes with the
@@ -335,12 +350,7 @@ impl JobKind for SyncDevices {
 
     async fn run(ctx: JobCtx, args: SyncDevicesArgs) -> Result<JobOutcome, JobError> {
         let (tenant, integration) = ids(&ctx)?;
-        let since = match args.mode {
-            SyncMode::Full => None,
-            SyncMode::Incremental => last_cursor(&ctx, tenant, integration)
-                .await?
-                .map(|c| c - chrono::Duration::from_std(INCREMENTAL_OVERLAP).unwrap_or_default()),
-        };
+        let since = incremental_since(&ctx, &args).await?;
         // Never synced: the first incremental run is a full one.
         let (sync_type, run_kind) = match since {
             None => ("full", RunKind::Full),

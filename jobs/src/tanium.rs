@@ -14,9 +14,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::kind::{JobKind, JobOutcome, Policy, Scope};
-use crate::tactical::{
-    SyncDevicesArgs, SyncMode as ArgMode, counts_outcome, ids, integration_config, provider_policy, recorded,
-};
+use crate::tactical::{SyncDevicesArgs, counts_outcome, ids, integration_config, provider_policy, recorded};
 use crate::{JobCtx, JobError, Runtime};
 
 pub use rmm_shared::providers::tanium::sync::PROVIDER;
@@ -118,12 +116,7 @@ impl JobKind for TaniumFullSync {
 
     async fn run(ctx: JobCtx, args: SyncDevicesArgs) -> Result<JobOutcome, JobError> {
         let (tenant, integration) = ids(&ctx)?;
-        let since = match args.mode {
-            ArgMode::Full => None,
-            ArgMode::Incremental => crate::tactical::last_cursor(&ctx, tenant, integration)
-                .await?
-                .map(|c| c - chrono::Duration::from_std(crate::tactical::INCREMENTAL_OVERLAP).unwrap_or_default()),
-        };
+        let since = crate::tactical::incremental_since(&ctx, &args).await?;
         let (sync_type, run_kind, mode) = match since {
             None => ("full", RunKind::Full, SyncMode::Full),
             Some(since) => ("incremental", RunKind::Incremental, SyncMode::Incremental { since }),
