@@ -60,6 +60,14 @@ fn agent_list_calls(sim: &TacticalSim, client_pk: i64) -> usize {
         .count()
 }
 
+/// Enqueues a full `sync-devices` of the tenant's Tactical integration.
+async fn enqueue_sync(rt: &rmm_jobs::Runtime, tenant: Uuid, integration: Uuid) -> String {
+    rt.queue
+        .enqueue(JobRequest::for_integration("sync-devices", tenant, "tacticalrmm", integration, Trigger::Admin))
+        .await
+        .unwrap()
+}
+
 async fn finished_units(db: &Db, parent: &str) -> Vec<String> {
     let p = rmm_jobs::sqlx_util::P(db.dialect());
     db.fetch::<(String,)>(
@@ -86,11 +94,7 @@ async fn a_device_sync_whose_worker_is_sigkilled_resumes_from_its_finished_units
     sim.set_latency(Duration::from_millis(300));
 
     // A worker process, one unit at a time, starts the sync…
-    let id = rt
-        .queue
-        .enqueue(JobRequest::for_integration("sync-devices", tenant, "tacticalrmm", integration, Trigger::Admin))
-        .await
-        .unwrap();
+    let id = enqueue_sync(&rt, tenant, integration).await;
     let mut child =
         rmm_sync_process("worker", &store.url, dir.path()).env("RMM_SYNC_QUEUE__CONCURRENCY", "1").spawn().unwrap();
     // …and is killed after two of the six units are written.
@@ -144,17 +148,7 @@ async fn a_device_sync_whose_worker_is_sigkilled_resumes_from_its_finished_units
 
     // An undisturbed run of the same fleet leaves the same rows.
     sim.set_latency(Duration::ZERO);
-    let clean = rt
-        .queue
-        .enqueue(JobRequest::for_integration(
-            "sync-devices",
-            clean_tenant,
-            "tacticalrmm",
-            clean_integration,
-            Trigger::Admin,
-        ))
-        .await
-        .unwrap();
+    let clean = enqueue_sync(&rt, clean_tenant, clean_integration).await;
     let job = wait_finished(&rt, &clean, Duration::from_secs(60)).await;
     assert_eq!(job.status, JobStatus::Done, "{job:?}");
     workers.stop().await;
@@ -187,17 +181,7 @@ async fn ten_sigkills_at_random_points_of_a_5000_agent_sync_leave_the_rows_of_an
     // The undisturbed run, and how long it takes.
     let (clean_tenant, clean_integration) = mapped_tactical_tenant(db, &rt, &sim).await;
     let workers = Workers::start(&rt);
-    let clean = rt
-        .queue
-        .enqueue(JobRequest::for_integration(
-            "sync-devices",
-            clean_tenant,
-            "tacticalrmm",
-            clean_integration,
-            Trigger::Admin,
-        ))
-        .await
-        .unwrap();
+    let clean = enqueue_sync(&rt, clean_tenant, clean_integration).await;
     let started = Instant::now();
     let job = wait_finished(&rt, &clean, Duration::from_secs(300)).await;
     let clean_took = started.elapsed();
@@ -209,11 +193,7 @@ async fn ten_sigkills_at_random_points_of_a_5000_agent_sync_leave_the_rows_of_an
     let mut killed_mid_run = 0;
     for round in 1..=ROUNDS {
         let (tenant, integration) = mapped_tactical_tenant(db, &rt, &sim).await;
-        let id = rt
-            .queue
-            .enqueue(JobRequest::for_integration("sync-devices", tenant, "tacticalrmm", integration, Trigger::Admin))
-            .await
-            .unwrap();
+        let id = enqueue_sync(&rt, tenant, integration).await;
         let mut child = rmm_sync_process("worker", &store.url, dir.path()).spawn().unwrap();
         wait_status(&rt, &id, JobStatus::Running, Duration::from_secs(60)).await;
         let point = clean_took.mul_f64(rng.random_range(0.05..0.95));
@@ -308,11 +288,7 @@ async fn a_unit_that_fails_for_good_is_reported_and_the_other_units_still_run() 
     // The first agent listing is refused (a 400 is not retried): that unit fails for good.
     sim.inject(rmm_tests::sim::tactical::Fault::status(400).on("GET /beta/v1/agent/").times(1));
     let workers = Workers::start(&rt);
-    let id = rt
-        .queue
-        .enqueue(JobRequest::for_integration("sync-devices", tenant, "tacticalrmm", integration, Trigger::Admin))
-        .await
-        .unwrap();
+    let id = enqueue_sync(&rt, tenant, integration).await;
     let job = wait_finished(&rt, &id, Duration::from_secs(60)).await;
     workers.stop().await;
     assert_eq!(job.status, JobStatus::Done, "{job:?}");

@@ -222,23 +222,31 @@ async fn scenario(store: &TestStore, backend: QueueBackend, collector: &Collecto
             .to_string()
     };
 
+    // A webhook with this traceparent, answered 200; its sync-agent job run to the end.
+    let deliver = |traceparent: String, agent: String, alert: &'static str| {
+        let (http, url, rt) = (ing.http.clone(), webhook_url.clone(), rt.clone());
+        async move {
+            let resp = http
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("x-alga-webhook-secret", SECRET)
+                .header("traceparent", traceparent)
+                .body(webhook(&agent, alert))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200);
+            let reply: Value = resp.json().await.unwrap();
+            let job_id = reply["job_id"].as_str().expect("job id").to_owned();
+            let job = wait_finished(&rt, &job_id, Duration::from_secs(30)).await;
+            assert_eq!(job.status, JobStatus::Done, "{job:?}");
+            job_id
+        }
+    };
+
     // 1. A webhook whose caller sends a traceparent: the trace continues from the caller's span.
     let (trace_id, caller_span) = (random_hex(16), random_hex(8));
-    let resp = ing
-        .http
-        .post(&webhook_url)
-        .header("content-type", "application/json")
-        .header("x-alga-webhook-secret", SECRET)
-        .header("traceparent", format!("00-{trace_id}-{caller_span}-01"))
-        .body(webhook(&agents[0].agent_id, "701"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let reply: Value = resp.json().await.unwrap();
-    let job_id = reply["job_id"].as_str().expect("job id").to_owned();
-    let job = wait_finished(&rt, &job_id, Duration::from_secs(30)).await;
-    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    let job_id = deliver(format!("00-{trace_id}-{caller_span}-01"), agents[0].agent_id.clone(), "701").await;
     let t = until_collected(telemetry, || {
         find_trace(&collector.trace(&trace_id), "POST /api/webhooks/tacticalrmm", "sync-agent")
     })
@@ -247,21 +255,7 @@ async fn scenario(store: &TestStore, backend: QueueBackend, collector: &Collecto
     check_trace(&t, &sim, &job_id, "rmm-sync-test", "rmm-sync-test");
 
     // 2. A webhook with a malformed traceparent: a new trace starts at the ingress.
-    let resp = ing
-        .http
-        .post(&webhook_url)
-        .header("content-type", "application/json")
-        .header("x-alga-webhook-secret", SECRET)
-        .header("traceparent", "00-not-a-trace-01")
-        .body(webhook(&agents[1].agent_id, "702"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let reply: Value = resp.json().await.unwrap();
-    let job_id2 = reply["job_id"].as_str().expect("job id").to_owned();
-    let job = wait_finished(&rt, &job_id2, Duration::from_secs(30)).await;
-    assert_eq!(job.status, JobStatus::Done, "{job:?}");
+    let job_id2 = deliver("00-not-a-trace-01".into(), agents[1].agent_id.clone(), "702").await;
     let t2 = until_collected(telemetry, || {
         let root = collector
             .received
