@@ -205,6 +205,67 @@ async fn an_upstream_outage_ends_the_run_in_error_without_moving_the_cursor() {
     .await;
 }
 
+/// Every kind of upstream fault on the agent list, for a whole run: bounded retries (at most the
+/// client's 4 attempts per request, once for answers a retry cannot fix), the run ends in error
+/// with the admin's message for that fault, and no device is written.
+#[tokio::test]
+async fn each_upstream_fault_ends_the_run_in_error_with_bounded_retries_and_no_device_written() {
+    use rmm_shared::providers::tactical::error::{
+        MSG_5XX, MSG_429, MSG_DASHBOARD_HOST, MSG_INVALID_RESPONSE, MSG_UNREACHABLE,
+    };
+    let store = stores::sqlite().await.unwrap();
+    let db = &store.db;
+    let faults: [(&str, Fault, &str, u64); 5] = [
+        ("5xx", Fault::status(502), MSG_5XX, 4),
+        ("429 with Retry-After", Fault::rate_limited("1"), MSG_429, 4),
+        ("timeout", Fault::hang(), MSG_UNREACHABLE, 4),
+        ("HTML", Fault::html(), MSG_DASHBOARD_HOST, 1),
+        ("truncated JSON", Fault::truncate(), MSG_INVALID_RESPONSE, 1),
+    ];
+    for (label, fault, message, attempts) in faults {
+        let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(3, 2, 1, 5))).await.unwrap();
+        let mut config = TacticalConfig::new(sim.base_url(), TacticalAuth::ApiKey(SecretString::from(DEFAULT_API_KEY)));
+        config.http.retry.base_delay = std::time::Duration::from_millis(5);
+        config.http.retry.max_delay = std::time::Duration::from_millis(20);
+        config.http.request_timeout = std::time::Duration::from_millis(300);
+        let tactical = TacticalClient::new(config).unwrap();
+        let tenant = stores::tenant(db).await.unwrap();
+        let integration = stores::integration(db, tenant, "tacticalrmm").await.unwrap();
+        sync_organizations(db, tenant, integration, &tactical).await.unwrap();
+        stores::map_each_scope(db, tenant, 2).await;
+        sim.reset_counters();
+        sim.inject(fault.on("GET /beta/v1/agent/"));
+
+        let started = std::time::Instant::now();
+        let run =
+            Run::start(db, tenant, integration, "tacticalrmm", "sync-devices", RunKind::Full, "admin").await.unwrap();
+        let report = sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Full).await.unwrap();
+        run.finish(db, &RunOutcome { counts: report.counts, errors: report.errors.clone(), cursor: None })
+            .await
+            .unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "{label}: took {:?}", started.elapsed());
+        assert_eq!((report.units, report.units_failed), (2, 2), "{label}: {report:?}");
+        let hits = sim.hits("GET /beta/v1/agent/");
+        assert_eq!(hits, 2 * attempts, "{label}: agent-list requests for 2 units");
+        let state = rows(
+            db,
+            &format!(
+                "SELECT sync_status, sync_error FROM rmm_integrations WHERE tenant = {}",
+                db.dialect().param(1, ColType::Uuid)
+            ),
+            &[&tenant.to_string()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(state[0][0].as_deref(), Some("error"), "{label}");
+        let error = state[0][1].clone().unwrap_or_default();
+        assert!(error.contains(message), "{label}: sync_error {error:?}");
+        assert!(!error.contains(DEFAULT_API_KEY));
+        assert_eq!(count(db, tenant, "assets WHERE true").await, 0, "{label}: no partial device writes");
+    }
+    store.cleanup().await;
+}
+
 #[tokio::test]
 async fn software_is_ingested_by_integer_agent_id_and_reruns_change_nothing() {
     each_store(|store| async move {

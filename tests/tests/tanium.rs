@@ -687,3 +687,72 @@ async fn admin_api_configures_tests_and_runs_the_tanium_jobs() {
     })
     .await;
 }
+
+/// Every kind of Gateway fault, for a whole run: bounded retries (at most the client's 4 attempts
+/// per request, once for answers a retry cannot fix), the run ends in error with the admin's
+/// message for that fault, and no device is written.
+#[tokio::test]
+async fn each_gateway_fault_ends_the_run_in_error_with_bounded_retries_and_no_device_written() {
+    use rmm_shared::runs::{Run, RunKind, RunOutcome};
+    let store = stores::sqlite().await.unwrap();
+    let db = &store.db;
+    let faults: [(&str, Option<TaniumFault>, &str, u64); 6] = [
+        ("5xx", Some(TaniumFault::Status(502)), "request failed with status 502", 4),
+        ("429 with Retry-After", Some(TaniumFault::RateLimited("1".into())), "HTTP 429", 4),
+        ("timeout", None, "did not answer within", 4),
+        ("HTML login page with 200", Some(TaniumFault::HtmlLogin), "non-GraphQL response (text/html)", 1),
+        ("redirect to login", Some(TaniumFault::RedirectToLogin), "redirected to authentication", 1),
+        ("truncated JSON", Some(TaniumFault::Truncated), "non-GraphQL response (application/json)", 1),
+    ];
+    for (label, fault, message, attempts) in faults {
+        let sim = sim(TaniumFleetSpec::default()).await;
+        let mut config = TaniumConfig::new(sim.base_url(), SecretString::from(DEFAULT_TOKEN.to_owned()));
+        config.http.retry.base_delay = Duration::from_millis(5);
+        config.http.retry.max_delay = Duration::from_millis(20);
+        config.http.rate_limit = None;
+        config.http.request_timeout = Duration::from_millis(300);
+        let c = TaniumClient::new(config).unwrap();
+        let tenant = stores::tenant(db).await.unwrap();
+        let integration = stores::integration(db, tenant, "tanium").await.unwrap();
+        sync_scopes(db, tenant, integration, &c).await.unwrap();
+        stores::map_each_scope(db, tenant, usize::MAX).await;
+        sim.reset_log();
+        match fault {
+            Some(f) => sim.inject(f, None),
+            None => sim.set_latency(Duration::from_secs(2)),
+        }
+
+        let started = std::time::Instant::now();
+        let run =
+            Run::start(db, tenant, integration, "tanium", "tanium-full-sync", RunKind::Full, "admin").await.unwrap();
+        // As the job records it: a run that could not start its walk fails with that error.
+        let outcome = match sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await {
+            Ok(r) => RunOutcome { counts: r.counts, errors: r.errors, cursor: None },
+            Err(e) => RunOutcome { errors: vec![e.to_string()], ..Default::default() },
+        };
+        run.finish(db, &outcome).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(30), "{label}: took {:?}", started.elapsed());
+        // The membership walk fails at its first request of each of the 3 groups (one failing group
+        // does not stop the others), and at most the criticality probe is asked besides: each
+        // request tried `attempts` times.
+        let n = sim.http_requests();
+        assert!((3 * attempts..=4 * attempts).contains(&n), "{label}: {n} requests");
+        assert!(!outcome.errors.is_empty(), "{label}");
+        let state = rows(
+            db,
+            &format!(
+                "SELECT sync_status, sync_error FROM rmm_integrations WHERE tenant = {} AND provider = 'tanium'",
+                db.dialect().param(1, ColType::Uuid)
+            ),
+            &[&tenant.to_string()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(state[0][0].as_deref(), Some("error"), "{label}");
+        let error = state[0][1].clone().unwrap_or_default();
+        assert!(error.contains(message), "{label}: sync_error {error:?}");
+        assert!(!error.contains(DEFAULT_TOKEN));
+        assert_eq!(count(db, tenant, "assets WHERE true").await, 0, "{label}: no partial device writes");
+    }
+    store.cleanup().await;
+}

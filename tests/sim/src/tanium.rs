@@ -5,10 +5,10 @@
 //! Deterministic from a seed: computer groups, endpoints with group membership (some in two
 //! groups), Relay cursor paging with `totalRecords`, the "Last Reboot" (RFC 2822 text) and
 //! "Endpoint Criticality with Level" sensors. Switches: latency, injected HTTP answers (401, 403,
-//! 302 to a login page, HTML 200, any status, a number of times or always), a wrong token (403),
-//! GraphQL errors for one group or one operation, partial data (an endpoint field that errors), a
-//! page with `hasNextPage: true` and a null cursor, a refused `eidLastSeen` filter, and fleet
-//! changes (remove an endpoint).
+//! 302 to a login page, HTML 200, any status, a truncated answer, a number of times or always), a
+//! wrong token (403), GraphQL errors for one group or one operation, partial data (an endpoint
+//! field that errors), a page with `hasNextPage: true` and a null cursor, a refused `eidLastSeen`
+//! filter, and fleet changes (remove an endpoint).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -174,6 +174,8 @@ pub enum TaniumFault {
     Status(u16),
     /// 429 with this `Retry-After`.
     RateLimited(String),
+    /// The normal answer cut in half (still `200 application/json`).
+    Truncated,
 }
 
 /// Simulator settings.
@@ -212,6 +214,8 @@ struct Knobs {
     asset_rows: Vec<Value>,
     log: Vec<GraphQlRecord>,
     asset_requests: Vec<String>,
+    /// Every HTTP request, answered or failed on purpose.
+    http_requests: u64,
 }
 
 struct SimData {
@@ -1005,6 +1009,11 @@ impl TaniumHandle {
         self.data.knobs().log.clone()
     }
 
+    /// HTTP requests received, including those answered with an injected fault.
+    pub fn http_requests(&self) -> u64 {
+        self.data.knobs().http_requests
+    }
+
     /// Requests of one operation name.
     pub fn operation_count(&self, operation: &str) -> usize {
         self.data.knobs().log.iter().filter(|r| r.operation.as_deref() == Some(operation)).count()
@@ -1019,6 +1028,7 @@ impl TaniumHandle {
         let mut k = self.data.knobs();
         k.log.clear();
         k.asset_requests.clear();
+        k.http_requests = 0;
     }
 }
 
@@ -1043,6 +1053,7 @@ impl Endpoint for GatewayEndpoint {
         let body = req.take_body().into_vec().await.unwrap_or_default();
         let (latency, fault) = {
             let mut k = self.data.knobs();
+            k.http_requests += 1;
             let fault = match k.faults.first_mut() {
                 Some((f, Some(n))) => {
                     let f = f.clone();
@@ -1081,8 +1092,9 @@ impl Endpoint for GatewayEndpoint {
                     .content_type("application/json")
                     .body("{\"text\":\"too many requests\"}"));
             }
-            None => {}
+            Some(TaniumFault::Truncated) | None => {}
         }
+        let truncate = matches!(fault, Some(TaniumFault::Truncated));
         if session.as_deref() != Some(self.data.config.token.as_str()) {
             return Ok(json_response(StatusCode::FORBIDDEN, &json!({"text": "Forbidden"})));
         }
@@ -1119,6 +1131,13 @@ impl Endpoint for GatewayEndpoint {
             serde_json::to_value(&resp).unwrap_or_else(|e| json!({"errors": [{"message": e.to_string()}]}))
         };
         self.data.knobs().log.push(GraphQlRecord { operation, query, variables, status: 200 });
+        if truncate {
+            let full = answer.to_string();
+            return Ok(Response::builder()
+                .status(StatusCode::OK)
+                .content_type("application/json")
+                .body(full.as_bytes()[..full.len() / 2].to_vec()));
+        }
         Ok(json_response(StatusCode::OK, &answer))
     }
 }
