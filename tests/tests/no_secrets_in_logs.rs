@@ -1,6 +1,6 @@
 //! With every secret set and logging at TRACE, no secret value appears in the logs, in job errors
 //! or in API responses — through webhooks (right and wrong secret), connection tests, syncs, an
-//! upstream that refuses the key, and Knox logins. (A test binary of its own: it installs the
+//! upstream that refuses the key, and Knox logins, for Tactical and Tanium. (A test binary of its own: it installs the
 //! process-wide log subscriber.)
 
 use std::io::Write;
@@ -14,6 +14,7 @@ use rmm_tests::runtime::{
     Ingress, SECRET, Workers, fast_settings, runtime, set_secret, tactical_tenant, wait_finished,
 };
 use rmm_tests::sim::tactical::{DEFAULT_API_KEY, DEFAULT_PASSWORD, FleetSpec, SimConfig, TacticalSim};
+use rmm_tests::sim::tanium::{DEFAULT_TOKEN as TANIUM_TOKEN, TaniumFault, TaniumSim};
 use rmm_tests::stores;
 use serde_json::json;
 
@@ -98,6 +99,26 @@ async fn no_secret_value_reaches_logs_job_errors_or_api_answers() {
     assert_eq!(refused.status, JobStatus::Failed, "{refused:?}");
     jobs.push(refused);
     answers.push(ing.api(Method::POST, &format!("{path}/test"), bootstrap, Some(json!({}))).await.1);
+
+    // Tanium: the token saved, tested, shown (masked); a scope and a device sync; a refused one.
+    let tanium = TaniumSim::start_default().await.unwrap();
+    let tpath = format!("/tenants/{tenant}/integrations/tanium");
+    let body = json!({"instance_url": tanium.base_url(), "api_token": TANIUM_TOKEN});
+    answers.push(ing.api(Method::PUT, &tpath, bootstrap, Some(body)).await.1);
+    let (status, v) = ing.api(Method::POST, &format!("{tpath}/test"), bootstrap, Some(json!({}))).await;
+    assert_eq!((status, &v["success"]), (200, &json!(true)), "{v}");
+    answers.push(v);
+    answers.push(ing.api(Method::GET, &tpath, bootstrap, None).await.1);
+    for kind in ["sync-org", "tanium-full-sync"] {
+        let (status, v) = ing.api(Method::POST, &format!("{tpath}/jobs/{kind}"), bootstrap, Some(json!({}))).await;
+        assert_eq!(status, 202, "{v}");
+        jobs.push(wait_finished(&rt, v["job_id"].as_str().unwrap(), Duration::from_secs(60)).await);
+    }
+    tanium.inject(TaniumFault::Status(403), None);
+    let (_, v) = ing.api(Method::POST, &format!("{tpath}/jobs/tanium-full-sync"), bootstrap, Some(json!({}))).await;
+    jobs.push(wait_finished(&rt, v["job_id"].as_str().unwrap(), Duration::from_secs(60)).await);
+    answers.push(ing.api(Method::POST, &format!("{tpath}/test"), bootstrap, Some(json!({}))).await.1);
+    answers.push(ing.api(Method::GET, &tpath, bootstrap, None).await.1);
     workers.stop().await;
 
     let knox_token = rt
@@ -107,13 +128,13 @@ async fn no_secret_value_reaches_logs_job_errors_or_api_answers() {
         .unwrap()
         .map(|t| secrecy::ExposeSecret::expose_secret(&t).to_owned());
     let knox_token = knox_token.expect("the Knox connection test stored a token");
-    let secrets = [DEFAULT_API_KEY, DEFAULT_PASSWORD, SECRET, bootstrap, knox_token.as_str()];
+    let secrets = [DEFAULT_API_KEY, DEFAULT_PASSWORD, SECRET, bootstrap, knox_token.as_str(), TANIUM_TOKEN];
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(logs.len() > 10_000, "the logs were not captured ({} bytes)", logs.len());
     let jobs_text = format!("{jobs:?}");
     let answers_text = serde_json::to_string(&answers).unwrap();
     let setup_text = setup.to_string();
-    for secret in [DEFAULT_API_KEY, DEFAULT_PASSWORD, bootstrap, knox_token.as_str()] {
+    for secret in [DEFAULT_API_KEY, DEFAULT_PASSWORD, bootstrap, knox_token.as_str(), TANIUM_TOKEN] {
         assert!(!setup_text.contains(secret), "a secret value is in the webhook setup answer");
     }
     for secret in secrets {
