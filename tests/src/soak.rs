@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rmm_jobs::{JobFilter, JobRequest, JobStatus, Trigger};
+use rmm_jobs::{JobRequest, JobStatus, Trigger};
 use rmm_shared::config::QueueBackend;
 use serde_json::json;
 
@@ -100,9 +100,11 @@ pub async fn run(duration: Duration, every: Duration, webhooks_per_second: u32) 
                 .await
         }
     };
-    enqueue("sync-org", "tanium", tanium_id, json!({})).await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    map_every_scope(db, tenant, "Acme").await;
+    let org = enqueue("sync-org", "tanium", tanium_id, json!({})).await?;
+    let job = crate::runtime::wait_finished(&rt, &org, Duration::from_secs(60)).await;
+    anyhow::ensure!(job.status == JobStatus::Done, "Tanium scope sync failed: {job:?}");
+    // Every remote organisation (Tactical clients and Tanium groups) to one client.
+    map_every_scope(db, tenant, "Soak Co").await;
 
     // Webhooks, at a steady rate, for random agents: mostly triggers, every fourth a resolve.
     let sent = Arc::new(AtomicU64::new(0));
@@ -139,11 +141,13 @@ pub async fn run(duration: Duration, every: Duration, webhooks_per_second: u32) 
     let mut samples = Vec::new();
     let mut next_sample = start;
     let mut round = 0u64;
-    let done_count = |rt: rmm_jobs::Runtime, status| async move {
+    // Jobs of every kind with this status (the store's per-status counts; the soak's database
+    // holds this tenant's jobs and the service's own maintenance jobs).
+    let done_count = |rt: rmm_jobs::Runtime, status: JobStatus| async move {
         rt.store()
-            .list(&JobFilter { tenant: Some(Some(tenant)), status: Some(status), kind: None, limit: 100_000 })
+            .counts()
             .await
-            .map(|v| v.len() as u64)
+            .map(|rows| rows.iter().filter(|(_, s, _)| s == status.as_str()).map(|(_, _, n)| *n as u64).sum::<u64>())
     };
     while Instant::now() < load_ends {
         // Syncs every 15 s: Tactical devices (full every fourth round, else incremental) and a

@@ -105,7 +105,11 @@ pub async fn run(settings: Settings, dir: PathBuf, size: DemoSize) -> anyhow::Re
 
     let result = tokio::select! {
         r = populate(&rt, &tactical, &tanium, &base) => r,
-        Some(r) = tasks.join_next() => Err(anyhow::anyhow!("the service stopped during the demo: {:?}", r.map(|r| r.err()))),
+        Some(r) = tasks.join_next() => Err(match r {
+            Ok(Err(e)) => e.context("the service stopped during the demo"),
+            Ok(Ok(())) => anyhow::anyhow!("the service stopped during the demo"),
+            Err(e) => anyhow::anyhow!("the service stopped during the demo: {e}"),
+        }),
         _ = rmm_jobs::worker::termination_signal() => Err(anyhow::anyhow!("interrupted")),
     };
     let outcome = match result {

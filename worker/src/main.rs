@@ -17,6 +17,12 @@ use rmm_shared::db::Db;
 use rmm_shared::db::migrate::AlgapsaSchema;
 use tokio_util::sync::CancellationToken;
 
+/// jemalloc, not glibc's malloc: under a steady mixed load glibc's per-thread arenas fragment and
+/// the RSS of a long-running process creeps up (about 1.5 MB a minute in the soak); see
+/// BENCHMARKS.md, soak.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Keeps AlgaPSA in sync with Tactical RMM and Tanium.
 ///
 /// With no configuration it runs on one SQLite file (./data/rmm-sync.db) in one process.
