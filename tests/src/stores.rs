@@ -217,6 +217,28 @@ pub async fn map_each_scope(db: &Db, tenant: Uuid, n: usize) -> Vec<(String, Uui
     mapped
 }
 
+/// A failed run as the admin sees it: the integration's `sync_status` is `error`, its
+/// `sync_error` says `message` and holds no `secret`, and no asset of the tenant was written.
+pub async fn assert_failed_run(db: &Db, tenant: Uuid, provider: &str, message: &str, secret: &str, label: &str) {
+    let d = db.dialect();
+    let state = rows(
+        db,
+        &format!(
+            "SELECT sync_status, sync_error FROM rmm_integrations WHERE tenant = {} AND provider = {}",
+            d.param(1, ColType::Uuid),
+            d.param(2, ColType::Text)
+        ),
+        &[&tenant.to_string(), provider],
+    )
+    .await
+    .unwrap();
+    assert_eq!(state[0][0].as_deref(), Some("error"), "{label}");
+    let error = state[0][1].clone().unwrap_or_default();
+    assert!(error.contains(message), "{label}: sync_error {error:?}");
+    assert!(!error.contains(secret), "{label}: a secret in sync_error");
+    assert_eq!(count(db, tenant, "assets WHERE true").await, 0, "{label}: no partial device writes");
+}
+
 /// Runs a query whose every column is text (use `CAST(x AS TEXT)`) and returns the rows.
 pub async fn rows(db: &Db, sql: &str, binds: &[&str]) -> anyhow::Result<Vec<Vec<Option<String>>>> {
     use sqlx::Row;

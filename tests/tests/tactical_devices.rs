@@ -247,21 +247,7 @@ async fn each_upstream_fault_ends_the_run_in_error_with_bounded_retries_and_no_d
         assert_eq!((report.units, report.units_failed), (2, 2), "{label}: {report:?}");
         let hits = sim.hits("GET /beta/v1/agent/");
         assert_eq!(hits, 2 * attempts, "{label}: agent-list requests for 2 units");
-        let state = rows(
-            db,
-            &format!(
-                "SELECT sync_status, sync_error FROM rmm_integrations WHERE tenant = {}",
-                db.dialect().param(1, ColType::Uuid)
-            ),
-            &[&tenant.to_string()],
-        )
-        .await
-        .unwrap();
-        assert_eq!(state[0][0].as_deref(), Some("error"), "{label}");
-        let error = state[0][1].clone().unwrap_or_default();
-        assert!(error.contains(message), "{label}: sync_error {error:?}");
-        assert!(!error.contains(DEFAULT_API_KEY));
-        assert_eq!(count(db, tenant, "assets WHERE true").await, 0, "{label}: no partial device writes");
+        stores::assert_failed_run(db, tenant, "tacticalrmm", message, DEFAULT_API_KEY, label).await;
     }
     store.cleanup().await;
 }

@@ -738,21 +738,7 @@ async fn each_gateway_fault_ends_the_run_in_error_with_bounded_retries_and_no_de
         let n = sim.http_requests();
         assert!((3 * attempts..=4 * attempts).contains(&n), "{label}: {n} requests");
         assert!(!outcome.errors.is_empty(), "{label}");
-        let state = rows(
-            db,
-            &format!(
-                "SELECT sync_status, sync_error FROM rmm_integrations WHERE tenant = {} AND provider = 'tanium'",
-                db.dialect().param(1, ColType::Uuid)
-            ),
-            &[&tenant.to_string()],
-        )
-        .await
-        .unwrap();
-        assert_eq!(state[0][0].as_deref(), Some("error"), "{label}");
-        let error = state[0][1].clone().unwrap_or_default();
-        assert!(error.contains(message), "{label}: sync_error {error:?}");
-        assert!(!error.contains(DEFAULT_TOKEN));
-        assert_eq!(count(db, tenant, "assets WHERE true").await, 0, "{label}: no partial device writes");
+        stores::assert_failed_run(db, tenant, "tanium", message, DEFAULT_TOKEN, label).await;
     }
     store.cleanup().await;
 }
