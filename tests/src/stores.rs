@@ -217,6 +217,18 @@ pub async fn map_each_scope(db: &Db, tenant: Uuid, n: usize) -> Vec<(String, Uui
     mapped
 }
 
+/// Runs `body` on a fresh PostgreSQL store, then on a fresh SQLite one (one test body, two
+/// stores); each store is dropped after its run.
+pub async fn each_store<F, Fut>(body: F)
+where
+    F: Fn(TestStore) -> Fut,
+    Fut: std::future::Future<Output = TestStore>,
+{
+    for store in both().await.expect("test stores (is PostgreSQL running? see RMM_TEST_PG_URL)") {
+        body(store).await.cleanup().await;
+    }
+}
+
 /// A failed run as the admin sees it: the integration's `sync_status` is `error`, its
 /// `sync_error` says `message` and holds no `secret`, and no asset of the tenant was written.
 pub async fn assert_failed_run(db: &Db, tenant: Uuid, provider: &str, message: &str, secret: &str, label: &str) {

@@ -17,19 +17,9 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-async fn each_store<F, Fut>(body: F)
-where
-    F: Fn(TestStore) -> Fut,
-    Fut: std::future::Future<Output = TestStore>,
-{
-    for store in stores::both().await.expect("test stores (is PostgreSQL running? see RMM_TEST_PG_URL)") {
-        body(store).await.cleanup().await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_contract_case_by_case() {
-    each_store(|store| async move {
+    stores::each_store(|store| async move {
         let dir = tempfile::tempdir().unwrap();
         let rt = runtime(&store.db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
         let ing = Ingress::start(&rt, None).await;
@@ -151,7 +141,7 @@ async fn webhook_contract_case_by_case() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_for_one_agent_records_every_alert_and_refreshes_at_most_twice() {
-    each_store(|store| async move {
+    stores::each_store(|store| async move {
         let dir = tempfile::tempdir().unwrap();
         let rt = runtime(&store.db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
         let ing = Ingress::start(&rt, None).await;
@@ -234,7 +224,7 @@ async fn webhook_to_rows(store: &TestStore, backend: QueueBackend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_to_rows_on_the_database_queue() {
-    each_store(|store| async move {
+    stores::each_store(|store| async move {
         webhook_to_rows(&store, QueueBackend::Database).await;
         store
     })
@@ -250,7 +240,7 @@ async fn webhook_to_rows_on_the_redis_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_attempts_back_off_then_exhausted_jobs_are_listed_and_requeued() {
-    each_store(|store| async move {
+    stores::each_store(|store| async move {
         let dir = tempfile::tempdir().unwrap();
         let rt = runtime(&store.db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
         let workers = Workers::start(&rt);
@@ -321,7 +311,7 @@ async fn failed_attempts_back_off_then_exhausted_jobs_are_listed_and_requeued() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_scheduler_replicas_enqueue_each_slot_once_and_skip_inactive_integrations() {
-    each_store(|store| async move {
+    stores::each_store(|store| async move {
         let dir = tempfile::tempdir().unwrap();
         let rt = runtime(&store.db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
         let (tenant, integration) = tactical_tenant(&store.db, &rt, None).await;
@@ -568,7 +558,7 @@ async fn retention(store: &TestStore, backend: QueueBackend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_finished_jobs_and_keeps_pending_ones_on_every_backend() {
-    each_store(|store| async move {
+    stores::each_store(|store| async move {
         retention(&store, QueueBackend::Database).await;
         store
     })

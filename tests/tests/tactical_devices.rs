@@ -10,7 +10,7 @@ use rmm_shared::providers::tactical::sync::{
 use rmm_shared::providers::tactical::{TacticalAuth, TacticalClient, TacticalConfig};
 use rmm_shared::runs::{Run, RunKind, RunOutcome};
 use rmm_tests::sim::tactical::{DEFAULT_API_KEY, Fault, FleetSpec, SimConfig, TacticalSim};
-use rmm_tests::stores::{self, TestStore, count, rows, scalar};
+use rmm_tests::stores::{self, count, rows, scalar};
 use secrecy::SecretString;
 
 fn client_for(sim: &TacticalSim) -> TacticalClient {
@@ -20,19 +20,9 @@ fn client_for(sim: &TacticalSim) -> TacticalClient {
     TacticalClient::new(config).unwrap()
 }
 
-async fn each_store<F, Fut>(body: F)
-where
-    F: Fn(TestStore) -> Fut,
-    Fut: std::future::Future<Output = TestStore>,
-{
-    for store in stores::both().await.expect("test stores (is PostgreSQL running? see RMM_TEST_PG_URL)") {
-        body(store).await.cleanup().await;
-    }
-}
-
 #[tokio::test]
 async fn organisations_then_full_and_incremental_device_syncs() {
-    each_store(|store| async move {
+    stores::each_store(|store| async move {
         let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(7, 3, 2, 20))).await.unwrap();
         let tactical = client_for(&sim);
         let db = &store.db;
@@ -153,7 +143,7 @@ async fn organisations_then_full_and_incremental_device_syncs() {
 
 #[tokio::test]
 async fn an_upstream_outage_ends_the_run_in_error_without_moving_the_cursor() {
-    each_store(|store| async move {
+    stores::each_store(|store| async move {
         let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(3, 2, 1, 5))).await.unwrap();
         let tactical = client_for(&sim);
         let db = &store.db;
@@ -254,7 +244,7 @@ async fn each_upstream_fault_ends_the_run_in_error_with_bounded_retries_and_no_d
 
 #[tokio::test]
 async fn software_is_ingested_by_integer_agent_id_and_reruns_change_nothing() {
-    each_store(|store| async move {
+    stores::each_store(|store| async move {
         let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(11, 2, 1, 6))).await.unwrap();
         let tactical = client_for(&sim);
         let db = &store.db;
@@ -305,7 +295,7 @@ async fn webhook_alerts_and_the_backfill_follow_algapsa_recording_rules() {
     use rmm_shared::alerts::{AlertOutcome, record_alert};
     use rmm_shared::providers::tactical::alerts::{backfill_alerts, parse_webhook};
 
-    each_store(|store| async move {
+    stores::each_store(|store| async move {
         let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec { alerts: 0, ..FleetSpec::new(5, 1, 1, 6) }))
             .await
             .unwrap();

@@ -11,7 +11,7 @@ use rmm_shared::providers::tanium::client::{TaniumClient, TaniumConfig, group_fi
 use rmm_shared::providers::tanium::error::TaniumError;
 use rmm_shared::providers::tanium::sync::{SyncMode, SyncOptions, sync_devices, sync_scopes};
 use rmm_tests::sim::tanium::{DEFAULT_TOKEN, TaniumFault, TaniumFleetSpec, TaniumSim, TaniumSimConfig};
-use rmm_tests::stores::{self, TestStore, count, rows, scalar};
+use rmm_tests::stores::{self, count, rows, scalar};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -33,14 +33,14 @@ async fn sim(spec: TaniumFleetSpec) -> TaniumSim {
     TaniumSim::start(TaniumSimConfig { fleet: spec, ..TaniumSimConfig::default() }).await.unwrap()
 }
 
-async fn each_store<F, Fut>(body: F)
-where
-    F: Fn(TestStore) -> Fut,
-    Fut: std::future::Future<Output = TestStore>,
-{
-    for store in stores::both().await.expect("test stores (is PostgreSQL running? see RMM_TEST_PG_URL)") {
-        body(store).await.cleanup().await;
-    }
+/// A tenant with a Tanium integration whose computer groups are synced and each mapped to a
+/// client of its own; returns (tenant, integration, (group id, client) per group).
+async fn mapped_tenant(db: &Db, c: &TaniumClient) -> (Uuid, Uuid, Vec<(String, Uuid)>) {
+    let tenant = stores::tenant(db).await.unwrap();
+    let integration = stores::integration(db, tenant, "tanium").await.unwrap();
+    sync_scopes(db, tenant, integration, c).await.unwrap();
+    let mapped = stores::map_each_scope(db, tenant, usize::MAX).await;
+    (tenant, integration, mapped)
 }
 
 // ---- client -------------------------------------------------------------------------------
@@ -250,7 +250,7 @@ async fn asset_row(db: &Db, tenant: Uuid, device: &str) -> Vec<Option<String>> {
 
 #[tokio::test]
 async fn scope_sync_keeps_assignments_and_flags() {
-    each_store(|store| async move {
+    stores::each_store(|store| async move {
         let sim = sim(TaniumFleetSpec { groups: 3, ..Default::default() }).await;
         let c = client_for(&sim);
         let db = &store.db;
@@ -300,15 +300,12 @@ async fn scope_sync_keeps_assignments_and_flags() {
 
 #[tokio::test]
 async fn full_sync_ingests_each_endpoint_once_with_one_owner_and_is_idempotent() {
-    each_store(|store| async move {
+    stores::each_store(|store| async move {
         let spec = TaniumFleetSpec { groups: 3, endpoints: 30, in_two_groups: 4, apps_per_endpoint: 2, seed: 11 };
         let sim = sim(spec).await;
         let c = client_for(&sim);
         let db = &store.db;
-        let tenant = stores::tenant(db).await.unwrap();
-        let integration = stores::integration(db, tenant, "tanium").await.unwrap();
-        sync_scopes(db, tenant, integration, &c).await.unwrap();
-        let mapped = stores::map_each_scope(db, tenant, usize::MAX).await;
+        let (tenant, integration, mapped) = mapped_tenant(db, &c).await;
         let r = sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         assert_eq!((r.counts.processed, r.counts.created, r.counts.failed), (30, 30, 0));
@@ -371,14 +368,11 @@ async fn full_sync_ingests_each_endpoint_once_with_one_owner_and_is_idempotent()
 
 #[tokio::test]
 async fn a_failing_group_does_not_stop_the_others_and_blocks_tombstones() {
-    each_store(|store| async move {
+    stores::each_store(|store| async move {
         let sim = sim(TaniumFleetSpec { groups: 3, endpoints: 12, in_two_groups: 0, ..Default::default() }).await;
         let c = client_for(&sim);
         let db = &store.db;
-        let tenant = stores::tenant(db).await.unwrap();
-        let integration = stores::integration(db, tenant, "tanium").await.unwrap();
-        sync_scopes(db, tenant, integration, &c).await.unwrap();
-        stores::map_each_scope(db, tenant, usize::MAX).await;
+        let (tenant, integration, _) = mapped_tenant(db, &c).await;
         sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
         let bad = sim.fleet().groups[1].id.clone();
         // An endpoint leaves Tanium while a group is failing: nothing is tombstoned yet.
@@ -428,14 +422,11 @@ async fn a_failing_group_does_not_stop_the_others_and_blocks_tombstones() {
 
 #[tokio::test]
 async fn incremental_runs_ask_the_gateway_for_the_delta_and_fall_back_when_refused() {
-    each_store(|store| async move {
+    stores::each_store(|store| async move {
         let sim = sim(TaniumFleetSpec { groups: 2, endpoints: 20, in_two_groups: 0, ..Default::default() }).await;
         let c = client_for(&sim);
         let db = &store.db;
-        let tenant = stores::tenant(db).await.unwrap();
-        let integration = stores::integration(db, tenant, "tanium").await.unwrap();
-        sync_scopes(db, tenant, integration, &c).await.unwrap();
-        stores::map_each_scope(db, tenant, usize::MAX).await;
+        let (tenant, integration, _) = mapped_tenant(db, &c).await;
         sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
         let since = chrono::Utc::now() - chrono::Duration::days(2);
         let fresh = sim.fleet().endpoints.iter().filter(|e| e.last_seen >= since).count() as u64;
@@ -464,14 +455,11 @@ async fn incremental_runs_ask_the_gateway_for_the_delta_and_fall_back_when_refus
 
 #[tokio::test]
 async fn criticality_failures_leave_facts_alone_and_missing_readings_are_unavailable() {
-    each_store(|store| async move {
+    stores::each_store(|store| async move {
         let sim = sim(TaniumFleetSpec { groups: 1, endpoints: 4, in_two_groups: 0, ..Default::default() }).await;
         let c = client_for(&sim);
         let db = &store.db;
-        let tenant = stores::tenant(db).await.unwrap();
-        let integration = stores::integration(db, tenant, "tanium").await.unwrap();
-        sync_scopes(db, tenant, integration, &c).await.unwrap();
-        stores::map_each_scope(db, tenant, usize::MAX).await;
+        let (tenant, integration, _) = mapped_tenant(db, &c).await;
         sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
         let first = sim.fleet().endpoints[0].clone();
         let fact = |id: String| {
@@ -517,17 +505,14 @@ async fn criticality_failures_leave_facts_alone_and_missing_readings_are_unavail
 
 #[tokio::test]
 async fn the_asset_api_fallback_refreshes_status_only_and_pages() {
-    each_store(|store| async move {
+    stores::each_store(|store| async move {
         let sim = sim(TaniumFleetSpec { groups: 1, endpoints: 3, in_two_groups: 0, ..Default::default() }).await;
         let mut config = TaniumConfig::new(sim.base_url(), SecretString::from(DEFAULT_TOKEN));
         config.asset_api_url = Some(sim.base_url().to_owned());
         config.http.rate_limit = None;
         let c = TaniumClient::new(config).unwrap();
         let db = &store.db;
-        let tenant = stores::tenant(db).await.unwrap();
-        let integration = stores::integration(db, tenant, "tanium").await.unwrap();
-        sync_scopes(db, tenant, integration, &c).await.unwrap();
-        stores::map_each_scope(db, tenant, usize::MAX).await;
+        let (tenant, integration, _) = mapped_tenant(db, &c).await;
         let opts = SyncOptions { use_asset_api_fallback: true };
         sync_devices(db, tenant, integration, &c, SyncMode::Full, opts).await.unwrap();
         let fleet = sim.fleet();
@@ -582,7 +567,7 @@ async fn admin_api_configures_tests_and_runs_the_tanium_jobs() {
     use rmm_shared::config::QueueBackend;
     use rmm_tests::runtime::{Ingress, Workers, fast_settings, runtime, wait_finished};
     const KEY: &str = "tanium-admin-bootstrap-key-0123456789";
-    each_store(|store| async move {
+    stores::each_store(|store| async move {
         let db = &store.db;
         let dir = tempfile::tempdir().unwrap();
         let sim = sim(TaniumFleetSpec { groups: 2, endpoints: 8, in_two_groups: 1, ..Default::default() }).await;
@@ -712,10 +697,7 @@ async fn each_gateway_fault_ends_the_run_in_error_with_bounded_retries_and_no_de
         config.http.rate_limit = None;
         config.http.request_timeout = Duration::from_millis(300);
         let c = TaniumClient::new(config).unwrap();
-        let tenant = stores::tenant(db).await.unwrap();
-        let integration = stores::integration(db, tenant, "tanium").await.unwrap();
-        sync_scopes(db, tenant, integration, &c).await.unwrap();
-        stores::map_each_scope(db, tenant, usize::MAX).await;
+        let (tenant, integration, _) = mapped_tenant(db, &c).await;
         sim.reset_log();
         match fault {
             Some(f) => sim.inject(f, None),
