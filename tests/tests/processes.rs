@@ -204,11 +204,14 @@ async fn ten_sigkills_at_random_points_of_a_5000_agent_sync_leave_the_rows_of_an
         if !at_kill.status.is_finished() {
             killed_mid_run += 1;
         }
-        let workers = Workers::start(&rt);
+        // Another worker process takes the sync over, as in a deployment (a fresh process, not
+        // workers restarted inside this one).
+        let mut rescuer = rmm_sync_process("worker", &store.url, dir.path()).spawn().unwrap();
         let takeover = Instant::now();
         let job = wait_finished(&rt, &id, Duration::from_secs(300)).await;
         let rest = takeover.elapsed();
-        workers.stop().await;
+        rescuer.start_kill().unwrap();
+        rescuer.wait().await.unwrap();
         assert_eq!(job.status, JobStatus::Done, "round {round}: {job:?}");
         let rows = device_rows(db, tenant).await;
         assert_eq!(rows.len(), 5_000 + 1, "round {round}: one asset per agent, no duplicates");
