@@ -7,6 +7,9 @@
 //! * Postgres: kinds whose policy says `listen` wake on LISTEN/NOTIFY (one connection each, of the
 //!   queue's own pool: listeners + 5) and also poll every `poll_interval_ms` (delayed tasks are
 //!   never notified); the other kinds, and SQLite and Redis, poll.
+//! * Each job runs in a tokio task of its own: the queue consumers of a process share one task
+//!   (apalis's monitor), and a job run inside it would hold up every consumer's polling and
+//!   heartbeat while it computes, and keep the process's jobs on one core.
 //! * Attempts, backoff and timeouts are the kind's [`crate::Policy`], applied by
 //!   [`crate::dispatch::run_task`]; the backend's own attempt limit only bounds crash loops.
 //! * On shutdown the running jobs get `worker.shutdown_timeout_secs` to finish; tasks fetched but
@@ -16,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use apalis::prelude::{BackendExt, Monitor, WorkerBuilder, WorkerBuilderExt};
+use apalis::prelude::{BackendExt, Monitor, ParallelizeExt, WorkerBuilder, WorkerBuilderExt};
 use apalis_postgres::PostgresStorage;
 use apalis_redis::RedisStorage;
 use apalis_sqlite::SqliteStorage;
@@ -53,9 +56,12 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), Runtime
     for entry in rt.registry.entries() {
         let kind = entry.name;
         let concurrency = entry.policy.concurrency.unwrap_or(q.concurrency).max(1);
-        // Never prefetch more than can run: a prefetched task waits while another replica idles,
-        // and a shutdown burns an attempt of each.
-        let batch = concurrency;
+        // One task per fetch. apalis fetches whenever one slot is free; with a larger batch the
+        // tasks it cannot start yet wait in the consumer's buffer, and while anything is buffered
+        // apalis 1.0 neither heartbeats nor records that the started task is running: after
+        // `heartbeat × missed` another replica takes the worker for dead and runs its tasks a
+        // second time (tests/tests/runtime.rs checks the heartbeat with every slot busy).
+        let batch = 1;
         let data = rt.clone();
         // One consumer of `kind` on the given backend stream (the stream types differ per backend).
         macro_rules! register {
@@ -64,6 +70,7 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), Runtime
                     WorkerBuilder::new(worker_name(kind))
                         .backend($backend)
                         .concurrency(concurrency)
+                        .parallelize(tokio::spawn)
                         .data(data.clone())
                         .build(dispatch::run_task)
                 })
@@ -106,11 +113,16 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), Runtime
         };
     }
     let counter = restarts.clone();
+    let give_up = shutdown.clone();
     let monitor = monitor
         .should_restart(move |ctx, err| {
             let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
             if n > max_restarts {
-                tracing::error!(worker = ctx.name(), error = %err, restarts = n, "queue consumer failed too often; stopping");
+                // One consumer less would leave its queue unserved (and its orphans unrecovered)
+                // in a process that still looks alive: stop them all, so that the process exits
+                // non-zero and its supervisor starts a fresh one.
+                tracing::error!(worker = ctx.name(), error = %err, restarts = n, "queue consumer failed too often; stopping the workers");
+                give_up.cancel();
                 false
             } else {
                 tracing::warn!(worker = ctx.name(), error = %err, restarts = n, "queue consumer failed; restarting it");
@@ -135,7 +147,7 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), Runtime
         let _ = s.await;
     }
     match result {
-        Ok(()) if restarts.load(Ordering::SeqCst) > max_restarts => {
+        _ if restarts.load(Ordering::SeqCst) > max_restarts => {
             Err(RuntimeError::Queue("queue consumers failed more than worker.max_restarts times".into()))
         }
         Ok(()) => Ok(()),

@@ -158,6 +158,29 @@ async fn a_device_sync_whose_worker_is_sigkilled_resumes_from_its_finished_units
     store.cleanup().await;
 }
 
+/// The queue's jobs and workers and the end of a worker's log, for a failure message.
+async fn queue_state(db: &Db, log: &std::path::Path) -> String {
+    let jobs = rows(
+        db,
+        "SELECT id, job_type, status, lock_by, CAST(attempts AS TEXT) FROM apalis.jobs \
+         WHERE status NOT IN ('Done', 'Killed') ORDER BY id",
+        &[],
+    )
+    .await;
+    let workers = rows(
+        db,
+        "SELECT id, CAST(EXTRACT(EPOCH FROM now() - last_seen) AS TEXT) FROM apalis.workers ORDER BY last_seen DESC LIMIT 30",
+        &[],
+    )
+    .await;
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+    format!(
+        "unfinished tasks: {jobs:?}\nworkers (seconds since last heartbeat): {workers:?}\nlog:\n{}",
+        tail.join("\n")
+    )
+}
+
 /// Ten rounds in a row: a worker process syncing 5,000 agents (20 Tactical clients, so 20 units)
 /// is SIGKILLed at a random point of the sync; another worker takes the sync over. After every
 /// round the tenant's tables equal those of an undisturbed run of the same fleet: the same assets,
@@ -206,9 +229,27 @@ async fn ten_sigkills_at_random_points_of_a_5000_agent_sync_leave_the_rows_of_an
         }
         // Another worker process takes the sync over, as in a deployment (a fresh process, not
         // workers restarted inside this one).
-        let mut rescuer = rmm_sync_process("worker", &store.url, dir.path()).spawn().unwrap();
+        let log = dir.path().join(format!("rescuer-{round}.log"));
+        let mut rescuer = rmm_sync_process("worker", &store.url, dir.path())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
         let takeover = Instant::now();
-        let job = wait_finished(&rt, &id, Duration::from_secs(300)).await;
+        let job = loop {
+            let job = rt.store().get(&id).await.unwrap().unwrap();
+            if job.status.is_finished() {
+                break job;
+            }
+            let exited = rescuer.try_wait().unwrap();
+            if exited.is_some() || takeover.elapsed() > Duration::from_secs(300) {
+                panic!(
+                    "round {round}: the sync was not taken over (rescuer {exited:?}, {:?} after the kill): {job:?}\n{}",
+                    takeover.elapsed(),
+                    queue_state(db, &log).await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         let rest = takeover.elapsed();
         rescuer.start_kill().unwrap();
         rescuer.wait().await.unwrap();
@@ -390,5 +431,36 @@ async fn the_sync_command_follows_its_job_and_exits_non_zero_when_it_fails() {
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown["status"], json!("done"));
     workers.stop().await;
+    store.cleanup().await;
+}
+
+/// A queue consumer that keeps failing is restarted `worker.max_restarts` times; after that the
+/// process stops every worker and exits non-zero (for its supervisor to start a fresh one) rather
+/// than living on with a queue nobody serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_queue_consumers_keep_failing_exits_non_zero() {
+    let store = stores::postgres().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("worker.log");
+    let mut child = rmm_sync_process("worker", &store.url, dir.path())
+        .env("RMM_SYNC_WORKER__MAX_RESTARTS", "2")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    // (The queue's tables appear when the worker sets the queue up.)
+    let registered = "SELECT CAST(COUNT(*) AS TEXT) FROM apalis.workers";
+    while !matches!(scalar(&store.db, registered, &[]).await, Ok(Some(n)) if n != "0") {
+        assert!(start.elapsed() < Duration::from_secs(30), "no worker registered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the worker exited on its own");
+    // Every fetch fails from now on.
+    store.db.execute("ALTER FUNCTION apalis.get_jobs(TEXT, TEXT, INTEGER) RENAME TO get_jobs_gone", &[]).await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("the worker exits").unwrap();
+    assert!(!status.success(), "{status:?}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("queue consumer failed too often; stopping the workers"), "{log}");
+    assert!(log.contains("queue consumers failed more than worker.max_restarts times"), "{log}");
     store.cleanup().await;
 }

@@ -810,3 +810,59 @@ async fn every_admin_route_refuses_a_key_of_another_tenant() {
     drop(ing);
     store.cleanup().await;
 }
+
+/// Seconds since the worker of `kind` last heartbeat (the newest one of that kind).
+async fn heartbeat_age(db: &rmm_shared::db::Db, kind: &str) -> f64 {
+    let sql = match db.dialect() {
+        rmm_shared::db::Dialect::Postgres => {
+            "SELECT CAST(EXTRACT(EPOCH FROM now() - MAX(last_seen)) AS TEXT) FROM apalis.workers WHERE worker_type = $1"
+        }
+        rmm_shared::db::Dialect::Sqlite => {
+            "SELECT CAST(strftime('%s', 'now') - MAX(last_seen) AS TEXT) FROM Workers WHERE worker_type = ?1"
+        }
+    };
+    let age = stores::rows(db, sql, &[&kind]).await.unwrap();
+    age[0][0].as_deref().expect("a worker of the kind").parse().unwrap()
+}
+
+/// With every slot of a kind busy and more of its jobs due, the worker keeps heartbeating: it never
+/// looks dead to the other replicas (whose heartbeats would hand its running jobs to another worker
+/// and run them twice), and every job runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_with_every_slot_busy_keeps_heartbeating_and_runs_each_job_once() {
+    stores::each_store(|store| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = fast_settings(QueueBackend::Database);
+        settings.queue.concurrency = 2;
+        let orphaned_after = (settings.queue.heartbeat_secs * u64::from(settings.queue.missed_heartbeats)) as f64;
+        let rt = runtime(&store.db, settings, dir.path()).await.unwrap();
+        // A long job and a short one take both slots; when the short one ends, two more are due
+        // while the long one still runs for seconds.
+        let mut ids = Vec::new();
+        for ms in [6000, 300, 3000, 3000] {
+            let req = JobRequest::global("test-sleep", Trigger::Admin).args(json!({ "ms": ms }));
+            ids.push(rt.queue.enqueue(req).await.unwrap());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let workers = Workers::start(&rt);
+        rmm_tests::runtime::wait_status(&rt, &ids[0], JobStatus::Running, Duration::from_secs(30)).await;
+        let mut oldest: f64 = 0.0;
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            oldest = oldest.max(heartbeat_age(&store.db, "test-sleep").await);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(
+            oldest < orphaned_after,
+            "{:?}: the busy worker's heartbeat was {oldest:.1} s old (taken for dead after {orphaned_after} s)",
+            store.db.dialect()
+        );
+        for id in &ids {
+            let job = wait_finished(&rt, id, Duration::from_secs(30)).await;
+            assert_eq!((job.status, job.attempts), (JobStatus::Done, 1), "{:?}: {job:?}", store.db.dialect());
+        }
+        workers.stop().await;
+        store
+    })
+    .await;
+}
