@@ -821,7 +821,7 @@ async fn heartbeat_age(db: &rmm_shared::db::Db, kind: &str) -> f64 {
             "SELECT CAST(strftime('%s', 'now') - MAX(last_seen) AS TEXT) FROM Workers WHERE worker_type = ?1"
         }
     };
-    let age = stores::rows(db, sql, &[&kind]).await.unwrap();
+    let age = stores::rows(db, sql, &[kind]).await.unwrap();
     age[0][0].as_deref().expect("a worker of the kind").parse().unwrap()
 }
 
