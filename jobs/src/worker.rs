@@ -16,7 +16,7 @@
 //!   not started go back to the queue.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use apalis::prelude::{BackendExt, Monitor, ParallelizeExt, WorkerBuilder, WorkerBuilderExt};
@@ -49,7 +49,7 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), Runtime
     let poll = Duration::from_millis(q.poll_interval_ms);
     let heartbeat = Duration::from_secs(q.heartbeat_secs);
     let missed = q.missed_heartbeats as usize;
-    let restarts = Arc::new(AtomicUsize::new(0));
+    let gave_up = Arc::new(AtomicBool::new(false));
     let max_restarts = settings.worker.max_restarts;
 
     let mut monitor = Monitor::new();
@@ -112,16 +112,18 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), Runtime
             }
         };
     }
-    let counter = restarts.clone();
+    let flag = gave_up.clone();
     let give_up = shutdown.clone();
     let monitor = monitor
         .should_restart(move |ctx, err| {
-            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            // Counted per consumer: one database blip fails every consumer of the process once.
+            let n = ctx.restarts() + 1;
             if n > max_restarts {
                 // One consumer less would leave its queue unserved (and its orphans unrecovered)
                 // in a process that still looks alive: stop them all, so that the process exits
                 // non-zero and its supervisor starts a fresh one.
                 tracing::error!(worker = ctx.name(), error = %err, restarts = n, "queue consumer failed too often; stopping the workers");
+                flag.store(true, Ordering::SeqCst);
                 give_up.cancel();
                 false
             } else {
@@ -147,8 +149,8 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), Runtime
         let _ = s.await;
     }
     match result {
-        _ if restarts.load(Ordering::SeqCst) > max_restarts => {
-            Err(RuntimeError::Queue("queue consumers failed more than worker.max_restarts times".into()))
+        _ if gave_up.load(Ordering::SeqCst) => {
+            Err(RuntimeError::Queue("a queue consumer failed more than worker.max_restarts times".into()))
         }
         Ok(()) => Ok(()),
         Err(e) => Err(runtime_err(e)),

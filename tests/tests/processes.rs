@@ -461,6 +461,6 @@ async fn a_worker_whose_queue_consumers_keep_failing_exits_non_zero() {
     assert!(!status.success(), "{status:?}");
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("queue consumer failed too often; stopping the workers"), "{log}");
-    assert!(log.contains("queue consumers failed more than worker.max_restarts times"), "{log}");
+    assert!(log.contains("a queue consumer failed more than worker.max_restarts times"), "{log}");
     store.cleanup().await;
 }
