@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, TaskId, WorkerContext};
+use futures::FutureExt;
 use rmm_shared::db::sql::ColType;
 use tracing::Instrument;
 
@@ -99,15 +100,27 @@ async fn run_inner(
     let ctx = JobCtx::new(env.clone(), attempt, policy.max_attempts, rt.clone());
     let mut inline_waits = 0;
     loop {
-        let res = tokio::time::timeout(policy.timeout, (entry.run)(ctx.clone(), env.args.clone())).await;
+        // A panicking handler fails its attempt like any error (retried after the backoff, then
+        // `failed` with the panic's message) instead of leaving the job `running`.
+        let run = std::panic::AssertUnwindSafe((entry.run)(ctx.clone(), env.args.clone())).catch_unwind();
+        let res = tokio::time::timeout(policy.timeout, run).await;
         let err = match res {
-            Ok(Ok(outcome)) => {
+            Ok(Err(panic)) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                tracing::error!(panic = %what, "job panicked");
+                JobError::Transient(format!("the job panicked (a bug; please report it): {what}"))
+            }
+            Ok(Ok(Ok(outcome))) => {
                 store.mark_done(&job_id, &outcome).await.map_err(|e| Box::new(e) as BoxDynError)?;
                 tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, counts = ?outcome.counts, "job done");
                 return Ok(serde_json::to_value(&outcome).unwrap_or_default());
             }
             Err(_) => JobError::Transient(format!("attempt timed out after {}", humanize(policy.timeout))),
-            Ok(Err(e)) => e,
+            Ok(Ok(Err(e))) => e,
         };
         match err {
             JobError::RetryAfter { after, message } => {

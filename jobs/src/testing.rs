@@ -63,6 +63,9 @@ pub struct FailArgs {
     /// The error message of a permanent failure.
     #[serde(default)]
     pub message: Option<String>,
+    /// Panic (instead of returning an error) in the failing attempts.
+    #[serde(default)]
+    pub panic: bool,
 }
 
 /// `test-fail`: fails `fail_times` attempts (1 s → 2 s backoff, 3 attempts), then succeeds.
@@ -95,6 +98,9 @@ impl JobKind for TestFail {
             return Err(JobError::Permanent(args.message.unwrap_or_else(|| "permanent failure from the test".into())));
         }
         if ctx.attempt() <= args.fail_times {
+            if args.panic {
+                panic!("panic {} from the test", ctx.attempt());
+            }
             return Err(JobError::Transient(format!("failure {} from the test", ctx.attempt())));
         }
         Ok(JobOutcome::default().count("attempt", u64::from(ctx.attempt())))

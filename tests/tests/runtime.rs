@@ -866,3 +866,29 @@ async fn a_worker_with_every_slot_busy_keeps_heartbeating_and_runs_each_job_once
     })
     .await;
 }
+
+/// A job whose handler panics fails that attempt like any error: retried after the backoff, and
+/// `failed` with the panic's message when no attempt is left; the worker keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_job_fails_its_attempt_and_is_retried_and_the_worker_goes_on() {
+    let store = stores::postgres().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(&store.db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
+    let workers = Workers::start(&rt);
+    let once = JobRequest::global("test-fail", Trigger::Admin).args(json!({"fail_times": 1, "panic": true}));
+    let once = rt.queue.enqueue(once).await.unwrap();
+    let always = JobRequest::global("test-fail", Trigger::Admin).args(json!({"fail_times": 9, "panic": true}));
+    let always = rt.queue.enqueue(always).await.unwrap();
+    let job = wait_finished(&rt, &once, Duration::from_secs(60)).await;
+    assert_eq!((job.status, job.attempts), (JobStatus::Done, 2), "{job:?}");
+    let job = wait_finished(&rt, &always, Duration::from_secs(60)).await;
+    assert_eq!((job.status, job.attempts), (JobStatus::Failed, 3), "{job:?}");
+    let error = job.last_error.unwrap_or_default();
+    assert!(error.contains("the job panicked") && error.contains("panic 3 from the test"), "{error}");
+    // The same worker still runs jobs.
+    let after =
+        rt.queue.enqueue(JobRequest::global("test-sleep", Trigger::Admin).args(json!({"ms": 10}))).await.unwrap();
+    assert_eq!(wait_finished(&rt, &after, Duration::from_secs(30)).await.status, JobStatus::Done);
+    workers.stop().await;
+    store.cleanup().await;
+}
