@@ -105,6 +105,17 @@ pub async fn endpoint(state: Data<&Arc<AppState>>) -> Response {
             esc(&status)
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP rmm_sync_webhook_writes_total Statements that wrote accepted webhooks in this process, and the \
+         webhooks they wrote (group commit, PostgreSQL with the PostgreSQL queue: webhooks / statements is the \
+         mean batch)."
+    );
+    let _ = writeln!(out, "# TYPE rmm_sync_webhook_writes_total counter");
+    if let Some((statements, rows)) = state.rt.webhook_batches() {
+        let _ = writeln!(out, "rmm_sync_webhook_writes_total{{what=\"statements\"}} {statements}");
+        let _ = writeln!(out, "rmm_sync_webhook_writes_total{{what=\"webhooks\"}} {rows}");
+    }
     let events = &state.rt.events;
     let _ = writeln!(
         out,

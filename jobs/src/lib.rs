@@ -30,6 +30,7 @@ pub mod tanium;
 #[cfg(feature = "test-jobs")]
 pub mod testing;
 pub mod units;
+pub mod webhook_batch;
 pub mod webhooks;
 pub mod worker;
 
@@ -63,6 +64,9 @@ pub struct Runtime {
     pub events: Arc<EventBus>,
     /// Upstream calls per minute, written to the store every few seconds (the status page).
     pub calls: CallLog,
+    /// Writes webhook accepts together (PostgreSQL with the PostgreSQL queue; see
+    /// [`webhook_batch`]).
+    pub(crate) webhook_batcher: Option<webhook_batch::Batcher>,
 }
 
 impl Runtime {
@@ -77,11 +81,23 @@ impl Runtime {
         let queue = Queue::connect(&db, &settings, registry.clone()).await?;
         queue.setup().await?;
         let calls = CallLog::start(db.clone());
-        Ok(Runtime { db, queue, registry, settings, secrets, events, calls })
+        let webhook_batcher = match &db {
+            Db::Postgres(pool) if queue.kind() == QueueKind::Postgres => {
+                Some(webhook_batch::Batcher::start(pool.clone(), settings.http.webhook_batch_statements))
+            }
+            _ => None,
+        };
+        Ok(Runtime { db, queue, registry, settings, secrets, events, calls, webhook_batcher })
     }
 
     pub fn store(&self) -> JobStore {
         JobStore::new(self.db.clone())
+    }
+
+    /// Statements and webhook accepts the group commit has written in this process, when it is
+    /// in use ([`webhook_batch`]).
+    pub fn webhook_batches(&self) -> Option<(u64, u64)> {
+        self.webhook_batcher.as_ref().map(|b| b.counts.get())
     }
 }
 

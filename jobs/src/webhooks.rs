@@ -22,7 +22,9 @@ use uuid::Uuid;
 use crate::envelope::{JobRequest, Trigger};
 use crate::error::RuntimeError;
 use crate::sqlx_util::{Exec, P, now_text, parse_ts, ts_out, ts_text};
-use crate::{JobError, Runtime};
+use crate::tactical::SyncAgent;
+use crate::webhook_batch::{Batcher, Decided, Row};
+use crate::{JobError, JobKind, Runtime};
 
 /// What happened to a webhook that passed authentication and parsing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,10 +43,8 @@ pub async fn accept_tactical(
     body: &WebhookBody,
     window: Duration,
 ) -> Result<Accepted, RuntimeError> {
-    if let rmm_shared::db::Db::Postgres(pool) = &rt.db
-        && rt.queue.kind() == crate::QueueKind::Postgres
-    {
-        return accept_postgres(rt, pool, tenant, body, window).await;
+    if let Some(batcher) = &rt.webhook_batcher {
+        return accept_postgres(rt, batcher, tenant, body, window).await;
     }
     let db = &rt.db;
     let p = P(db.dialect());
@@ -118,7 +118,7 @@ pub async fn accept_tactical(
                 }
                 _ => 0,
             };
-            let req = JobRequest::for_integration("sync-agent", tenant, PROVIDER, integration_id, Trigger::Webhook)
+            let req = JobRequest::for_integration(SyncAgent::NAME, tenant, PROVIDER, integration_id, Trigger::Webhook)
                 .args(serde_json::json!({ "agent_id": body.agent_id }))
                 .correlation_id(delivery_id.clone())
                 .delay_secs(delay);
@@ -181,9 +181,10 @@ async fn check_integration(ex: &mut impl Exec, tenant: Uuid) -> Result<Result<Uu
     })
 }
 
-/// The PostgreSQL path: one data-modifying statement, no explicit transaction. It checks the
-/// tenant and integration, takes the agent's coalescing row (`webhook_agents`, INSERT … ON CONFLICT
-/// DO UPDATE: one decision at a time per agent, on the row's latest version), stores the delivery
+/// The PostgreSQL path: one data-modifying statement, no explicit transaction, shared with the
+/// accepts that arrive at the same time ([`crate::webhook_batch`]). It checks the tenant and
+/// integration, takes the agent's coalescing row (`webhook_agents`, INSERT … ON CONFLICT DO
+/// UPDATE: one decision at a time per agent, on the row's latest version), stores the delivery
 /// and, when no refresh is pending, writes the new job's status row and its apalis task. A pending
 /// job is joined only while its status row says `pending`; the job clears the agent's row when it
 /// starts ([`release_agent`]), which waits for a statement holding the row, so a delivery that
@@ -191,101 +192,45 @@ async fn check_integration(ex: &mut impl Exec, tenant: Uuid) -> Result<Result<Uu
 /// envelope is serialised with a one-off placeholder UUID that the statement replaces.
 async fn accept_postgres(
     rt: &Runtime,
-    pool: &sqlx::PgPool,
+    batcher: &Batcher,
     tenant: Uuid,
     body: &WebhookBody,
     window: Duration,
 ) -> Result<Accepted, RuntimeError> {
     let delivery_id = Ulid::generate().to_string();
     let placeholder = Uuid::new_v4();
-    let req = JobRequest::for_integration("sync-agent", tenant, PROVIDER, placeholder, Trigger::Webhook)
+    let req = JobRequest::for_integration(SyncAgent::NAME, tenant, PROVIDER, placeholder, Trigger::Webhook)
         .args(serde_json::json!({ "agent_id": body.agent_id }))
         .correlation_id(delivery_id.clone());
     let (env, policy) = rt.queue.prepare(&req)?;
     let task = serde_json::to_string(&env).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-    let raw = Value::Object(body.fields.clone()).to_string();
-    type Row = (Option<String>, Option<Uuid>, Option<String>, Option<bool>);
-    let (reason, integration, job_id, is_new): Row = sqlx::query_as(ACCEPT_PG)
-        .bind(tenant)
-        .bind(placeholder.to_string())
-        .bind(&body.agent_id)
-        .bind(&delivery_id)
-        .bind(&raw)
-        .bind(Utc::now())
-        .bind(window.as_secs_f64())
-        .bind(&env.job_id)
-        .bind(env.args.to_string())
-        .bind(policy.max_attempts as i32)
-        .bind(task)
-        .bind(policy.priority as i32)
-        .bind(&env.correlation_id)
-        .bind(&env.kind)
-        .bind(PROVIDER)
-        .bind(env.traceparent.as_deref())
-        .fetch_one(pool)
-        .await
-        .map_err(|e| RuntimeError::Db(e.into()))?;
-    let (Some(integration), Some(job_id), Some(is_new)) = (integration, job_id, is_new) else {
-        return Ok(Accepted::NotRecorded(match reason.as_deref() {
-            Some("tenant_suspended") => "tenant_suspended",
-            Some("integration_inactive") => "integration_inactive",
-            _ => "integration_not_configured",
-        }));
+    let row = Row {
+        tenant,
+        placeholder: placeholder.to_string(),
+        agent_id: body.agent_id.clone(),
+        delivery_id: delivery_id.clone(),
+        received_at: Utc::now(),
+        body: Value::Object(body.fields.clone()).to_string(),
+        job_id: env.job_id.clone(),
+        args: env.args.to_string(),
+        max_attempts: policy.max_attempts as i32,
+        task,
+        priority: policy.priority as i32,
+        correlation_id: env.correlation_id.clone(),
+        traceparent: env.traceparent.clone(),
+        window_secs: window.as_secs_f64(),
     };
-    if is_new {
-        tracing::info!(job_id = %job_id, kind = %env.kind, tenant = %tenant, provider = PROVIDER,
-            trigger = "webhook", correlation_id = %env.correlation_id, "job enqueued");
+    match batcher.accept(row).await? {
+        Decided::Refused(reason) => Ok(Accepted::NotRecorded(reason)),
+        Decided::Stored { integration_id, job_id, is_new } => {
+            if is_new {
+                tracing::info!(job_id = %job_id, kind = %env.kind, tenant = %tenant, provider = PROVIDER,
+                    trigger = "webhook", correlation_id = %env.correlation_id, "job enqueued");
+            }
+            Ok(Accepted::Recorded { delivery_id, job_id, integration_id, coalesced: !is_new })
+        }
     }
-    Ok(Accepted::Recorded { delivery_id, job_id, integration_id: integration, coalesced: !is_new })
 }
-
-const ACCEPT_PG: &str = "\
-WITH chk AS (
-    SELECT CASE WHEN t.suspended_at IS NOT NULL THEN 'tenant_suspended'
-                WHEN i.integration_id IS NULL THEN 'integration_not_configured'
-                WHEN NOT i.is_active THEN 'integration_inactive' END AS reason,
-           i.integration_id
-    FROM (SELECT 1 AS one) x
-    LEFT JOIN tenants t ON t.tenant = $1
-    LEFT JOIN rmm_integrations i ON i.tenant = $1 AND i.provider = $15
-), ok AS (
-    SELECT integration_id FROM chk WHERE reason IS NULL
-), up AS (
-    INSERT INTO rmm_sync.webhook_agents AS w (tenant, integration_id, agent_id, pending_job_id, window_start)
-    SELECT $1, ok.integration_id, $3, $8, $6 FROM ok
-    ON CONFLICT (tenant, integration_id, agent_id) DO UPDATE SET
-        pending_job_id = CASE
-            WHEN w.pending_job_id IS NOT NULL AND EXISTS (
-                SELECT 1 FROM rmm_sync.job_runs j WHERE j.job_id = w.pending_job_id AND j.status = 'pending')
-            THEN w.pending_job_id ELSE EXCLUDED.pending_job_id END,
-        window_start = CASE
-            WHEN w.pending_job_id IS NOT NULL AND EXISTS (
-                SELECT 1 FROM rmm_sync.job_runs j WHERE j.job_id = w.pending_job_id AND j.status = 'pending')
-            THEN w.window_start
-            WHEN w.window_start + make_interval(secs => $7) <= EXCLUDED.window_start THEN EXCLUDED.window_start
-            ELSE w.window_start END
-    RETURNING integration_id, pending_job_id, window_start
-), calc AS (
-    SELECT integration_id, pending_job_id AS job_id, pending_job_id = $8 AS is_new,
-        CASE WHEN window_start >= $6 THEN 0
-             ELSE CEIL(EXTRACT(EPOCH FROM (window_start + make_interval(secs => $7) - $6))) END AS delay
-    FROM up
-), d AS (
-    INSERT INTO rmm_sync.webhook_deliveries (delivery_id, tenant, integration_id, provider, agent_id, body, received_at, job_id)
-    SELECT $4, $1, calc.integration_id, $15, $3, CAST($5 AS jsonb), $6, calc.job_id FROM calc
-), r AS (
-    INSERT INTO rmm_sync.job_runs (job_id, task_id, kind, tenant, provider, integration_id, trigger, correlation_id,
-        args, status, max_attempts, dispatched, run_at, created_at, updated_at, traceparent)
-    SELECT $8, $8, $14, $1, $15, calc.integration_id, 'webhook', $13, CAST($9 AS jsonb), 'pending', $10, true,
-        $6 + make_interval(secs => calc.delay), $6, $6, $16
-    FROM calc WHERE calc.is_new
-), q AS (
-    INSERT INTO apalis.jobs (id, job_type, job, max_attempts, run_at, priority)
-    SELECT $8, $14, convert_to(replace($11, $2, CAST(calc.integration_id AS text)), 'UTF8'), $10,
-        $6 + make_interval(secs => calc.delay), $12
-    FROM calc WHERE calc.is_new
-)
-SELECT chk.reason, calc.integration_id, calc.job_id, calc.is_new FROM chk LEFT JOIN calc ON true";
 
 /// Called by a `sync-agent` job when it starts: later deliveries for the agent no longer join it
 /// (see [`accept_postgres`]). Waits for an accept that holds the agent's row.

@@ -193,6 +193,9 @@ pub struct HttpSettings {
     /// a secret) is answered no sooner than this after its handling started, so the time of the
     /// answer does not tell whether the tenant exists. Keep it above the slowest secret lookup.
     pub webhook_unauthorized_floor_ms: u64,
+    /// Statements writing webhook deliveries at once (PostgreSQL with the PostgreSQL queue).
+    /// Deliveries arriving while they all run wait and are written together by the next one.
+    pub webhook_batch_statements: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -354,6 +357,7 @@ impl Default for HttpSettings {
             body_timeout_ms: 30_000,
             api_body_limit_kib: 1024,
             webhook_unauthorized_floor_ms: 100,
+            webhook_batch_statements: 2,
         }
     }
 }
@@ -457,6 +461,9 @@ impl Settings {
             return Err(ConfigError::Invalid(
                 "http.header_timeout_ms, http.body_timeout_ms and http.api_body_limit_kib must be at least 1".into(),
             ));
+        }
+        if self.http.webhook_batch_statements == 0 || self.http.webhook_batch_statements > 64 {
+            return Err(ConfigError::Invalid("http.webhook_batch_statements must be between 1 and 64".into()));
         }
         if self.retention.finished_jobs_days == 0 || self.retention.maintenance_interval_minutes == 0 {
             return Err(ConfigError::Invalid(

@@ -52,6 +52,11 @@ async fn webhook_contract_case_by_case() {
             ing.webhook(Some(&t), Some(SECRET), json!({"agent_id": "None"}).to_string()).await,
             (400, json!({"error": "agent_id is required"}))
         );
+        // PostgreSQL cannot store a NUL: refused as input on every store, not a 503.
+        assert_eq!(
+            ing.webhook(Some(&t), Some(SECRET), r#"{"agent_id":"a","message":"x\u0000y"}"#).await,
+            (400, json!({"error": "Invalid JSON body: text with a NUL character (\\u0000) cannot be stored"}))
+        );
         let big = format!("{{\"agent_id\":\"a\",\"message\":\"{}\"}}", "x".repeat(300 * 1024));
         assert_eq!(ing.webhook(Some(&t), Some(SECRET), big).await.0, 413);
 
@@ -890,5 +895,137 @@ async fn a_panicking_job_fails_its_attempt_and_is_retried_and_the_worker_goes_on
         rt.queue.enqueue(JobRequest::global("test-sleep", Trigger::Admin).args(json!({"ms": 10}))).await.unwrap();
     assert_eq!(wait_finished(&rt, &after, Duration::from_secs(30)).await.status, JobStatus::Done);
     workers.stop().await;
+    store.cleanup().await;
+}
+
+/// Webhooks arriving together on PostgreSQL are written by shared statements (group commit), and
+/// each caller is still answered from its own rows: one job per agent, every delivery stored
+/// once with the job that will record it, and the refusals of another tenant's inactive
+/// integration decided row by row inside the same statements.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_arriving_together_are_written_together_and_each_answered_for_itself() {
+    let store = stores::postgres_with(4).await.unwrap();
+    let db = &store.db;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = fast_settings(QueueBackend::Database);
+    // One statement at a time: whatever arrives meanwhile waits for the next one.
+    settings.http.webhook_batch_statements = 1;
+    let rt = runtime(db, settings, dir.path()).await.unwrap();
+    let ing = Ingress::start(&rt, None).await;
+    let (active, _) = tactical_tenant(db, &rt, None).await;
+    let (inactive, _) = tactical_tenant(db, &rt, None).await;
+    db.execute(&format!("UPDATE rmm_integrations SET is_active = false WHERE tenant = '{inactive}'"), &[])
+        .await
+        .unwrap();
+    let (agents, per_agent) = (60, 3);
+    let mut calls = Vec::new();
+    for round in 0..per_agent {
+        for a in 0..agents {
+            calls.push((active, format!("agent-{a:03}"), format!("{a}-{round}")));
+        }
+    }
+    for i in 0..20 {
+        calls.push((inactive, format!("agent-{i:03}"), format!("x{i}")));
+    }
+    let answers = futures::future::join_all(calls.iter().map(|(tenant, agent, alert)| {
+        let body = json!({"agent_id": agent, "alert_id": alert, "event": "trigger"}).to_string();
+        let tenant = tenant.to_string();
+        let ing = &ing;
+        async move { ing.webhook(Some(&tenant), Some(SECRET), body).await }
+    }))
+    .await;
+    let mut job_of_agent = std::collections::BTreeMap::new();
+    let mut deliveries = std::collections::BTreeMap::new();
+    for ((tenant, agent, _), (status, reply)) in calls.iter().zip(&answers) {
+        assert_eq!(*status, 200, "{reply}");
+        if *tenant == inactive {
+            assert_eq!(reply, &json!({"ok": true, "recorded": false, "reason": "integration_inactive"}));
+            continue;
+        }
+        assert_eq!(reply["recorded"], true, "{reply}");
+        let job = reply["job_id"].as_str().unwrap().to_owned();
+        // No worker runs: the agent's first job stays pending and its later deliveries join it.
+        assert_eq!(job_of_agent.entry(agent.clone()).or_insert_with(|| job.clone()), &job, "{agent}");
+        deliveries.insert(reply["delivery_id"].as_str().unwrap().to_owned(), job);
+    }
+    assert_eq!(job_of_agent.len(), agents);
+    assert_eq!(deliveries.len(), agents * per_agent, "every delivery id is its own");
+    let stored: Vec<(String, String)> =
+        db.fetch(&format!("SELECT delivery_id, job_id FROM {}", db.ours("webhook_deliveries")), &[]).await.unwrap();
+    assert_eq!(stored.into_iter().collect::<std::collections::BTreeMap<_, _>>(), deliveries);
+    let jobs: Vec<(String, String, String)> = db
+        .fetch(
+            &format!(
+                "SELECT r.job_id, r.status, CAST(r.tenant AS TEXT) FROM {} r JOIN apalis.jobs q ON q.id = r.job_id",
+                db.ours("job_runs")
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), agents, "one status row and one queue task per agent: {jobs:?}");
+    assert!(jobs.iter().all(|(_, status, t)| status == "pending" && *t == active.to_string()), "{jobs:?}");
+    let (statements, rows) = rt.webhook_batches().expect("group commit on PostgreSQL");
+    assert_eq!(rows as usize, calls.len());
+    assert!(statements < rows / 2, "{rows} webhooks arriving together took {statements} statements");
+    let metrics = reqwest::get(ing.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(&format!("rmm_sync_webhook_writes_total{{what=\"webhooks\"}} {rows}")), "{metrics}");
+    store.cleanup().await;
+}
+
+/// A delivery PostgreSQL refuses fails alone: its batch is written again one delivery at a time,
+/// the others are stored and answered, and the refused one leaves no row behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_the_database_refuses_fails_alone_in_its_batch() {
+    use rmm_jobs::webhook_batch::{Batcher, Decided, Row};
+    let store = stores::postgres_with(4).await.unwrap();
+    let db = &store.db;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
+    let (tenant, integration) = tactical_tenant(db, &rt, None).await;
+    let rmm_shared::db::Db::Postgres(pool) = db else { unreachable!() };
+    let batcher = Batcher::start(pool.clone(), 1);
+    let row = |i: usize, body: &str| {
+        let job_id = ulid::Ulid::generate().to_string();
+        Row {
+            tenant,
+            placeholder: "PLACEHOLDER".into(),
+            agent_id: format!("agent-{i}"),
+            delivery_id: ulid::Ulid::generate().to_string(),
+            received_at: chrono::Utc::now(),
+            body: body.into(),
+            job_id: job_id.clone(),
+            args: json!({"agent_id": format!("agent-{i}")}).to_string(),
+            max_attempts: 3,
+            task: json!({"job_id": job_id, "integration_id": "PLACEHOLDER"}).to_string(),
+            priority: 0,
+            correlation_id: job_id,
+            traceparent: None,
+            window_secs: 10.0,
+        }
+    };
+    // The first accept holds the one slot; the next 20 (one of them not JSON) wait and go together.
+    let first = batcher.accept(row(0, "{}"));
+    let rest = (1..=20).map(|i| batcher.accept(row(i, if i == 7 { "{not json" } else { "{}" })));
+    let (first, rest) = tokio::join!(first, futures::future::join_all(rest));
+    assert!(matches!(first, Ok(Decided::Stored { is_new: true, .. })), "{first:?}");
+    for (i, r) in rest.iter().enumerate() {
+        let i = i + 1;
+        match r {
+            Ok(Decided::Stored { integration_id, is_new: true, .. }) if i != 7 => {
+                assert_eq!(*integration_id, integration)
+            }
+            Err(e) if i == 7 => assert!(e.to_string().contains("json"), "{e}"),
+            other => panic!("accept {i}: {other:?}"),
+        }
+    }
+    let (statements, rows) = batcher.counts.get();
+    assert!(statements < 21, "the waiting accepts were tried together first ({statements} statements)");
+    assert_eq!(rows, 20, "the failed batch's statement counts nothing; each of its rows was then written alone");
+    assert_eq!(count(db, tenant, &format!("{} WHERE true", db.ours("webhook_deliveries"))).await, 20);
+    assert_eq!(count(db, tenant, &format!("{} WHERE true", db.ours("job_runs"))).await, 20);
+    let tasks: Vec<(String,)> = db.fetch("SELECT convert_from(job, 'UTF8') FROM apalis.jobs", &[]).await.unwrap();
+    assert_eq!(tasks.len(), 20);
+    assert!(tasks.iter().all(|(t,)| t.contains(&integration.to_string()) && !t.contains("PLACEHOLDER")), "{tasks:?}");
     store.cleanup().await;
 }

@@ -39,6 +39,10 @@ struct Args {
     /// Length of the fixed-rate phase, seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// `http.webhook_batch_statements`: statements writing webhooks at once (group commit);
+    /// a value at the concurrency leaves nearly every webhook a statement of its own.
+    #[arg(long)]
+    batch_statements: Option<usize>,
 }
 
 fn body(n: usize) -> String {
@@ -161,6 +165,10 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut settings = fast_settings(QueueBackend::Database);
     settings.database = DatabaseSettings { max_connections: c as u32, ..DatabaseSettings::default() };
+    if let Some(n) = args.batch_statements {
+        settings.http.webhook_batch_statements = n;
+    }
+    let batch_statements = settings.http.webhook_batch_statements;
     let rt = runtime(&store.db, settings, dir.path()).await?;
     let (tenant, _) = tactical_tenant(&store.db, &rt, None).await;
 
@@ -217,7 +225,8 @@ async fn main() -> anyhow::Result<()> {
     };
 
     println!(
-        "bench-ingress: {} requests at concurrency {c}; then {} req/s for {} s (PostgreSQL, loopback)",
+        "bench-ingress: {} requests at concurrency {c}; then {} req/s for {} s (PostgreSQL, loopback; \
+         http.webhook_batch_statements = {batch_statements})",
         args.requests, args.rate, args.seconds
     );
     // Warm-up of both paths (connections, plans, caches).
@@ -252,6 +261,12 @@ async fn main() -> anyhow::Result<()> {
     direct_phase.print("  same accept, without HTTP");
     let ratio = ing_phase.rate() / raw_phase.rate();
     println!("webhooks / raw inserts            : {:>7.1}% (target >= 50%)", ratio * 100.0);
+    if let Some((statements, rows)) = rt.webhook_batches() {
+        println!(
+            "webhooks per statement (all phases so far): {:.1} ({rows} in {statements})",
+            rows as f64 / statements.max(1) as f64
+        );
+    }
 
     let fixed = open_loop(args.rate, args.seconds, 20_000_000, post).await;
     fixed.print(&format!("webhooks at {} req/s offered", args.rate));

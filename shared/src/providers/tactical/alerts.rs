@@ -25,6 +25,10 @@ pub enum WebhookError {
     InvalidJson,
     #[error("agent_id is required")]
     MissingAgentId,
+    /// PostgreSQL cannot store a NUL character in text or JSON, so such a body could never be
+    /// stored; it is refused as bad input rather than answered 503 as if the database were down.
+    #[error("Invalid JSON body: text with a NUL character (\\u0000) cannot be stored")]
+    NulCharacter,
 }
 
 /// A parsed webhook body: the JSON object (kept whole as the alert's raw payload).
@@ -42,8 +46,20 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookBody, WebhookError> {
         v => v,
     };
     let Value::Object(fields) = value else { return Err(WebhookError::InvalidJson) };
+    if fields.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) {
+        return Err(WebhookError::NulCharacter);
+    }
     let agent_id = text(&fields, "agent_id").ok_or(WebhookError::MissingAgentId)?;
     Ok(WebhookBody { fields, agent_id })
+}
+
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 /// The `tenant` of a webhook's query string (`tenant=<uuid>`, percent-decoded, trimmed); `None`
@@ -292,6 +308,17 @@ mod tests {
         assert_eq!(parse_webhook(br#""just text""#), Err(WebhookError::InvalidJson));
         assert_eq!(parse_webhook(br#"{"agent_id":"None"}"#), Err(WebhookError::MissingAgentId));
         assert_eq!(parse_webhook(br#"{"agent_id":""}"#), Err(WebhookError::MissingAgentId));
+        // PostgreSQL stores no NUL in text or jsonb: refused as input, wherever it hides.
+        for nul in [
+            r#"{"agent_id":"a\u0000b"}"#,
+            r#"{"agent_id":"a","message":"x\u0000"}"#,
+            r#"{"agent_id":"a","k\u0000":1}"#,
+            r#"{"agent_id":"a","nested":{"list":["ok","\u0000"]}}"#,
+        ] {
+            assert_eq!(parse_webhook(nul.as_bytes()), Err(WebhookError::NulCharacter), "{nul}");
+            let wrapped = serde_json::to_vec(&Value::String(nul.into())).unwrap();
+            assert_eq!(parse_webhook(&wrapped), Err(WebhookError::NulCharacter), "wrapped {nul}");
+        }
     }
 
     #[test]
