@@ -30,6 +30,11 @@ use crate::error::RuntimeError;
 
 /// Most accepts one statement writes.
 pub const MAX_ROWS: usize = 128;
+/// Most bytes of accepts (bodies, tasks, ids) one statement carries, unless a single accept is
+/// larger. sqlx 0.9.0 leaves Nagle's algorithm on (transact-rs/sqlx#4335): a message larger than
+/// the socket's send buffer (16 KiB at first on Linux) goes out in two writes, and the second
+/// waits for PostgreSQL's delayed ACK, about 40 ms. Batches stay under it.
+pub const MAX_BYTES: usize = 12 * 1024;
 
 /// One accept, ready to be written.
 #[derive(Debug, Clone)]
@@ -132,16 +137,32 @@ async fn collect(
     }
 }
 
-/// The next batch: the oldest accept of each agent (up to [`MAX_ROWS`], all of the first one's
-/// window), the rest left waiting in their order.
+impl Row {
+    /// About the bytes this accept adds to a statement.
+    fn size(&self) -> usize {
+        let texts = [&self.placeholder, &self.agent_id, &self.delivery_id, &self.body, &self.job_id, &self.args];
+        let more = [&self.task, &self.correlation_id];
+        texts.iter().chain(&more).map(|t| t.len()).sum::<usize>()
+            + self.traceparent.as_ref().map_or(0, String::len)
+            + 80
+    }
+}
+
+/// The next batch: the oldest waiting accept of each agent, all of the first one's window, up to
+/// [`MAX_ROWS`] and [`MAX_BYTES`] (the first accept is always taken); the rest stay waiting in
+/// their order. An agent whose oldest accept stays waiting has none taken.
 fn take_batch(waiting: &mut VecDeque<(Row, Reply)>) -> Vec<(Row, Reply)> {
     let window = waiting.front().map(|(r, _)| r.window_secs).unwrap_or_default();
     let mut agents = HashSet::new();
-    let mut batch = Vec::new();
+    let (mut batch, mut bytes) = (Vec::new(), 0);
     let mut rest = VecDeque::with_capacity(waiting.len());
     for item in waiting.drain(..) {
         let row = &item.0;
-        if batch.len() < MAX_ROWS && row.window_secs == window && agents.insert((row.tenant, row.agent_id.clone())) {
+        let fits = batch.is_empty() || (batch.len() < MAX_ROWS && bytes + row.size() <= MAX_BYTES);
+        // The agent is marked seen whether or not its accept is taken: a later one must not pass it.
+        let first_of_agent = agents.insert((row.tenant, row.agent_id.clone()));
+        if first_of_agent && fits && row.window_secs == window {
+            bytes += row.size();
             batch.push(item);
         } else {
             rest.push_back(item);
@@ -297,8 +318,8 @@ mod tests {
         (r, reply)
     }
 
-    fn agents(items: &[(Row, Reply)]) -> Vec<&str> {
-        items.iter().map(|(r, _)| r.agent_id.as_str()).collect()
+    fn agents<'a>(items: impl IntoIterator<Item = &'a (Row, Reply)>) -> Vec<&'a str> {
+        items.into_iter().map(|(r, _)| r.agent_id.as_str()).collect()
     }
 
     #[test]
@@ -320,14 +341,29 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_holds_one_window_and_at_most_max_rows() {
+    fn a_batch_holds_one_window_and_at_most_max_rows_and_max_bytes() {
         let t = Uuid::new_v4();
         let mut waiting: VecDeque<_> = (0..MAX_ROWS + 5).map(|i| row(t, &format!("a{i}"), 10.0)).collect();
         waiting.insert(1, row(t, "other-window", 3.0));
+        waiting.insert(2, row(t, "other-window", 10.0));
         assert_eq!(take_batch(&mut waiting).len(), MAX_ROWS);
-        assert_eq!(waiting[0].0.agent_id, "other-window");
-        assert_eq!(waiting.len(), 6);
+        assert_eq!(agents(&waiting)[..2], ["other-window", "other-window"], "neither passes the other");
+        assert_eq!(waiting.len(), 7);
         assert_eq!(agents(&take_batch(&mut waiting)), ["other-window"]);
-        assert_eq!(take_batch(&mut waiting).len(), 5);
+        assert_eq!(take_batch(&mut waiting).len(), 6);
+
+        // Bytes: a large accept goes alone; small ones fill a batch up to the limit.
+        let mut big = row(t, "big", 10.0);
+        big.0.body = "x".repeat(MAX_BYTES * 2);
+        let mut waiting: VecDeque<_> =
+            std::iter::once(big).chain((0..100).map(|i| row(t, &format!("s{i}"), 10.0))).collect();
+        for (r, _) in waiting.iter_mut().skip(1) {
+            r.body = "y".repeat(500);
+        }
+        assert_eq!(agents(&take_batch(&mut waiting)), ["big"]);
+        let small = take_batch(&mut waiting);
+        let bytes: usize = small.iter().map(|(r, _)| r.size()).sum();
+        assert!(small.len() > 1 && bytes <= MAX_BYTES, "{} rows, {bytes} bytes", small.len());
+        assert!(bytes + waiting[0].0.size() > MAX_BYTES, "the batch stopped only when the next one did not fit");
     }
 }
