@@ -198,22 +198,22 @@ async fn write(pool: &sqlx::PgPool, batch: Vec<(Row, Reply)>, counts: &BatchCoun
 
 /// One statement for `rows`; a decision per row, in their order.
 async fn run(pool: &sqlx::PgPool, rows: &[Row], counts: &BatchCounts) -> Result<Vec<Decided>, sqlx::Error> {
-    let col = |f: fn(&Row) -> String| rows.iter().map(f).collect::<Vec<String>>();
+    let col = |f: fn(&Row) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
     type Out = (i64, Option<String>, Option<Uuid>, Option<String>, Option<bool>);
     let out: Vec<Out> = sqlx::query_as(ACCEPT_BATCH)
         .bind(rows.iter().map(|r| r.tenant).collect::<Vec<_>>())
-        .bind(col(|r| r.placeholder.clone()))
-        .bind(col(|r| r.agent_id.clone()))
-        .bind(col(|r| r.delivery_id.clone()))
+        .bind(col(|r| &r.placeholder))
+        .bind(col(|r| &r.agent_id))
+        .bind(col(|r| &r.delivery_id))
         .bind(rows.iter().map(|r| r.received_at).collect::<Vec<_>>())
-        .bind(col(|r| r.body.clone()))
-        .bind(col(|r| r.job_id.clone()))
-        .bind(col(|r| r.args.clone()))
+        .bind(col(|r| &r.body))
+        .bind(col(|r| &r.job_id))
+        .bind(col(|r| &r.args))
         .bind(rows.iter().map(|r| r.max_attempts).collect::<Vec<_>>())
-        .bind(col(|r| r.task.clone()))
+        .bind(col(|r| &r.task))
         .bind(rows.iter().map(|r| r.priority).collect::<Vec<_>>())
-        .bind(col(|r| r.correlation_id.clone()))
-        .bind(rows.iter().map(|r| r.traceparent.clone()).collect::<Vec<_>>())
+        .bind(col(|r| &r.correlation_id))
+        .bind(rows.iter().map(|r| r.traceparent.as_deref()).collect::<Vec<_>>())
         .bind(<crate::tactical::SyncAgent as crate::JobKind>::NAME)
         .bind(rmm_shared::providers::tactical::sync::PROVIDER)
         .bind(rows.first().map(|r| r.window_secs).unwrap_or_default())

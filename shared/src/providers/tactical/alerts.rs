@@ -46,7 +46,7 @@ pub fn parse_webhook(body: &[u8]) -> Result<WebhookBody, WebhookError> {
         v => v,
     };
     let Value::Object(fields) = value else { return Err(WebhookError::InvalidJson) };
-    if fields.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) {
+    if map_has_nul(&fields) {
         return Err(WebhookError::NulCharacter);
     }
     let agent_id = text(&fields, "agent_id").ok_or(WebhookError::MissingAgentId)?;
@@ -57,9 +57,13 @@ fn has_nul(v: &Value) -> bool {
     match v {
         Value::String(s) => s.contains('\0'),
         Value::Array(items) => items.iter().any(has_nul),
-        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        Value::Object(m) => map_has_nul(m),
         _ => false,
     }
+}
+
+fn map_has_nul(m: &Map<String, Value>) -> bool {
+    m.iter().any(|(k, v)| k.contains('\0') || has_nul(v))
 }
 
 /// The `tenant` of a webhook's query string (`tenant=<uuid>`, percent-decoded, trimmed); `None`
