@@ -19,6 +19,8 @@ use rmm_jobs::{JobRequest, JobStatus, RuntimeError, Scope, Trigger};
 use rmm_shared::config::SchemaMode;
 use rmm_shared::db::sql::{ColType, fmt_ts};
 use rmm_shared::db::{Db, DbError};
+use rmm_shared::providers::tactical::secrets as tac_secrets;
+use rmm_shared::providers::tanium::secrets as tan_secrets;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -112,7 +114,7 @@ pub enum Reply {
 
 type R = Result<Reply, ApiError>;
 
-const PROVIDERS: &[&str] = &[rmm_shared::providers::tactical::sync::PROVIDER, tan::PROVIDER];
+const PROVIDERS: &[&str] = &[rmm_shared::providers::tactical::PROVIDER.slug(), tan::PROVIDER.slug()];
 
 fn tenant_read(p: &Principal, tenant: Uuid) -> Result<(), ApiError> {
     // Another tenant's resources do not exist for a tenant key.
@@ -362,7 +364,7 @@ impl AdminApi {
         if !tenant_exists(db, tenant.0).await? {
             return Err(ApiError::NotFound(body("tenant not found")));
         }
-        let tanium = provider.as_str() == tan::PROVIDER;
+        let tanium = provider.as_str() == tan::PROVIDER.slug();
         if tanium && (b.auth_mode.is_some() || b.api_key.is_some() || b.username.is_some() || b.password.is_some()) {
             return Err(ApiError::BadRequest(body(
                 "auth_mode, api_key, username and password are Tactical RMM settings; a Tanium integration takes \
@@ -449,16 +451,19 @@ impl AdminApi {
                 },
             };
             if let Some(t) = &token {
-                secrets.set_tenant_secret(tenant.0, tan::SECRET_API_TOKEN, Some(t)).await.map_err(secret_err)?;
+                secrets.set_tenant_secret(tenant.0, tan_secrets::API_TOKEN, Some(t)).await.map_err(secret_err)?;
                 reconnect = true;
             }
             if let (Some(u), Some(_)) = (&url, &b.instance_url) {
                 let v = SecretString::from(u.clone());
-                secrets.set_tenant_secret(tenant.0, tan::SECRET_GATEWAY_URL, Some(&v)).await.map_err(secret_err)?;
+                secrets.set_tenant_secret(tenant.0, tan_secrets::GATEWAY_URL, Some(&v)).await.map_err(secret_err)?;
             }
             if let Some(a) = &asset {
                 let v = a.clone().map(SecretString::from);
-                secrets.set_tenant_secret(tenant.0, tan::SECRET_ASSET_API_URL, v.as_ref()).await.map_err(secret_err)?;
+                secrets
+                    .set_tenant_secret(tenant.0, tan_secrets::ASSET_API_URL, v.as_ref())
+                    .await
+                    .map_err(secret_err)?;
             }
             // AlgaPSA's shape, merged (AlgaPSA replaces the whole settings object here).
             let mut ps = settings.get("provider_settings").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -475,9 +480,9 @@ impl AdminApi {
             ps.insert("tanium".into(), Value::Object(t));
             settings.insert("provider_settings".into(), Value::Object(ps));
         } else {
-            reconnect |= put(tac::SECRET_API_KEY, &b.api_key).await.map_err(secret_err)?;
-            reconnect |= put(tac::SECRET_USERNAME, &b.username).await.map_err(secret_err)?;
-            reconnect |= put(tac::SECRET_PASSWORD, &b.password).await.map_err(secret_err)?;
+            reconnect |= put(tac_secrets::API_KEY, &b.api_key).await.map_err(secret_err)?;
+            reconnect |= put(tac_secrets::USERNAME, &b.username).await.map_err(secret_err)?;
+            reconnect |= put(tac_secrets::PASSWORD, &b.password).await.map_err(secret_err)?;
             if !settings.contains_key("auth_mode") {
                 settings.insert("auth_mode".into(), json!("api_key"));
             }
@@ -534,15 +539,15 @@ impl AdminApi {
         provider_ok(&provider)?;
         let db = &state.rt.db;
         let integ = require_integration(db, tenant.0, &provider).await?;
-        let names: &[&str] = if provider.as_str() == tan::PROVIDER {
-            &[tan::SECRET_GATEWAY_URL, tan::SECRET_API_TOKEN, tan::SECRET_ASSET_API_URL]
+        let names: &[&str] = if provider.as_str() == tan::PROVIDER.slug() {
+            &[tan_secrets::GATEWAY_URL, tan_secrets::API_TOKEN, tan_secrets::ASSET_API_URL]
         } else {
             &[
-                tac::SECRET_INSTANCE_URL,
-                tac::SECRET_API_KEY,
-                tac::SECRET_USERNAME,
-                tac::SECRET_PASSWORD,
-                tac::SECRET_KNOX_TOKEN,
+                tac_secrets::INSTANCE_URL,
+                tac_secrets::API_KEY,
+                tac_secrets::USERNAME,
+                tac_secrets::PASSWORD,
+                tac_secrets::KNOX_TOKEN,
             ]
         };
         for &name in names {
@@ -575,7 +580,7 @@ impl AdminApi {
         provider_ok(&provider)?;
         let db = &state.rt.db;
         let integ = require_integration(db, tenant.0, &provider).await?;
-        if provider.as_str() == tan::PROVIDER {
+        if provider.as_str() == tan::PROVIDER.slug() {
             return test_tanium(&state, tenant.0, integ.integration_id).await;
         }
         let client = match tac::build_client(&state.rt, tenant.0, integ.integration_id).await {
@@ -722,14 +727,14 @@ impl AdminApi {
             tracing::error!(error = %e, "webhook secret");
             ApiError::Unavailable(body("the secret store is unavailable"))
         };
-        let secret = match secrets.get_tenant_secret(tenant.0, tac::SECRET_WEBHOOK).await.map_err(err)? {
+        let secret = match secrets.get_tenant_secret(tenant.0, tac_secrets::WEBHOOK).await.map_err(err)? {
             Some(s) => s.expose_secret().to_owned(),
             None => {
                 let mut bytes = [0u8; 24];
                 rand::rng().fill_bytes(&mut bytes);
                 let s = hex::encode(bytes);
                 secrets
-                    .set_tenant_secret(tenant.0, tac::SECRET_WEBHOOK, Some(&SecretString::from(s.clone())))
+                    .set_tenant_secret(tenant.0, tac_secrets::WEBHOOK, Some(&SecretString::from(s.clone())))
                     .await
                     .map_err(err)?;
                 s
@@ -805,7 +810,7 @@ impl AdminApi {
             _ => return Err(ApiError::BadRequest(body("syncType must be full or incremental"))),
         };
         let integ = require_integration(&state.rt.db, tenant, &provider).await?;
-        let kind = if provider.as_str() == tan::PROVIDER { "tanium-full-sync" } else { "sync-devices" };
+        let kind = if provider.as_str() == tan::PROVIDER.slug() { "tanium-full-sync" } else { "sync-devices" };
         let req = JobRequest::for_integration(kind, tenant, provider.0, integ.integration_id, Trigger::Admin)
             .args(json!({ "mode": mode }));
         let job_id = state.rt.queue.enqueue(req).await?;
@@ -1028,18 +1033,18 @@ async fn integration_view(state: &AppState, tenant: Uuid, provider: &str) -> Res
     let get = |name: &'static str| async move {
         secrets.get_tenant_secret(tenant, name).await.ok().flatten().map(|s| s.expose_secret().to_owned())
     };
-    let tanium = provider == tan::PROVIDER;
+    let tanium = provider == tan::PROVIDER.slug();
     let instance_url = match &integ.instance_url {
         Some(u) => Some(u.clone()),
-        None if tanium => get(tan::SECRET_GATEWAY_URL).await,
-        None => get(tac::SECRET_INSTANCE_URL).await,
+        None if tanium => get(tan_secrets::GATEWAY_URL).await,
+        None => get(tac_secrets::INSTANCE_URL).await,
     };
     let credentials = if tanium {
-        let token = get(tan::SECRET_API_TOKEN).await;
+        let token = get(tan_secrets::API_TOKEN).await;
         let t = tan::tanium_settings(&Value::Object(integ.settings.clone())).clone();
         let asset = match t.get("asset_api_url").and_then(Value::as_str) {
             Some(a) => Some(a.to_owned()),
-            None => get(tan::SECRET_ASSET_API_URL).await,
+            None => get(tan_secrets::ASSET_API_URL).await,
         };
         json!({
             "hasApiToken": token.is_some(),
@@ -1048,9 +1053,9 @@ async fn integration_view(state: &AppState, tenant: Uuid, provider: &str) -> Res
             "useAssetApiFallback": t.get("use_asset_api_fallback") == Some(&Value::Bool(true)),
         })
     } else {
-        let api_key = get(tac::SECRET_API_KEY).await;
-        let username = get(tac::SECRET_USERNAME).await;
-        let knox = get(tac::SECRET_KNOX_TOKEN).await;
+        let api_key = get(tac_secrets::API_KEY).await;
+        let username = get(tac_secrets::USERNAME).await;
+        let knox = get(tac_secrets::KNOX_TOKEN).await;
         json!({
             "hasApiKey": api_key.is_some(),
             "apiKeyMasked": api_key.as_deref().map(mask).unwrap_or_default(),

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use poem::http::StatusCode;
 use poem::web::{Data, Json};
 use poem::{Body, IntoResponse, Request, Response, handler};
-use rmm_jobs::tactical::SECRET_WEBHOOK;
 use rmm_jobs::webhooks::{Accepted, accept_tactical};
 use rmm_shared::events::Event;
+use rmm_shared::providers::tactical::PROVIDER;
 use rmm_shared::providers::tactical::alerts::{parse_webhook, webhook_tenant};
-use rmm_shared::providers::tactical::sync::PROVIDER;
+use rmm_shared::providers::tactical::secrets::WEBHOOK as SECRET_WEBHOOK;
 use rmm_shared::secrets::ct_eq_or_none;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -92,8 +92,15 @@ pub async fn tactical(req: &Request, body: Body, state: Data<&Arc<AppState>>) ->
             let event_type = raw.get("event").and_then(Value::as_str).unwrap_or("trigger").to_lowercase();
             let agent = hook.agent_id.clone();
             tokio::spawn(async move {
-                let ev =
-                    Event::webhook_received(tenant, integration_id, PROVIDER, &event_type, Some(&agent), None, &raw);
+                let ev = Event::webhook_received(
+                    tenant,
+                    integration_id,
+                    PROVIDER.slug(),
+                    &event_type,
+                    Some(&agent),
+                    None,
+                    &raw,
+                );
                 events.publish(&ev).await;
             });
             reply(

@@ -126,7 +126,7 @@ pub struct ForwardAlert;
 impl JobKind for ForwardAlert {
     const NAME: &'static str = "forward-alert";
     const SCOPE: Scope = Scope::Integration;
-    const PROVIDERS: &'static [&'static str] = &[rmm_shared::providers::tactical::sync::PROVIDER];
+    const PROVIDERS: &'static [rmm_shared::providers::Provider] = &[rmm_shared::providers::tactical::PROVIDER];
     const INTERNAL: bool = true;
     type Args = ForwardArgs;
 
@@ -181,7 +181,7 @@ impl JobKind for ForwardAlert {
         };
         let secret = rt
             .secrets
-            .get_tenant_secret(tenant, crate::tactical::SECRET_WEBHOOK)
+            .get_tenant_secret(tenant, rmm_shared::providers::tactical::secrets::WEBHOOK)
             .await
             .map_err(|e| JobError::Transient(format!("webhook secret: {e}")))?
             .ok_or_else(|| JobError::Permanent("the tenant has no Tactical webhook secret to forward with".into()))?;

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use rmm_shared::providers::Provider;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -96,7 +97,7 @@ pub trait JobKind: Send + Sync + 'static {
     const INTERNAL: bool = false;
     /// The providers an integration job applies to (`Scope::Integration` kinds); empty for global
     /// kinds. The API, the scheduler and the CLI refuse a kind for any other provider.
-    const PROVIDERS: &'static [&'static str] = &[];
+    const PROVIDERS: &'static [Provider] = &[];
     /// The kind's own arguments (`args` of the envelope).
     type Args: Serialize + DeserializeOwned + Send + 'static;
 
@@ -113,7 +114,7 @@ pub struct KindEntry {
     /// See [`JobKind::INTERNAL`].
     pub internal: bool,
     /// See [`JobKind::PROVIDERS`].
-    pub providers: &'static [&'static str],
+    pub providers: &'static [Provider],
     pub policy: Policy,
     pub(crate) run: fn(JobCtx, serde_json::Value) -> BoxFuture<'static, Result<JobOutcome, JobError>>,
     pub(crate) check_args: fn(&serde_json::Value) -> Result<(), String>,

@@ -68,9 +68,13 @@ impl Registry {
     pub fn require_for(&self, name: &str, provider: Option<&str>) -> Result<&Arc<KindEntry>, RuntimeError> {
         let entry = self.require_public(name)?;
         match provider {
-            Some(p) if !entry.providers.contains(&p) => {
-                let fits: Vec<&str> =
-                    self.kinds.values().filter(|e| !e.internal && e.providers.contains(&p)).map(|e| e.name).collect();
+            Some(p) if !entry.providers.iter().any(|x| x.slug() == p) => {
+                let fits: Vec<&str> = self
+                    .kinds
+                    .values()
+                    .filter(|e| !e.internal && e.providers.iter().any(|x| x.slug() == p))
+                    .map(|e| e.name)
+                    .collect();
                 Err(RuntimeError::Invalid(format!(
                     "job kind {name} does not apply to {p}; job kinds for {p}: {}",
                     fits.join(", ")

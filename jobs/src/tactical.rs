@@ -12,14 +12,16 @@ use rmm_shared::db::sql::ColType;
 use rmm_shared::events::{Event, EventType};
 use rmm_shared::http::HttpClient;
 use rmm_shared::ingest::IngestCounts;
+use rmm_shared::providers::Provider;
 use rmm_shared::providers::tactical::alerts::backfill_alerts;
 use rmm_shared::providers::tactical::client::{TacticalAuth, TacticalClient, TacticalConfig, TokenSink};
 use rmm_shared::providers::tactical::error::TacticalError;
 use rmm_shared::providers::tactical::mapping::SiteIndex;
 use rmm_shared::providers::tactical::sync::{
-    DeviceSyncMode, DeviceSyncReport, DeviceUnit, PROVIDER, SyncError, ingest_software, plan_device_units,
-    refresh_agent, sync_device_unit, sync_organizations,
+    DeviceSyncMode, DeviceSyncReport, DeviceUnit, SyncError, ingest_software, plan_device_units, refresh_agent,
+    sync_device_unit, sync_organizations,
 };
+use rmm_shared::providers::tactical::{PROVIDER, secrets};
 use rmm_shared::runs::{Run, RunKind, RunOutcome};
 use rmm_shared::secrets::SecretStore;
 use rmm_shared::upstream_calls::CallCounter;
@@ -31,14 +33,6 @@ use crate::envelope::JobRequest;
 use crate::kind::{JobKind, JobOutcome, Policy, Scope};
 use crate::units::{UnitPlan, UnitStatus};
 use crate::{JobCtx, JobError, Runtime};
-
-/// Tenant secret names (AlgaPSA's).
-pub const SECRET_API_KEY: &str = "tacticalrmm_api_key";
-pub const SECRET_USERNAME: &str = "tacticalrmm_username";
-pub const SECRET_PASSWORD: &str = "tacticalrmm_password";
-pub const SECRET_KNOX_TOKEN: &str = "tacticalrmm_knox_token";
-pub const SECRET_INSTANCE_URL: &str = "tacticalrmm_instance_url";
-pub const SECRET_WEBHOOK: &str = "tacticalrmm_webhook_secret";
 
 /// Incremental syncs look back this far before the last cursor, so that an agent whose
 /// `last_seen` was written while the previous run was reading is not missed.
@@ -116,23 +110,24 @@ async fn client_from_config(
     };
     let url = match url.filter(|u| !u.trim().is_empty()) {
         Some(u) => u,
-        None => secret(SECRET_INSTANCE_URL)
+        None => secret(secrets::INSTANCE_URL)
             .await?
             .map(|s| secrecy::ExposeSecret::expose_secret(&s).to_owned())
             .ok_or_else(|| JobError::from(TacticalError::InstanceUrlNotConfigured))?,
     };
     let auth = match settings.get("auth_mode").and_then(|v| v.as_str()).unwrap_or("api_key") {
         "knox" => {
-            let (Some(user), Some(password)) = (secret(SECRET_USERNAME).await?, secret(SECRET_PASSWORD).await?) else {
+            let (Some(user), Some(password)) = (secret(secrets::USERNAME).await?, secret(secrets::PASSWORD).await?)
+            else {
                 return Err(TacticalError::KnoxCredentialsNotConfigured.into());
             };
             TacticalAuth::Knox {
                 username: secrecy::ExposeSecret::expose_secret(&user).to_owned(),
                 password,
-                token: secret(SECRET_KNOX_TOKEN).await?,
+                token: secret(secrets::KNOX_TOKEN).await?,
             }
         }
-        _ => TacticalAuth::ApiKey(secret(SECRET_API_KEY).await?.ok_or(TacticalError::ApiKeyNotConfigured)?),
+        _ => TacticalAuth::ApiKey(secret(secrets::API_KEY).await?.ok_or(TacticalError::ApiKeyNotConfigured)?),
     };
     let config = TacticalConfig::new(url, auth);
     let http = HttpClient::new(config.http.clone()).map_err(TacticalError::from)?.with_call_counter(calls);
@@ -150,7 +145,7 @@ struct KnoxTokenWriter {
 impl TokenSink for KnoxTokenWriter {
     fn on_token_refreshed<'a>(&'a self, token: &'a SecretString) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            if let Err(e) = self.secrets.set_tenant_secret(self.tenant, SECRET_KNOX_TOKEN, Some(token)).await {
+            if let Err(e) = self.secrets.set_tenant_secret(self.tenant, secrets::KNOX_TOKEN, Some(token)).await {
                 tracing::warn!(error = %e, "could not store the new Knox token; the next job logs in again");
             }
         })
@@ -177,7 +172,7 @@ where
     let (tenant, integration) = ids(ctx)?;
     let db = ctx.db();
     let events = &ctx.runtime().events;
-    let provider = ctx.provider().unwrap_or(PROVIDER);
+    let provider = ctx.provider().unwrap_or(PROVIDER.slug());
     let trigger = ctx.envelope().trigger.as_str();
     let run = Run::start_for_job(
         db,
@@ -266,7 +261,7 @@ pub struct SyncOrg;
 impl JobKind for SyncOrg {
     const NAME: &'static str = "sync-org";
     const SCOPE: Scope = Scope::Integration;
-    const PROVIDERS: &'static [&'static str] = &[PROVIDER, crate::tanium::PROVIDER];
+    const PROVIDERS: &'static [Provider] = &[PROVIDER, crate::tanium::PROVIDER];
     type Args = NoArgs;
 
     fn policy() -> Policy {
@@ -274,7 +269,7 @@ impl JobKind for SyncOrg {
     }
 
     async fn run(ctx: JobCtx, _args: NoArgs) -> Result<JobOutcome, JobError> {
-        if ctx.provider() == Some(crate::tanium::PROVIDER) {
+        if ctx.provider() == Some(crate::tanium::PROVIDER.slug()) {
             return crate::tanium::sync_scopes(&ctx).await;
         }
         let (tenant, integration) = ids(&ctx)?;
@@ -341,7 +336,7 @@ pub struct SyncDevices;
 impl JobKind for SyncDevices {
     const NAME: &'static str = "sync-devices";
     const SCOPE: Scope = Scope::Integration;
-    const PROVIDERS: &'static [&'static str] = &[PROVIDER];
+    const PROVIDERS: &'static [Provider] = &[PROVIDER];
     type Args = SyncDevicesArgs;
 
     fn policy() -> Policy {
@@ -369,9 +364,14 @@ impl JobKind for SyncDevices {
                             client_id: u.client_id,
                             since,
                         };
-                        let child =
-                            JobRequest::for_integration(SyncDevicesUnit::NAME, tenant, PROVIDER, integration, trigger)
-                                .args(serde_json::to_value(args).expect("unit arguments are JSON"));
+                        let child = JobRequest::for_integration(
+                            SyncDevicesUnit::NAME,
+                            tenant,
+                            PROVIDER.slug(),
+                            integration,
+                            trigger,
+                        )
+                        .args(serde_json::to_value(args).expect("unit arguments are JSON"));
                         UnitPlan { key: u.scope, child }
                     })
                     .collect())
@@ -427,7 +427,7 @@ pub struct SyncDevicesUnit;
 impl JobKind for SyncDevicesUnit {
     const NAME: &'static str = "sync-devices-unit";
     const SCOPE: Scope = Scope::Integration;
-    const PROVIDERS: &'static [&'static str] = &[PROVIDER];
+    const PROVIDERS: &'static [Provider] = &[PROVIDER];
     const INTERNAL: bool = true;
     type Args = DeviceUnitArgs;
 
@@ -490,7 +490,7 @@ pub struct SyncAgent;
 impl JobKind for SyncAgent {
     const NAME: &'static str = "sync-agent";
     const SCOPE: Scope = Scope::Integration;
-    const PROVIDERS: &'static [&'static str] = &[PROVIDER];
+    const PROVIDERS: &'static [Provider] = &[PROVIDER];
     type Args = SyncAgentArgs;
 
     fn policy() -> Policy {
@@ -546,7 +546,7 @@ pub struct BackfillAlerts;
 impl JobKind for BackfillAlerts {
     const NAME: &'static str = "backfill-alerts";
     const SCOPE: Scope = Scope::Integration;
-    const PROVIDERS: &'static [&'static str] = &[PROVIDER];
+    const PROVIDERS: &'static [Provider] = &[PROVIDER];
     type Args = NoArgs;
 
     fn policy() -> Policy {
@@ -577,7 +577,7 @@ pub struct IngestSoftware;
 impl JobKind for IngestSoftware {
     const NAME: &'static str = "ingest-software";
     const SCOPE: Scope = Scope::Integration;
-    const PROVIDERS: &'static [&'static str] = &[PROVIDER];
+    const PROVIDERS: &'static [Provider] = &[PROVIDER];
     type Args = NoArgs;
 
     fn policy() -> Policy {

@@ -17,12 +17,8 @@ use crate::kind::{JobKind, JobOutcome, Policy, Scope};
 use crate::tactical::{SyncDevicesArgs, counts_outcome, ids, integration_config, provider_policy, recorded};
 use crate::{JobCtx, JobError, Runtime};
 
-pub use rmm_shared::providers::tanium::sync::PROVIDER;
-
-/// Tenant secret names (AlgaPSA's).
-pub const SECRET_GATEWAY_URL: &str = "tanium_gateway_url";
-pub const SECRET_API_TOKEN: &str = "tanium_api_token";
-pub const SECRET_ASSET_API_URL: &str = "tanium_asset_api_url";
+pub use rmm_shared::providers::tanium::PROVIDER;
+use rmm_shared::providers::tanium::secrets;
 
 impl From<TaniumError> for JobError {
     fn from(e: TaniumError) -> Self {
@@ -69,13 +65,13 @@ pub async fn build_client(
     };
     let gateway = match url.filter(|u| !u.trim().is_empty()) {
         Some(u) => u,
-        None => secret(SECRET_GATEWAY_URL).await?.ok_or(TaniumError::NotConfigured)?,
+        None => secret(secrets::GATEWAY_URL).await?.ok_or(TaniumError::NotConfigured)?,
     };
-    let token = secret(SECRET_API_TOKEN).await?.ok_or(TaniumError::NotConfigured)?;
+    let token = secret(secrets::API_TOKEN).await?.ok_or(TaniumError::NotConfigured)?;
     let tanium = tanium_settings(&settings);
     let asset = match tanium.get("asset_api_url").and_then(Value::as_str).filter(|s| !s.trim().is_empty()) {
         Some(a) => Some(a.to_owned()),
-        None => secret(SECRET_ASSET_API_URL).await?,
+        None => secret(secrets::ASSET_API_URL).await?,
     };
     let options =
         SyncOptions { use_asset_api_fallback: tanium.get("use_asset_api_fallback") == Some(&Value::Bool(true)) };
@@ -107,7 +103,7 @@ pub struct TaniumFullSync;
 impl JobKind for TaniumFullSync {
     const NAME: &'static str = "tanium-full-sync";
     const SCOPE: Scope = Scope::Integration;
-    const PROVIDERS: &'static [&'static str] = &[PROVIDER];
+    const PROVIDERS: &'static [rmm_shared::providers::Provider] = &[PROVIDER];
     type Args = SyncDevicesArgs;
 
     fn policy() -> Policy {

@@ -215,7 +215,7 @@ async fn run(pool: &sqlx::PgPool, rows: &[Row], counts: &BatchCounts) -> Result<
         .bind(col(|r| &r.correlation_id))
         .bind(rows.iter().map(|r| r.traceparent.as_deref()).collect::<Vec<_>>())
         .bind(<crate::tactical::SyncAgent as crate::JobKind>::NAME)
-        .bind(rmm_shared::providers::tactical::sync::PROVIDER)
+        .bind(rmm_shared::providers::tactical::PROVIDER.slug())
         .bind(rows.first().map(|r| r.window_secs).unwrap_or_default())
         .fetch_all(pool)
         .await?;

@@ -13,8 +13,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rmm_shared::alerts::{AlertOutcome, record_alert_in};
 use rmm_shared::db::Dialect;
+use rmm_shared::providers::tactical::PROVIDER;
 use rmm_shared::providers::tactical::alerts::WebhookBody;
-use rmm_shared::providers::tactical::sync::PROVIDER;
 use serde_json::{Map, Value};
 use ulid::Ulid;
 use uuid::Uuid;
@@ -118,10 +118,11 @@ pub async fn accept_tactical(
                 }
                 _ => 0,
             };
-            let req = JobRequest::for_integration(SyncAgent::NAME, tenant, PROVIDER, integration_id, Trigger::Webhook)
-                .args(serde_json::json!({ "agent_id": body.agent_id }))
-                .correlation_id(delivery_id.clone())
-                .delay_secs(delay);
+            let req =
+                JobRequest::for_integration(SyncAgent::NAME, tenant, PROVIDER.slug(), integration_id, Trigger::Webhook)
+                    .args(serde_json::json!({ "agent_id": body.agent_id }))
+                    .correlation_id(delivery_id.clone())
+                    .delay_secs(delay);
             (rt.queue.enqueue_in_tx(&mut tx, req).await?, false)
         }
     };
@@ -140,7 +141,7 @@ pub async fn accept_tactical(
             p.ts(7),
             p.text(8)
         ),
-        &[&delivery_id, &t, &integration, PROVIDER, &body.agent_id, &raw, &ts_text(now), &job_id],
+        &[&delivery_id, &t, &integration, PROVIDER.slug(), &body.agent_id, &raw, &ts_text(now), &job_id],
     )
     .await?;
     tx.commit().await?;
@@ -168,7 +169,7 @@ async fn check_integration(ex: &mut impl Exec, tenant: Uuid) -> Result<Result<Uu
                 p.uuid(1),
                 p.text(2)
             ),
-            &[&tenant.to_string(), PROVIDER],
+            &[&tenant.to_string(), PROVIDER.slug()],
         )
         .await?;
     Ok(match found.into_iter().next().unwrap_or((0, None, None)) {
@@ -199,7 +200,7 @@ async fn accept_postgres(
 ) -> Result<Accepted, RuntimeError> {
     let delivery_id = Ulid::generate().to_string();
     let placeholder = Uuid::new_v4();
-    let req = JobRequest::for_integration(SyncAgent::NAME, tenant, PROVIDER, placeholder, Trigger::Webhook)
+    let req = JobRequest::for_integration(SyncAgent::NAME, tenant, PROVIDER.slug(), placeholder, Trigger::Webhook)
         .args(serde_json::json!({ "agent_id": body.agent_id }))
         .correlation_id(delivery_id.clone());
     let (env, policy) = rt.queue.prepare(&req)?;
@@ -224,7 +225,7 @@ async fn accept_postgres(
         Decided::Refused(reason) => Ok(Accepted::NotRecorded(reason)),
         Decided::Stored { integration_id, job_id, is_new } => {
             if is_new {
-                tracing::info!(job_id = %job_id, kind = %env.kind, tenant = %tenant, provider = PROVIDER,
+                tracing::info!(job_id = %job_id, kind = %env.kind, tenant = %tenant, provider = PROVIDER.slug(),
                     trigger = "webhook", correlation_id = %env.correlation_id, "job enqueued");
             }
             Ok(Accepted::Recorded { delivery_id, job_id, integration_id, coalesced: !is_new })

@@ -4,47 +4,11 @@
 //! Fields that AlgaPSA writes only when the key is present are `Option<Option<T>>`:
 //! `None` = absent (leave the column alone), `Some(None)` = present and null (write NULL).
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// An RMM provider slug, as stored in `assets.rmm_provider` and `integration_type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum Provider {
-    #[serde(rename = "tacticalrmm")]
-    TacticalRmm,
-    Tanium,
-    #[serde(rename = "ninjaone")]
-    NinjaOne,
-    #[serde(rename = "levelio")]
-    LevelIo,
-}
-
-impl Provider {
-    pub const ALL: [Provider; 4] = [Provider::TacticalRmm, Provider::Tanium, Provider::NinjaOne, Provider::LevelIo];
-
-    pub fn slug(self) -> &'static str {
-        match self {
-            Provider::TacticalRmm => "tacticalrmm",
-            Provider::Tanium => "tanium",
-            Provider::NinjaOne => "ninjaone",
-            Provider::LevelIo => "levelio",
-        }
-    }
-
-    pub fn from_slug(slug: &str) -> Option<Provider> {
-        Provider::ALL.into_iter().find(|p| p.slug() == slug)
-    }
-}
-
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.slug())
-    }
-}
+pub use crate::providers::Provider;
 
 /// The device's lifecycle as the provider reports it. `Deleted`/`Tombstoned` take the soft-delete path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -5,13 +5,51 @@ pub mod tactical;
 pub mod tanium;
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use chrono::Utc;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::db::sql::ColType;
 use crate::db::{Db, DbError};
+
+/// An RMM provider slug, as stored in `assets.rmm_provider` and `integration_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    #[serde(rename = "tacticalrmm")]
+    TacticalRmm,
+    Tanium,
+    #[serde(rename = "ninjaone")]
+    NinjaOne,
+    #[serde(rename = "levelio")]
+    LevelIo,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 4] = [Provider::TacticalRmm, Provider::Tanium, Provider::NinjaOne, Provider::LevelIo];
+
+    pub const fn slug(self) -> &'static str {
+        match self {
+            Provider::TacticalRmm => "tacticalrmm",
+            Provider::Tanium => "tanium",
+            Provider::NinjaOne => "ninjaone",
+            Provider::LevelIo => "levelio",
+        }
+    }
+
+    pub fn from_slug(slug: &str) -> Option<Provider> {
+        Provider::ALL.into_iter().find(|p| p.slug() == slug)
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.slug())
+    }
+}
 
 /// What an organisation (scope) sync did: Tactical clients or Tanium computer groups upserted as
 /// `rmm_organization_mappings`.

@@ -12,9 +12,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::PROVIDER;
 use super::client::TacticalClient;
 use super::model::Alert;
-use super::sync::{PROVIDER, SyncError};
+use super::sync::SyncError;
 use crate::alerts::{AlertKind, AlertOutcome, NormalizedAlert, POLL_MARKER, open_polled_alerts, record_alert};
 use crate::db::Db;
 
@@ -174,7 +175,7 @@ impl WebhookBody {
         };
         NormalizedAlert {
             integration_id,
-            provider: PROVIDER.into(),
+            provider: PROVIDER.slug().into(),
             kind: if event.contains("resolve") { AlertKind::Reset } else { AlertKind::Triggered },
             external_alert_id,
             synthesized_id,
@@ -203,7 +204,7 @@ pub fn polled_alert(a: &Alert, integration_id: Uuid, now: DateTime<Utc>) -> Norm
     raw.insert("__alga_ingest_source".into(), Value::String(POLL_MARKER.into()));
     NormalizedAlert {
         integration_id,
-        provider: PROVIDER.into(),
+        provider: PROVIDER.slug().into(),
         kind: AlertKind::Triggered,
         external_alert_id: a.id.to_string(),
         synthesized_id: false,
@@ -265,7 +266,7 @@ pub async fn backfill_alerts(
         }
         let reset = NormalizedAlert {
             integration_id,
-            provider: PROVIDER.into(),
+            provider: PROVIDER.slug().into(),
             kind: AlertKind::Reset,
             external_alert_id: external,
             synthesized_id: false,

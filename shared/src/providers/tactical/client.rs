@@ -116,7 +116,7 @@ impl TacticalConfig {
         TacticalConfig {
             instance_url: instance_url.into(),
             auth,
-            http: HttpConfig { provider: "tacticalrmm", ..HttpConfig::default() },
+            http: HttpConfig { provider: super::PROVIDER.slug(), ..HttpConfig::default() },
             page_size: MAX_PAGE_SIZE,
             max_pages: 10_000,
             software_timeout: Duration::from_secs(300),
@@ -633,7 +633,7 @@ fn call_span(endpoint: &str) -> tracing::Span {
     if !crate::telemetry::exporting() {
         return tracing::Span::none();
     }
-    tracing::info_span!("tactical call", otel.name = %format!("tactical {endpoint}"), rmm.provider = "tacticalrmm",
+    tracing::info_span!("tactical call", otel.name = %format!("tactical {endpoint}"), rmm.provider = super::PROVIDER.slug(),
         rmm.endpoint = %endpoint)
 }
 

@@ -22,9 +22,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::model::{Agent, Site};
-use crate::ingest::snapshot::{
-    AgentStatus, AssetType, DeviceSnapshot, DiskUsage, ExtensionSnapshot, Lifecycle, Provider,
-};
+use crate::ingest::snapshot::{AgentStatus, AssetType, DeviceSnapshot, DiskUsage, ExtensionSnapshot, Lifecycle};
 
 /// Tactical's default thresholds, in minutes.
 pub const DEFAULT_OFFLINE_MINUTES: i64 = 4;
@@ -338,7 +336,7 @@ pub fn agent_snapshot(agent: &Agent, scope: &AgentScope, ctx: &MappingContext) -
     }
     metadata.insert("raw".into(), agent.raw.clone());
     Ok(DeviceSnapshot {
-        provider: Provider::TacticalRmm,
+        provider: super::PROVIDER,
         integration_id: ctx.integration_id,
         asset_tag: Some(format!("tactical:{external_device_id}")),
         external_scope_id: scope.client_id.trim().to_owned(),

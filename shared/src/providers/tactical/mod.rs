@@ -9,6 +9,21 @@ pub mod model;
 pub mod parse;
 pub mod sync;
 
+use super::Provider;
+
+/// This provider.
+pub const PROVIDER: Provider = Provider::TacticalRmm;
+
+/// The tenant secrets of a Tactical integration (AlgaPSA's names).
+pub mod secrets {
+    pub const API_KEY: &str = "tacticalrmm_api_key";
+    pub const USERNAME: &str = "tacticalrmm_username";
+    pub const PASSWORD: &str = "tacticalrmm_password";
+    pub const KNOX_TOKEN: &str = "tacticalrmm_knox_token";
+    pub const INSTANCE_URL: &str = "tacticalrmm_instance_url";
+    pub const WEBHOOK: &str = "tacticalrmm_webhook_secret";
+}
+
 pub use client::{
     AgentPager, AgentQuery, BetaPager, CheckCreds, FnTokenSink, MAX_PAGE_SIZE, SoftwareStream, TacticalAuth,
     TacticalClient, TacticalConfig, TokenSink, normalize_base_url,

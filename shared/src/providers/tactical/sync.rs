@@ -17,8 +17,7 @@ use crate::db::sql::ColType;
 use crate::db::{Db, DbError};
 use crate::ingest::{IngestAction, IngestCounts, IngestOutcome, Item, ingest_page};
 
-/// The provider slug.
-pub const PROVIDER: &str = "tacticalrmm";
+use super::PROVIDER;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {

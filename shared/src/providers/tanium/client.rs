@@ -136,7 +136,11 @@ impl TaniumConfig {
             gateway_url: gateway_url.into(),
             token,
             asset_api_url: None,
-            http: HttpConfig { provider: "tanium", request_timeout: GATEWAY_TIMEOUT, ..HttpConfig::default() },
+            http: HttpConfig {
+                provider: super::PROVIDER.slug(),
+                request_timeout: GATEWAY_TIMEOUT,
+                ..HttpConfig::default()
+            },
             page_size: PAGE_SIZE,
             max_pages: 10_000,
         }

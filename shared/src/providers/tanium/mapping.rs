@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::record::{EndpointRecord, uptime_seconds};
-use crate::ingest::{AgentStatus, AssetType, DeviceSnapshot, ExtensionSnapshot, Lifecycle, Provider};
+use crate::ingest::{AgentStatus, AssetType, DeviceSnapshot, ExtensionSnapshot, Lifecycle};
 
 /// The asset type from the name and operating system (AlgaPSA's `inferTaniumAssetType`, checked in
 /// the same order). Single-word markers must match whole words, so that `BIOS-07` or
@@ -65,7 +65,7 @@ pub fn endpoint_snapshot(
         ..ExtensionSnapshot::default()
     };
     DeviceSnapshot {
-        provider: Provider::Tanium,
+        provider: super::PROVIDER,
         integration_id,
         external_device_id: record.id.clone(),
         external_scope_id: scope.to_owned(),

@@ -36,11 +36,10 @@ use super::record::{CRITICALITY_SENSOR, Criticality, EndpointRecord};
 use crate::db::sql::{ColType, fmt_ts};
 use crate::db::{Db, DbError, Dialect};
 use crate::facts::{AssetFact, upsert_facts};
-use crate::ingest::{DeviceSnapshot, IngestAction, IngestCounts, Item, Lifecycle, Provider, ingest_page};
+use crate::ingest::{DeviceSnapshot, IngestAction, IngestCounts, Item, Lifecycle, ingest_page};
 use crate::providers::{MappedScope, mapped_scopes, upsert_org_mappings};
 
-/// The provider slug.
-pub const PROVIDER: &str = "tanium";
+use super::PROVIDER;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -377,7 +376,7 @@ pub fn criticality_fact(
     AssetFact {
         asset_id,
         source_type: "integration".into(),
-        provider: Some(PROVIDER.into()),
+        provider: Some(PROVIDER.slug().into()),
         integration_id: Some(integration_id),
         namespace: "tanium".into(),
         fact_key: "criticality".into(),
@@ -431,7 +430,7 @@ async fn tombstone_missing(
         .into_iter()
         .filter(|(id, ..)| !seen.contains(id))
         .map(|(id, realm, _, metadata)| DeviceSnapshot {
-            provider: Provider::Tanium,
+            provider: PROVIDER,
             integration_id,
             display_name: id.clone(),
             external_device_id: id,
