@@ -10,11 +10,11 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme};
 use rand::RngCore;
+use rmm_jobs::providers::tactical as tac;
+use rmm_jobs::providers::tanium as tan;
 use rmm_jobs::schedules::{Cadence, ScheduleScope, ScheduleStore};
 use rmm_jobs::sqlx_util::{P, ts_out};
 use rmm_jobs::store::{CancelOutcome, JobFilter, nullable};
-use rmm_jobs::tactical as tac;
-use rmm_jobs::tanium as tan;
 use rmm_jobs::{JobRequest, JobStatus, RuntimeError, Scope, Trigger};
 use rmm_shared::config::SchemaMode;
 use rmm_shared::db::sql::{ColType, fmt_ts};
@@ -114,8 +114,6 @@ pub enum Reply {
 
 type R = Result<Reply, ApiError>;
 
-const PROVIDERS: &[&str] = &[rmm_shared::providers::tactical::PROVIDER.slug(), tan::PROVIDER.slug()];
-
 fn tenant_read(p: &Principal, tenant: Uuid) -> Result<(), ApiError> {
     // Another tenant's resources do not exist for a tenant key.
     if p.can_read(tenant) { Ok(()) } else { Err(ApiError::NotFound(body("tenant not found"))) }
@@ -127,10 +125,11 @@ fn tenant_write(p: &Principal, tenant: Uuid) -> Result<(), ApiError> {
 }
 
 fn provider_ok(provider: &str) -> Result<(), ApiError> {
-    if PROVIDERS.contains(&provider) {
+    if rmm_jobs::providers::by_slug(provider).is_some() {
         Ok(())
     } else {
-        Err(ApiError::NotFound(body(format!("unknown provider {provider:?}; providers: {}", PROVIDERS.join(", ")))))
+        let known = rmm_jobs::providers::slugs().join(", ");
+        Err(ApiError::NotFound(body(format!("unknown provider {provider:?}; providers: {known}"))))
     }
 }
 
@@ -403,7 +402,7 @@ impl AdminApi {
             }
             Some(_) => return Err(ApiError::BadRequest(body("settings must be a JSON object"))),
         }
-        if !tanium && let Err(e) = rmm_jobs::forward::AlertMode::from_settings(&Value::Object(settings.clone())) {
+        if !tanium && let Err(e) = tac::forward::AlertMode::from_settings(&Value::Object(settings.clone())) {
             return Err(ApiError::BadRequest(body(&e)));
         }
         let url = match &b.instance_url {
@@ -810,7 +809,7 @@ impl AdminApi {
             _ => return Err(ApiError::BadRequest(body("syncType must be full or incremental"))),
         };
         let integ = require_integration(&state.rt.db, tenant, &provider).await?;
-        let kind = if provider.as_str() == tan::PROVIDER.slug() { "tanium-full-sync" } else { "sync-devices" };
+        let kind = rmm_jobs::providers::by_slug(&provider).map(|p| p.device_sync_kind()).unwrap_or_default();
         let req = JobRequest::for_integration(kind, tenant, provider.0, integ.integration_id, Trigger::Admin)
             .args(json!({ "mode": mode }));
         let job_id = state.rt.queue.enqueue(req).await?;

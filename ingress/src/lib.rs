@@ -1,4 +1,4 @@
-//! The HTTP ingress: Tactical alert webhooks, the admin API (`/api/v1`, OpenAPI at
+//! The HTTP ingress: RMM webhooks (Tactical alert actions), the admin API (`/api/v1`, OpenAPI at
 //! `/openapi.json`, Swagger UI at `/docs`), `/healthz`, `/readyz`, `/metrics` and the operators'
 //! status page at `/status`.
 #![forbid(unsafe_code)]
@@ -43,8 +43,8 @@ impl AppState {
     }
 }
 
-/// The Tactical webhook's path.
-pub const WEBHOOK_PATH: &str = "/api/webhooks/tacticalrmm";
+/// Where the RMMs' webhooks arrive: `/api/webhooks/{provider}` (Tactical: `tacticalrmm`).
+pub const WEBHOOK_PREFIX: &str = "/api/webhooks/";
 
 /// The whole HTTP application.
 pub fn app(state: Arc<AppState>) -> impl Endpoint {
@@ -56,7 +56,10 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
     let api_limit = http.api_body_limit_kib.saturating_mul(1024);
     let body_timeout = Duration::from_millis(http.body_timeout_ms);
     Route::new()
-        .at(WEBHOOK_PATH, post(webhook::tactical).options(make_sync(|_| poem::http::StatusCode::NO_CONTENT)))
+        .at(
+            "/api/webhooks/:provider",
+            post(webhook::receive).options(make_sync(|_| poem::http::StatusCode::NO_CONTENT)),
+        )
         .nest("/api/v1", api)
         .at("/openapi.json", spec)
         .nest("/docs", ui)

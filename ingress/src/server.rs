@@ -117,7 +117,7 @@ async fn serve_connection(
 
 /// The largest body of a request to `path`.
 fn body_limit(path: &str, api_limit: usize) -> usize {
-    if path == crate::WEBHOOK_PATH { crate::webhook::MAX_BODY } else { api_limit }
+    if path.starts_with(crate::WEBHOOK_PREFIX) { crate::webhook::MAX_BODY } else { api_limit }
 }
 
 fn refuse(status: StatusCode, msg: String) -> Response {
@@ -128,7 +128,7 @@ fn refuse(status: StatusCode, msg: String) -> Response {
 }
 
 fn too_large(path: &str, limit: usize) -> Response {
-    if path == crate::WEBHOOK_PATH {
+    if path.starts_with(crate::WEBHOOK_PREFIX) {
         return refuse(StatusCode::PAYLOAD_TOO_LARGE, crate::webhook::TOO_LARGE.into());
     }
     refuse(StatusCode::PAYLOAD_TOO_LARGE, format!("Request body too large (limit {} KiB)", limit / 1024))

@@ -1,5 +1,5 @@
-//! `POST /api/webhooks/tacticalrmm?tenant=<uuid>`: AlgaPSA's contract (status codes and JSON
-//! bodies), with a constant-time secret check, one answer in one time for a wrong secret and an
+//! `POST /api/webhooks/{provider}?tenant=<uuid>` (Tactical: `tacticalrmm`): AlgaPSA's contract
+//! (status codes and JSON bodies), with a constant-time secret check, one answer in one time for a wrong secret and an
 //! unknown tenant, a 256 KiB body limit, and a 200 only once the delivery is stored and its job
 //! enqueued (503 when the database cannot take it).
 
@@ -7,13 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use poem::http::StatusCode;
-use poem::web::{Data, Json};
+use poem::web::{Data, Json, Path};
 use poem::{Body, IntoResponse, Request, Response, handler};
-use rmm_jobs::webhooks::{Accepted, accept_tactical};
+use rmm_jobs::webhooks::{Accepted, Delivery, accept};
 use rmm_shared::events::Event;
-use rmm_shared::providers::tactical::PROVIDER;
-use rmm_shared::providers::tactical::alerts::{parse_webhook, webhook_tenant};
-use rmm_shared::providers::tactical::secrets::WEBHOOK as SECRET_WEBHOOK;
+use rmm_shared::providers::{Provider, webhook};
 use rmm_shared::secrets::ct_eq_or_none;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -39,15 +37,26 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, "Webhook could not be stored; try again later.")
 }
 
+/// `?tenant=` (percent-decoded, trimmed), when it is given and not empty.
+fn query_tenant(query: Option<&str>) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == "tenant")
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
 #[handler]
-pub async fn tactical(req: &Request, body: Body, state: Data<&Arc<AppState>>) -> Response {
+pub async fn receive(req: &Request, provider: Path<String>, body: Body, state: Data<&Arc<AppState>>) -> Response {
     let started = Instant::now();
+    let Some((provider, spec)) = Provider::from_slug(&provider).and_then(|p| Some((p, webhook(p)?))) else {
+        return error(StatusCode::NOT_FOUND, "No webhook for this provider");
+    };
     if req.headers().get(poem::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
         > Some(MAX_BODY)
     {
         return error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE);
     }
-    let Some(tenant) = webhook_tenant(req.uri().query()) else {
+    let Some(tenant) = query_tenant(req.uri().query()) else {
         return error(StatusCode::BAD_REQUEST, "Missing tenant");
     };
     let presented = req.headers().get(SECRET_HEADER).and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
@@ -60,7 +69,7 @@ pub async fn tactical(req: &Request, body: Body, state: Data<&Arc<AppState>>) ->
     // for `http.webhook_unauthorized_floor_ms` to cover the secret lookup's own time.
     let tenant = Uuid::parse_str(&tenant).ok();
     let stored = match tenant {
-        Some(t) => match state.rt.secrets.get_tenant_secret(t, SECRET_WEBHOOK).await {
+        Some(t) => match state.rt.secrets.get_tenant_secret(t, spec.secret).await {
             Ok(s) => s,
             Err(e) => return unavailable("webhook secret could not be read", e),
         },
@@ -76,28 +85,28 @@ pub async fn tactical(req: &Request, body: Body, state: Data<&Arc<AppState>>) ->
         Err(poem::error::ReadBodyError::PayloadTooLarge) => return error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE),
         Err(_) => return error(StatusCode::BAD_REQUEST, "Invalid JSON body"),
     };
-    let hook = match parse_webhook(&bytes) {
+    let hook = match (spec.parse)(&bytes) {
         Ok(h) => h,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
     let window = Duration::from_secs(state.rt.settings.http.webhook_coalesce_secs);
-    match accept_tactical(&state.rt, tenant, &hook, window).await {
+    let delivery = Delivery { provider, device_id: &hook.device_id, fields: &hook.fields };
+    match accept(&state.rt, tenant, &delivery, window).await {
         Ok(Accepted::NotRecorded(reason)) => {
             reply(StatusCode::OK, json!({ "ok": true, "recorded": false, "reason": reason }))
         }
         Ok(Accepted::Recorded { delivery_id, job_id, integration_id, coalesced }) => {
-            tracing::info!(%tenant, agent_id = %hook.agent_id, %delivery_id, %job_id, coalesced, "webhook stored");
+            tracing::info!(%tenant, %provider, agent_id = %hook.device_id, %delivery_id, %job_id, coalesced,
+                "webhook stored");
             let events = state.rt.events.clone();
-            let raw = Value::Object(hook.fields.clone());
-            let event_type = raw.get("event").and_then(Value::as_str).unwrap_or("trigger").to_lowercase();
-            let agent = hook.agent_id.clone();
             tokio::spawn(async move {
+                let raw = Value::Object(hook.fields);
                 let ev = Event::webhook_received(
                     tenant,
                     integration_id,
-                    PROVIDER.slug(),
-                    &event_type,
-                    Some(&agent),
+                    provider.slug(),
+                    &hook.event,
+                    Some(&hook.device_id),
                     None,
                     &raw,
                 );

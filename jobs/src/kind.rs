@@ -114,7 +114,7 @@ pub struct KindEntry {
     /// See [`JobKind::INTERNAL`].
     pub internal: bool,
     /// See [`JobKind::PROVIDERS`].
-    pub providers: &'static [Provider],
+    pub providers: Vec<Provider>,
     pub policy: Policy,
     pub(crate) run: fn(JobCtx, serde_json::Value) -> BoxFuture<'static, Result<JobOutcome, JobError>>,
     pub(crate) check_args: fn(&serde_json::Value) -> Result<(), String>,
@@ -142,7 +142,7 @@ impl KindEntry {
             name: K::NAME,
             scope: K::SCOPE,
             internal: K::INTERNAL,
-            providers: K::PROVIDERS,
+            providers: K::PROVIDERS.to_vec(),
             policy: K::policy(),
             run: run::<K>,
             check_args: check::<K>,

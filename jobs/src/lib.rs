@@ -14,19 +14,20 @@
 #![forbid(unsafe_code)]
 
 pub mod context;
+pub mod device_sync;
 pub mod dispatch;
 pub mod envelope;
 pub mod error;
-pub mod forward;
 pub mod kind;
 pub mod maintenance;
+pub mod org_sync;
+pub mod providers;
 pub mod queue;
 pub mod registry;
+pub mod run;
 pub mod schedules;
 pub mod sqlx_util;
 pub mod store;
-pub mod tactical;
-pub mod tanium;
 #[cfg(feature = "test-jobs")]
 pub mod testing;
 pub mod units;

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use rmm_shared::providers::Provider;
+
 use crate::error::RuntimeError;
 use crate::kind::{JobKind, KindEntry};
 
@@ -18,18 +20,16 @@ impl Registry {
         Registry::default()
     }
 
-    /// The kinds of the service. Adding a kind = a module + one line here.
+    /// The kinds of the service: the global ones, `sync-org` for every provider, and each
+    /// provider's own (see [`crate::providers`]).
     pub fn builtin() -> Registry {
         let mut r = Registry::empty();
         r.register::<crate::maintenance::Maintenance>();
-        r.register::<crate::tactical::SyncOrg>();
-        r.register::<crate::tactical::SyncDevices>();
-        r.register::<crate::tactical::SyncDevicesUnit>();
-        r.register::<crate::tactical::SyncAgent>();
-        r.register::<crate::forward::ForwardAlert>();
-        r.register::<crate::tactical::BackfillAlerts>();
-        r.register::<crate::tactical::IngestSoftware>();
-        r.register::<crate::tanium::TaniumFullSync>();
+        let providers = crate::providers::ALL.iter().map(|p| p.provider()).collect();
+        r.register_for::<crate::org_sync::SyncOrg>(providers);
+        for p in crate::providers::ALL {
+            p.register(&mut r);
+        }
         #[cfg(feature = "test-jobs")]
         if std::env::var("RMM_SYNC_TEST_JOBS").is_ok_and(|v| v == "1") {
             crate::testing::register(&mut r);
@@ -38,9 +38,18 @@ impl Registry {
     }
 
     pub fn register<K: JobKind>(&mut self) -> &mut Self {
-        let entry = KindEntry::of::<K>();
-        assert!(entry.policy.max_attempts >= 1, "{}: max_attempts must be at least 1", K::NAME);
-        assert!(self.kinds.insert(K::NAME, Arc::new(entry)).is_none(), "job kind {} registered twice", K::NAME);
+        self.insert(KindEntry::of::<K>())
+    }
+
+    /// [`Registry::register`] for a kind that applies to `providers` (a provider-neutral kind).
+    pub fn register_for<K: JobKind>(&mut self, providers: Vec<Provider>) -> &mut Self {
+        self.insert(KindEntry { providers, ..KindEntry::of::<K>() })
+    }
+
+    fn insert(&mut self, entry: KindEntry) -> &mut Self {
+        let name = entry.name;
+        assert!(entry.policy.max_attempts >= 1, "{name}: max_attempts must be at least 1");
+        assert!(self.kinds.insert(name, Arc::new(entry)).is_none(), "job kind {name} registered twice");
         self
     }
 

@@ -55,6 +55,9 @@ pub struct Row {
     pub traceparent: Option<String>,
     /// Seconds of the coalescing window (a batch holds accepts of one window).
     pub window_secs: f64,
+    /// The provider and the kind of its refresh job (a batch holds accepts of one provider).
+    pub provider: &'static str,
+    pub kind: &'static str,
 }
 
 /// What the statement decided for one accept.
@@ -148,11 +151,12 @@ impl Row {
     }
 }
 
-/// The next batch: the oldest waiting accept of each agent, all of the first one's window, up to
+/// The next batch: the oldest waiting accept of each agent, all of the first one's window and
+/// provider, up to
 /// [`MAX_ROWS`] and [`MAX_BYTES`] (the first accept is always taken); the rest stay waiting in
 /// their order. An agent whose oldest accept stays waiting has none taken.
 fn take_batch(waiting: &mut VecDeque<(Row, Reply)>) -> Vec<(Row, Reply)> {
-    let window = waiting.front().map(|(r, _)| r.window_secs).unwrap_or_default();
+    let (window, provider) = waiting.front().map(|(r, _)| (r.window_secs, r.provider)).unwrap_or_default();
     let mut agents = HashSet::new();
     let (mut batch, mut bytes) = (Vec::new(), 0);
     let mut rest = VecDeque::with_capacity(waiting.len());
@@ -161,7 +165,7 @@ fn take_batch(waiting: &mut VecDeque<(Row, Reply)>) -> Vec<(Row, Reply)> {
         let fits = batch.is_empty() || (batch.len() < MAX_ROWS && bytes + row.size() <= MAX_BYTES);
         // The agent is marked seen whether or not its accept is taken: a later one must not pass it.
         let first_of_agent = agents.insert((row.tenant, row.agent_id.clone()));
-        if first_of_agent && fits && row.window_secs == window {
+        if first_of_agent && fits && row.window_secs == window && row.provider == provider {
             bytes += row.size();
             batch.push(item);
         } else {
@@ -214,8 +218,8 @@ async fn run(pool: &sqlx::PgPool, rows: &[Row], counts: &BatchCounts) -> Result<
         .bind(rows.iter().map(|r| r.priority).collect::<Vec<_>>())
         .bind(col(|r| &r.correlation_id))
         .bind(rows.iter().map(|r| r.traceparent.as_deref()).collect::<Vec<_>>())
-        .bind(<crate::tactical::SyncAgent as crate::JobKind>::NAME)
-        .bind(rmm_shared::providers::tactical::PROVIDER.slug())
+        .bind(rows.first().map(|r| r.kind).unwrap_or_default())
+        .bind(rows.first().map(|r| r.provider).unwrap_or_default())
         .bind(rows.first().map(|r| r.window_secs).unwrap_or_default())
         .fetch_all(pool)
         .await?;
@@ -314,6 +318,8 @@ mod tests {
             correlation_id: String::new(),
             traceparent: None,
             window_secs: window,
+            provider: "tacticalrmm",
+            kind: "sync-agent",
         };
         (r, reply)
     }
@@ -338,6 +344,15 @@ mod tests {
         assert_eq!(agents(&second), ["a"]);
         assert_eq!(take_batch(&mut waiting).len(), 1);
         assert!(waiting.is_empty());
+    }
+
+    #[test]
+    fn a_batch_holds_one_provider() {
+        let t = Uuid::new_v4();
+        let mut waiting: VecDeque<_> = [row(t, "a", 10.0), row(t, "b", 10.0), row(t, "c", 10.0)].into_iter().collect();
+        waiting[1].0.provider = "other";
+        assert_eq!(agents(&take_batch(&mut waiting)), ["a", "c"]);
+        assert_eq!(agents(&take_batch(&mut waiting)), ["b"]);
     }
 
     #[test]

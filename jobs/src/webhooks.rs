@@ -1,6 +1,7 @@
-//! Accepting Tactical alert webhooks: the delivery is stored and its `sync-agent` job enqueued in
-//! one transaction, so a delivery the ingress answered 200 for is never lost. The job records the
-//! alert and refreshes the agent.
+//! Accepting RMM webhooks (today Tactical's alert actions): the delivery is stored and its device
+//! refresh job (the provider's [`crate::providers::ProviderJobs::webhook_refresh_kind`], e.g.
+//! `sync-agent`) enqueued in one transaction, so a delivery the ingress answered 200 for is never
+//! lost. The job records the alert and refreshes the device.
 //!
 //! Coalescing: a burst of webhooks for one agent rides on at most two refreshes per window — the
 //! first delivery starts a refresh now, later ones attach to a trailing refresh due at the end of
@@ -10,21 +11,35 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use rmm_shared::alerts::{AlertOutcome, record_alert_in};
+use chrono::Utc;
 use rmm_shared::db::Dialect;
-use rmm_shared::providers::tactical::PROVIDER;
-use rmm_shared::providers::tactical::alerts::WebhookBody;
+use rmm_shared::providers::Provider;
 use serde_json::{Map, Value};
 use ulid::Ulid;
 use uuid::Uuid;
 
 use crate::envelope::{JobRequest, Trigger};
 use crate::error::RuntimeError;
-use crate::sqlx_util::{Exec, P, now_text, parse_ts, ts_out, ts_text};
-use crate::tactical::SyncAgent;
+use crate::sqlx_util::{Exec, P, parse_ts, ts_out, ts_text};
 use crate::webhook_batch::{Batcher, Decided, Row};
-use crate::{JobError, JobKind, Runtime};
+use crate::{JobError, Runtime};
+
+/// One webhook delivery that passed authentication and parsing.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    pub provider: Provider,
+    /// The device it is about (Tactical's `agent_id`).
+    pub device_id: &'a str,
+    /// The body as received, stored with the delivery.
+    pub fields: &'a Map<String, Value>,
+}
+
+/// The job kind that refreshes the device of a `provider` webhook.
+fn refresh_kind(provider: Provider) -> Result<&'static str, RuntimeError> {
+    crate::providers::get(provider)
+        .and_then(|p| p.webhook_refresh_kind())
+        .ok_or_else(|| RuntimeError::Invalid(format!("rmm-sync takes no webhooks from {provider}")))
+}
 
 /// What happened to a webhook that passed authentication and parsing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,22 +51,23 @@ pub enum Accepted {
     NotRecorded(&'static str),
 }
 
-/// Stores a Tactical webhook delivery and enqueues (or joins) its `sync-agent` job.
-pub async fn accept_tactical(
+/// Stores a webhook delivery and enqueues (or joins) its device refresh job.
+pub async fn accept(
     rt: &Runtime,
     tenant: Uuid,
-    body: &WebhookBody,
+    body: &Delivery<'_>,
     window: Duration,
 ) -> Result<Accepted, RuntimeError> {
+    let kind = refresh_kind(body.provider)?;
     if let Some(batcher) = &rt.webhook_batcher {
-        return accept_postgres(rt, batcher, tenant, body, window).await;
+        return accept_postgres(rt, batcher, tenant, body, kind, window).await;
     }
     let db = &rt.db;
     let p = P(db.dialect());
     let d = db.dialect();
     let mut tx = db.begin_write().await?;
     let t = tenant.to_string();
-    let integration_id = match check_integration(&mut tx, tenant).await? {
+    let integration_id = match check_integration(&mut tx, tenant, body.provider).await? {
         Ok(id) => id,
         Err(reason) => {
             tx.rollback().await?;
@@ -61,7 +77,7 @@ pub async fn accept_tactical(
     let integration = integration_id.to_string();
     if d == Dialect::Postgres {
         // One decision at a time per agent (SQLite's write transaction already serialises).
-        let key = format!("webhook:{tenant}:{}", body.agent_id);
+        let key = format!("webhook:{tenant}:{}", body.device_id);
         tx.exec("SELECT CAST(pg_advisory_xact_lock(hashtext($1)) AS TEXT)", &[&key]).await?;
     }
     let now = Utc::now();
@@ -80,7 +96,7 @@ pub async fn accept_tactical(
                 p.text(3),
                 p.ts(4)
             ),
-            &[&t, &integration, &body.agent_id, &ts_text(cutoff)],
+            &[&t, &integration, &body.device_id, &ts_text(cutoff)],
         )
         .await?;
     let mut pending = recent.iter().rev().find(|(_, status, _)| status == "pending").map(|(j, _, _)| j.clone());
@@ -118,11 +134,10 @@ pub async fn accept_tactical(
                 }
                 _ => 0,
             };
-            let req =
-                JobRequest::for_integration(SyncAgent::NAME, tenant, PROVIDER.slug(), integration_id, Trigger::Webhook)
-                    .args(serde_json::json!({ "agent_id": body.agent_id }))
-                    .correlation_id(delivery_id.clone())
-                    .delay_secs(delay);
+            let req = JobRequest::for_integration(kind, tenant, body.provider.slug(), integration_id, Trigger::Webhook)
+                .args(serde_json::json!({ "agent_id": body.device_id }))
+                .correlation_id(delivery_id.clone())
+                .delay_secs(delay);
             (rt.queue.enqueue_in_tx(&mut tx, req).await?, false)
         }
     };
@@ -141,7 +156,7 @@ pub async fn accept_tactical(
             p.ts(7),
             p.text(8)
         ),
-        &[&delivery_id, &t, &integration, PROVIDER.slug(), &body.agent_id, &raw, &ts_text(now), &job_id],
+        &[&delivery_id, &t, &integration, body.provider.slug(), &body.device_id, &raw, &ts_text(now), &job_id],
     )
     .await?;
     tx.commit().await?;
@@ -151,9 +166,13 @@ pub async fn accept_tactical(
     Ok(Accepted::Recorded { delivery_id, job_id, integration_id, coalesced })
 }
 
-/// The tenant's Tactical integration, or why a delivery is not recorded (`tenant_suspended`,
-/// `integration_not_configured`, `integration_inactive`). One round trip.
-async fn check_integration(ex: &mut impl Exec, tenant: Uuid) -> Result<Result<Uuid, &'static str>, RuntimeError> {
+/// The tenant's integration with `provider`, or why a delivery is not recorded
+/// (`tenant_suspended`, `integration_not_configured`, `integration_inactive`). One round trip.
+async fn check_integration(
+    ex: &mut impl Exec,
+    tenant: Uuid,
+    provider: Provider,
+) -> Result<Result<Uuid, &'static str>, RuntimeError> {
     let d = ex.dialect();
     let p = P(d);
     let found: Vec<(i64, Option<String>, Option<i64>)> = ex
@@ -169,7 +188,7 @@ async fn check_integration(ex: &mut impl Exec, tenant: Uuid) -> Result<Result<Uu
                 p.uuid(1),
                 p.text(2)
             ),
-            &[&tenant.to_string(), PROVIDER.slug()],
+            &[&tenant.to_string(), provider.slug()],
         )
         .await?;
     Ok(match found.into_iter().next().unwrap_or((0, None, None)) {
@@ -195,20 +214,21 @@ async fn accept_postgres(
     rt: &Runtime,
     batcher: &Batcher,
     tenant: Uuid,
-    body: &WebhookBody,
+    body: &Delivery<'_>,
+    kind: &'static str,
     window: Duration,
 ) -> Result<Accepted, RuntimeError> {
     let delivery_id = Ulid::generate().to_string();
     let placeholder = Uuid::new_v4();
-    let req = JobRequest::for_integration(SyncAgent::NAME, tenant, PROVIDER.slug(), placeholder, Trigger::Webhook)
-        .args(serde_json::json!({ "agent_id": body.agent_id }))
+    let req = JobRequest::for_integration(kind, tenant, body.provider.slug(), placeholder, Trigger::Webhook)
+        .args(serde_json::json!({ "agent_id": body.device_id }))
         .correlation_id(delivery_id.clone());
     let (env, policy) = rt.queue.prepare(&req)?;
     let task = serde_json::to_string(&env).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
     let row = Row {
         tenant,
         placeholder: placeholder.to_string(),
-        agent_id: body.agent_id.clone(),
+        agent_id: body.device_id.to_owned(),
         delivery_id: delivery_id.clone(),
         received_at: Utc::now(),
         body: Value::Object(body.fields.clone()).to_string(),
@@ -220,12 +240,14 @@ async fn accept_postgres(
         correlation_id: env.correlation_id.clone(),
         traceparent: env.traceparent.clone(),
         window_secs: window.as_secs_f64(),
+        provider: body.provider.slug(),
+        kind,
     };
     match batcher.accept(row).await? {
         Decided::Refused(reason) => Ok(Accepted::NotRecorded(reason)),
         Decided::Stored { integration_id, job_id, is_new } => {
             if is_new {
-                tracing::info!(job_id = %job_id, kind = %env.kind, tenant = %tenant, provider = PROVIDER.slug(),
+                tracing::info!(job_id = %job_id, kind = %env.kind, tenant = %tenant, provider = body.provider.slug(),
                     trigger = "webhook", correlation_id = %env.correlation_id, "job enqueued");
             }
             Ok(Accepted::Recorded { delivery_id, job_id, integration_id, coalesced: !is_new })
@@ -258,91 +280,4 @@ pub async fn release_agent(
         )
         .await?;
     Ok(())
-}
-
-/// Records the alerts of the agent's stored deliveries that no job has processed yet (oldest
-/// first). Returns (recorded, skipped or resolved). Each delivery's alert is written and the
-/// delivery marked processed in one transaction, so a crash or a lost database never records a
-/// delivery twice; a delivery another attempt processed meanwhile is left alone.
-pub async fn record_pending_deliveries(
-    rt: &Runtime,
-    tenant: Uuid,
-    integration_id: Uuid,
-    agent_id: &str,
-) -> Result<(u64, u64), JobError> {
-    let db = &rt.db;
-    let p = P(db.dialect());
-    let rows: Vec<(String, String, String)> = db
-        .fetch(
-            &format!(
-                "SELECT delivery_id, {}, {} FROM {} WHERE tenant = {} AND integration_id = {} AND agent_id = {} \
-                 AND processed_at IS NULL ORDER BY received_at, delivery_id",
-                p.json_out("body"),
-                ts_out(p.0, "received_at"),
-                p.t("webhook_deliveries"),
-                p.uuid(1),
-                p.uuid(2),
-                p.text(3)
-            ),
-            &[&tenant.to_string(), &integration_id.to_string(), agent_id],
-        )
-        .await?;
-    let (mut recorded, mut other) = (0, 0);
-    for (delivery_id, body, received_at) in rows {
-        let fields: Map<String, Value> = serde_json::from_str(&body).unwrap_or_default();
-        let received: DateTime<Utc> = parse_ts(&received_at).unwrap_or_else(Utc::now);
-        let hook = WebhookBody { fields, agent_id: agent_id.to_owned() };
-        let alert = hook.to_alert(integration_id, received);
-        let mut tx = db.begin_write().await?;
-        let outcome = match record_alert_in(&mut tx, tenant, &alert, false).await {
-            Ok(o) => o,
-            Err(e) => {
-                let _ = tx.rollback().await;
-                return Err(e.into());
-            }
-        };
-        let label = match outcome {
-            AlertOutcome::Recorded { .. } => "recorded",
-            AlertOutcome::Skipped { .. } => "skipped",
-            AlertOutcome::Resolved { .. } => "resolved",
-        };
-        let marked = tx
-            .exec(
-                &format!(
-                    "UPDATE {} SET processed_at = {}, outcome = {} WHERE delivery_id = {} AND processed_at IS NULL",
-                    p.t("webhook_deliveries"),
-                    p.ts(1),
-                    p.text(2),
-                    p.text(3)
-                ),
-                &[&now_text(), label, &delivery_id],
-            )
-            .await?;
-        if marked == 0 {
-            // Processed by another attempt since it was read: its alert is that attempt's.
-            tx.rollback().await?;
-            continue;
-        }
-        tx.commit().await?;
-        if label == "recorded" {
-            recorded += 1;
-        } else {
-            other += 1;
-        }
-        if let Some(alert_id) = alert_id_of(&outcome) {
-            let ev = match outcome {
-                AlertOutcome::Resolved { .. } => rmm_shared::events::EventType::AlertResolved,
-                _ => rmm_shared::events::EventType::AlertTriggered,
-            };
-            rt.events.publish(&rmm_shared::events::Event::alert(ev, tenant, alert_id, &alert)).await;
-        }
-    }
-    Ok((recorded, other))
-}
-
-fn alert_id_of(o: &AlertOutcome) -> Option<Uuid> {
-    match o {
-        AlertOutcome::Recorded { alert_id } | AlertOutcome::Resolved { alert_id } => Some(*alert_id),
-        AlertOutcome::Skipped { .. } => None,
-    }
 }

@@ -127,7 +127,7 @@ pub async fn map_every_scope(db: &Db, tenant: Uuid, client_name: &str) -> Uuid {
 /// organisation mappings and all mapped to one AlgaPSA client, "Acme".
 pub async fn mapped_tactical_tenant(db: &Db, rt: &Runtime, sim: &TacticalSim) -> (Uuid, Uuid) {
     let (tenant, integration) = tactical_tenant(db, rt, Some(sim)).await;
-    let client = rmm_jobs::tactical::build_client(rt, tenant, integration).await.expect("client");
+    let client = rmm_jobs::providers::tactical::build_client(rt, tenant, integration).await.expect("client");
     rmm_shared::providers::tactical::sync::sync_organizations(db, tenant, integration, &client)
         .await
         .expect("organisation sync");

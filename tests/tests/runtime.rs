@@ -1002,6 +1002,8 @@ async fn a_delivery_the_database_refuses_fails_alone_in_its_batch() {
             correlation_id: job_id,
             traceparent: None,
             window_secs: 10.0,
+            provider: "tacticalrmm",
+            kind: "sync-agent",
         }
     };
     // The first accept holds the one slot; the next 20 (one of them not JSON) wait and go together.

@@ -246,7 +246,7 @@ async fn populate(
                 "hostname": agent.hostname,
             });
             let resp = http
-                .post(format!("{base}{}?tenant={tenant}", rmm_ingress::WEBHOOK_PATH))
+                .post(format!("{base}{}tacticalrmm?tenant={tenant}", rmm_ingress::WEBHOOK_PREFIX))
                 .header("X-Alga-Webhook-Secret", &secret)
                 .json(&body)
                 .send()

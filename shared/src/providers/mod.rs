@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::db::sql::ColType;
 use crate::db::{Db, DbError};
+use crate::ingest::IngestCounts;
 
 /// An RMM provider slug, as stored in `assets.rmm_provider` and `integration_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -48,6 +49,34 @@ impl Provider {
 impl fmt::Display for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.slug())
+    }
+}
+
+/// A webhook delivery as its provider's parser read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedWebhook {
+    /// The device it is about (Tactical's `agent_id`).
+    pub device_id: String,
+    /// The body as received (stored with the delivery).
+    pub fields: serde_json::Map<String, Value>,
+    /// The event, lower case (`trigger`, `resolve`, …), for AlgaPSA's `RMM_WEBHOOK_RECEIVED`.
+    pub event: String,
+}
+
+/// How the ingress takes a provider's webhooks at `POST /api/webhooks/{provider}?tenant=<uuid>`:
+/// the tenant secret compared with the `X-Alga-Webhook-Secret` header, and the body's parser
+/// (its error is the 400 answer's message).
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookSpec {
+    pub secret: &'static str,
+    pub parse: fn(&[u8]) -> Result<ParsedWebhook, String>,
+}
+
+/// The webhook of `provider`, for the providers whose webhooks rmm-sync takes.
+pub fn webhook(provider: Provider) -> Option<WebhookSpec> {
+    match provider {
+        Provider::TacticalRmm => Some(tactical::WEBHOOK),
+        Provider::Tanium | Provider::NinjaOne | Provider::LevelIo => None,
     }
 }
 
@@ -122,6 +151,26 @@ pub async fn upsert_org_mappings(
     );
     db.execute(&sql, &[&tenant_s, &integration_s, &now, &Value::Array(rows).to_string()]).await?;
     Ok(report)
+}
+
+/// What a device sync (or one unit of it) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct UnitReport {
+    pub counts: IngestCounts,
+    /// Errors in order: failed devices, then unit failures.
+    pub errors: Vec<String>,
+    pub units: u64,
+    pub units_failed: u64,
+}
+
+impl UnitReport {
+    /// Adds the counts, errors and units of another (unit) report.
+    pub fn absorb(&mut self, other: UnitReport) {
+        self.counts.add(&other.counts);
+        self.errors.extend(other.errors);
+        self.units += other.units;
+        self.units_failed += other.units_failed;
+    }
 }
 
 /// A scope that takes part in device syncs: mapped to a client, auto-sync on.

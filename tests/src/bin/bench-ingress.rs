@@ -251,7 +251,12 @@ async fn main() -> anyhow::Result<()> {
                 else {
                     return false;
                 };
-                rmm_jobs::webhooks::accept_tactical(&rt, tenant, &hook, Duration::from_secs(10)).await.is_ok()
+                let delivery = rmm_jobs::webhooks::Delivery {
+                    provider: rmm_shared::providers::tactical::PROVIDER,
+                    device_id: &hook.agent_id,
+                    fields: &hook.fields,
+                };
+                rmm_jobs::webhooks::accept(&rt, tenant, &delivery, Duration::from_secs(10)).await.is_ok()
             }
         }
     };

@@ -14,6 +14,15 @@ use super::Provider;
 /// This provider.
 pub const PROVIDER: Provider = Provider::TacticalRmm;
 
+/// Tactical's alert-action webhook.
+pub const WEBHOOK: super::WebhookSpec = super::WebhookSpec { secret: secrets::WEBHOOK, parse: parse_webhook_delivery };
+
+fn parse_webhook_delivery(body: &[u8]) -> Result<super::ParsedWebhook, String> {
+    let hook = alerts::parse_webhook(body).map_err(|e| e.to_string())?;
+    let event = hook.fields.get("event").and_then(serde_json::Value::as_str).unwrap_or("trigger").to_lowercase();
+    Ok(super::ParsedWebhook { device_id: hook.agent_id, fields: hook.fields, event })
+}
+
 /// The tenant secrets of a Tactical integration (AlgaPSA's names).
 pub mod secrets {
     pub const API_KEY: &str = "tacticalrmm_api_key";

@@ -15,9 +15,10 @@ use super::error::TacticalError;
 use super::mapping::{MappingContext, SiteIndex, agent_snapshot};
 use crate::db::sql::ColType;
 use crate::db::{Db, DbError};
-use crate::ingest::{IngestAction, IngestCounts, IngestOutcome, Item, ingest_page};
+use crate::ingest::{IngestAction, IngestOutcome, Item, ingest_page};
 
 use super::PROVIDER;
+use crate::providers::UnitReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -61,26 +62,6 @@ pub struct DeviceUnit {
     pub client_id: Uuid,
 }
 
-/// What a device sync (or one unit of it) did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct DeviceSyncReport {
-    pub counts: IngestCounts,
-    /// Errors in order: failed devices, then unit failures.
-    pub errors: Vec<String>,
-    pub units: u64,
-    pub units_failed: u64,
-}
-
-impl DeviceSyncReport {
-    /// Adds the counts, errors and units of another (unit) report.
-    pub fn absorb(&mut self, other: DeviceSyncReport) {
-        self.counts.add(&other.counts);
-        self.errors.extend(other.errors);
-        self.units += other.units;
-        self.units_failed += other.units_failed;
-    }
-}
-
 /// The units of a device sync: mapped scopes with a client and auto-sync on.
 pub async fn plan_device_units(db: &Db, tenant: Uuid, integration_id: Uuid) -> Result<Vec<DeviceUnit>, DbError> {
     Ok(crate::providers::mapped_scopes(db, tenant, integration_id)
@@ -101,8 +82,8 @@ pub async fn sync_device_unit(
     sites: &SiteIndex,
     unit: &DeviceUnit,
     mode: DeviceSyncMode,
-) -> Result<DeviceSyncReport, SyncError> {
-    let mut report = DeviceSyncReport { units: 1, ..Default::default() };
+) -> Result<UnitReport, SyncError> {
+    let mut report = UnitReport { units: 1, ..Default::default() };
     let Ok(pk) = unit.scope.parse::<i64>() else {
         report.units_failed = 1;
         report.errors.push(format!("Tactical client id {} is not a number; remap the organisation", unit.scope));
@@ -154,10 +135,10 @@ pub async fn sync_devices(
     integration_id: Uuid,
     client: &TacticalClient,
     mode: DeviceSyncMode,
-) -> Result<DeviceSyncReport, SyncError> {
+) -> Result<UnitReport, SyncError> {
     let units = plan_device_units(db, tenant, integration_id).await?;
     let sites = SiteIndex::new(client.list_sites().await?);
-    let mut report = DeviceSyncReport::default();
+    let mut report = UnitReport::default();
     for unit in &units {
         match sync_device_unit(db, tenant, integration_id, client, &sites, unit, mode).await {
             Ok(r) => report.absorb(r),

@@ -1,5 +1,5 @@
 //! Tanium job kinds: `sync-org` for a Tanium integration (computer groups → organisation
-//! mappings; dispatched from [`crate::tactical::SyncOrg`]) and `tanium-full-sync` (endpoints →
+//! mappings; run by [`crate::org_sync::SyncOrg`]) and `tanium-full-sync` (endpoints →
 //! the ingestion pipeline, criticality → asset facts). Both build the client from the integration
 //! row and the tenant's secrets, and record the run like the Tactical jobs.
 
@@ -13,9 +13,36 @@ use secrecy::ExposeSecret;
 use serde_json::Value;
 use uuid::Uuid;
 
+use futures::future::BoxFuture;
+use rmm_shared::providers::Provider;
+
+use crate::device_sync::{SyncDevicesArgs, incremental_since};
 use crate::kind::{JobKind, JobOutcome, Policy, Scope};
-use crate::tactical::{SyncDevicesArgs, counts_outcome, ids, integration_config, provider_policy, recorded};
-use crate::{JobCtx, JobError, Runtime};
+use crate::org_sync::recorded_org_sync;
+use crate::providers::ProviderJobs;
+use crate::run::{counts_outcome, ids, integration_config, provider_policy, recorded};
+use crate::{JobCtx, JobError, Registry, Runtime};
+
+/// Tanium in the job runtime.
+pub struct Tanium;
+
+impl ProviderJobs for Tanium {
+    fn provider(&self) -> Provider {
+        PROVIDER
+    }
+
+    fn register(&self, r: &mut Registry) {
+        r.register::<TaniumFullSync>();
+    }
+
+    fn sync_org<'a>(&'a self, ctx: &'a JobCtx) -> BoxFuture<'a, Result<JobOutcome, JobError>> {
+        Box::pin(sync_scopes(ctx))
+    }
+
+    fn device_sync_kind(&self) -> &'static str {
+        TaniumFullSync::NAME
+    }
+}
 
 pub use rmm_shared::providers::tanium::PROVIDER;
 use rmm_shared::providers::tanium::secrets;
@@ -89,11 +116,11 @@ async fn client_for(ctx: &JobCtx) -> Result<(TaniumClient, SyncOptions), JobErro
 }
 
 /// `sync-org` of a Tanium integration: computer groups → organisation mappings.
-pub(crate) async fn sync_scopes(ctx: &JobCtx) -> Result<JobOutcome, JobError> {
+async fn sync_scopes(ctx: &JobCtx) -> Result<JobOutcome, JobError> {
     let (tenant, integration) = ids(ctx)?;
     let (client, _) = client_for(ctx).await?;
     let sync = rmm_shared::providers::tanium::sync::sync_scopes(ctx.db(), tenant, integration, &client);
-    crate::tactical::recorded_org_sync(ctx, sync).await
+    recorded_org_sync(ctx, sync).await
 }
 
 /// `tanium-full-sync`: every mapped computer group with auto-sync on. `{"mode": "incremental"}`
@@ -103,7 +130,7 @@ pub struct TaniumFullSync;
 impl JobKind for TaniumFullSync {
     const NAME: &'static str = "tanium-full-sync";
     const SCOPE: Scope = Scope::Integration;
-    const PROVIDERS: &'static [rmm_shared::providers::Provider] = &[PROVIDER];
+    const PROVIDERS: &'static [Provider] = &[PROVIDER];
     type Args = SyncDevicesArgs;
 
     fn policy() -> Policy {
@@ -112,7 +139,7 @@ impl JobKind for TaniumFullSync {
 
     async fn run(ctx: JobCtx, args: SyncDevicesArgs) -> Result<JobOutcome, JobError> {
         let (tenant, integration) = ids(&ctx)?;
-        let since = crate::tactical::incremental_since(&ctx, &args).await?;
+        let since = incremental_since(&ctx, &args).await?;
         let (sync_type, run_kind, mode) = match since {
             None => ("full", RunKind::Full, SyncMode::Full),
             Some(since) => ("incremental", RunKind::Incremental, SyncMode::Incremental { since }),

@@ -11,6 +11,8 @@
 
 use std::time::Duration;
 
+use rmm_shared::providers::Provider;
+use rmm_shared::providers::tactical::{PROVIDER, secrets};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -92,15 +94,10 @@ pub async fn forward_pending_deliveries(
             tx.rollback().await?;
             continue;
         }
-        let req = JobRequest::for_integration(
-            ForwardAlert::NAME,
-            tenant,
-            ctx.provider().unwrap_or("tacticalrmm"),
-            integration,
-            Trigger::Webhook,
-        )
-        .args(serde_json::json!({ "delivery_id": delivery_id }))
-        .correlation_id(delivery_id.clone());
+        let req =
+            JobRequest::for_integration(ForwardAlert::NAME, tenant, PROVIDER.slug(), integration, Trigger::Webhook)
+                .args(serde_json::json!({ "delivery_id": delivery_id }))
+                .correlation_id(delivery_id.clone());
         rt.queue.enqueue_in_tx(&mut tx, req).await.map_err(JobError::transient)?;
         tx.commit().await?;
         n += 1;
@@ -126,7 +123,7 @@ pub struct ForwardAlert;
 impl JobKind for ForwardAlert {
     const NAME: &'static str = "forward-alert";
     const SCOPE: Scope = Scope::Integration;
-    const PROVIDERS: &'static [rmm_shared::providers::Provider] = &[rmm_shared::providers::tactical::PROVIDER];
+    const PROVIDERS: &'static [Provider] = &[PROVIDER];
     const INTERNAL: bool = true;
     type Args = ForwardArgs;
 
@@ -166,7 +163,7 @@ impl JobKind for ForwardAlert {
         let Some((body,)) = rows.into_iter().next() else {
             return Err(JobError::Permanent(format!("delivery {} no longer exists", args.delivery_id)));
         };
-        let settings = crate::tactical::integration_config(&rt.db, tenant, integration)
+        let settings = crate::run::integration_config(&rt.db, tenant, integration)
             .await?
             .map_or_else(|| Value::Object(Default::default()), |(_, s)| s);
         let url = match AlertMode::from_settings(&settings) {
@@ -181,7 +178,7 @@ impl JobKind for ForwardAlert {
         };
         let secret = rt
             .secrets
-            .get_tenant_secret(tenant, rmm_shared::providers::tactical::secrets::WEBHOOK)
+            .get_tenant_secret(tenant, secrets::WEBHOOK)
             .await
             .map_err(|e| JobError::Transient(format!("webhook secret: {e}")))?
             .ok_or_else(|| JobError::Permanent("the tenant has no Tactical webhook secret to forward with".into()))?;

@@ -1,0 +1,156 @@
+//! What every provider's device sync shares: its arguments (`full` or `incremental`), where an
+//! incremental run starts, and the fan-out of a sync into one internal unit job per mapped scope
+//! (Tactical client, …) that any worker process may run ([`crate::units`]).
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rmm_shared::db::sql::ColType;
+use rmm_shared::providers::{UnitReport, mapped_scopes};
+use rmm_shared::runs::RunOutcome;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::envelope::JobRequest;
+use crate::kind::JobOutcome;
+use crate::run::{counts_outcome, ids};
+use crate::units::{UnitPlan, UnitStatus};
+use crate::{JobCtx, JobError};
+
+/// Incremental syncs look back this far before the last cursor, so that a device whose
+/// `last_seen` was written while the previous run was reading is not missed.
+pub const INCREMENTAL_OVERLAP: Duration = Duration::from_secs(300);
+
+/// Arguments of a device sync (`sync-devices`, `tanium-full-sync`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncDevicesArgs {
+    /// `full` (default) or `incremental` (devices seen since the last run's cursor).
+    #[serde(default)]
+    pub mode: SyncMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    #[default]
+    Full,
+    Incremental,
+}
+
+/// Where an incremental device sync starts: the last run's cursor less the overlap. `None` for a
+/// full run, and for an incremental one of an integration never synced (it runs in full).
+pub async fn incremental_since(ctx: &JobCtx, args: &SyncDevicesArgs) -> Result<Option<DateTime<Utc>>, JobError> {
+    let (tenant, integration) = ids(ctx)?;
+    Ok(match args.mode {
+        SyncMode::Full => None,
+        SyncMode::Incremental => last_cursor(ctx, tenant, integration)
+            .await?
+            .map(|c| c - chrono::Duration::from_std(INCREMENTAL_OVERLAP).unwrap_or_default()),
+    })
+}
+
+/// The later of the integration's last incremental and last full sync.
+async fn last_cursor(ctx: &JobCtx, tenant: Uuid, integration: Uuid) -> Result<Option<DateTime<Utc>>, JobError> {
+    let db = ctx.db();
+    let d = db.dialect();
+    let sql = format!(
+        "SELECT {}, {} FROM rmm_integrations WHERE tenant = {} AND integration_id = {}",
+        crate::sqlx_util::ts_out(d, "last_incremental_sync_at"),
+        crate::sqlx_util::ts_out(d, "last_full_sync_at"),
+        d.param(1, ColType::Uuid),
+        d.param(2, ColType::Uuid)
+    );
+    let rows: Vec<(Option<String>, Option<String>)> =
+        db.fetch(&sql, &[&tenant.to_string(), &integration.to_string()]).await?;
+    let parse = |s: Option<String>| s.as_deref().and_then(crate::sqlx_util::parse_ts);
+    Ok(rows.into_iter().next().and_then(|(inc, full)| parse(inc).into_iter().chain(parse(full)).max()))
+}
+
+/// Arguments of a device-sync unit (set by the parent sync).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceUnitArgs {
+    /// The sync job this unit belongs to.
+    pub parent_job_id: String,
+    /// The remote scope (e.g. the Tactical client pk; the unit key).
+    pub scope: String,
+    /// The AlgaPSA client the scope is mapped to.
+    pub client_id: Uuid,
+    /// Incremental: devices seen at or after this time; absent for a full pass.
+    #[serde(default)]
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Runs a device sync as one `unit_kind` job per mapped scope with auto-sync on, waits for them
+/// and adds up their reports (a unit that failed or did not finish counts as a failed unit,
+/// reported as `{scope_label} {scope}: {error}`). Returns the run's outcome (cursor: when the
+/// units were planned) and the job's counts.
+pub async fn fan_out(
+    ctx: &JobCtx,
+    unit_kind: &'static str,
+    scope_label: &str,
+    since: Option<DateTime<Utc>>,
+) -> Result<(RunOutcome, JobOutcome), JobError> {
+    let (tenant, integration) = ids(ctx)?;
+    let provider = ctx.provider().ok_or_else(|| JobError::Permanent("job has no provider".into()))?;
+    let fan = crate::units::run_units(ctx, || async {
+        let scopes = mapped_scopes(ctx.db(), tenant, integration).await?;
+        let trigger = ctx.envelope().trigger;
+        Ok(scopes
+            .into_iter()
+            .map(|s| {
+                let args = DeviceUnitArgs {
+                    parent_job_id: ctx.job_id().to_owned(),
+                    scope: s.scope.clone(),
+                    client_id: s.client_id,
+                    since,
+                };
+                let child = JobRequest::for_integration(unit_kind, tenant, provider, integration, trigger)
+                    .args(serde_json::to_value(args).expect("unit arguments are JSON"));
+                UnitPlan { key: s.scope, child }
+            })
+            .collect())
+    })
+    .await?;
+    let failed = |scope: &str, error: &str| UnitReport {
+        units: 1,
+        units_failed: 1,
+        errors: vec![format!("{scope_label} {scope}: {error}")],
+        ..Default::default()
+    };
+    let mut report = UnitReport::default();
+    for unit in &fan.units {
+        match (unit.status, &unit.report) {
+            (UnitStatus::Done, Some(r)) => match serde_json::from_value::<UnitReport>(r.clone()) {
+                Ok(r) => report.absorb(r),
+                Err(e) => report.absorb(failed(&unit.key, &format!("unreadable unit report: {e}"))),
+            },
+            _ => report.absorb(failed(&unit.key, unit.error.as_deref().unwrap_or("did not finish"))),
+        }
+    }
+    let outcome = RunOutcome { counts: report.counts, errors: report.errors.clone(), cursor: Some(fan.planned_at) };
+    Ok((outcome, report_outcome(&report)))
+}
+
+/// Runs one unit of a [`fan_out`]: nothing when it was already finished (a redelivery, or its
+/// parent was pruned), otherwise `body` and the unit's report stored for the parent.
+pub async fn run_unit<F, Fut>(ctx: &JobCtx, args: &DeviceUnitArgs, body: F) -> Result<JobOutcome, JobError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<UnitReport, JobError>>,
+{
+    let db = ctx.db();
+    if crate::units::unit_status(db, &args.parent_job_id, &args.scope).await? != Some(UnitStatus::Pending) {
+        return Ok(JobOutcome::default().count("units", 0));
+    }
+    let report = body().await?;
+    let value = serde_json::to_value(&report).map_err(|e| JobError::Permanent(e.to_string()))?;
+    crate::units::finish_unit(db, &args.parent_job_id, &args.scope, &value).await?;
+    Ok(report_outcome(&report))
+}
+
+fn report_outcome(r: &UnitReport) -> JobOutcome {
+    counts_outcome(&r.counts).count("units", r.units).count("units_failed", r.units_failed)
+}
