@@ -20,11 +20,12 @@
 //! Errors never carry credentials: no header values, and URLs are reduced to
 //! `scheme://host[:port]/path` (no userinfo, no query string).
 //!
-//! One file per concern: [`HttpClient`] and its settings here; the retry policy and its backoff
-//! in `retry.rs`; `Retry-After` values in `retry_after.rs`; rate limits in `rate_limit.rs`;
-//! requests and URL redaction in `request.rs`; answers and body limits in `response.rs`; errors
-//! and their classification in `error.rs`.
+//! One file per concern: [`HttpClient`] and its settings here; the retry policy in `retry.rs`
+//! and its backoff in [`backoff`] (shared with the job runtime); `Retry-After` values in
+//! `retry_after.rs`; rate limits in `rate_limit.rs`; requests and URL redaction in `request.rs`;
+//! answers and body limits in `response.rs`; errors and their classification in `error.rs`.
 
+pub mod backoff;
 mod error;
 mod rate_limit;
 mod request;

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use rand::Rng;
 
+use super::backoff;
+
 /// Retry behaviour of one client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -37,20 +39,12 @@ impl RetryPolicy {
     /// The backoff ceiling before retry number `retry` (1 = the first retry):
     /// `min(max_delay, base_delay × 2^(retry-1))`.
     pub fn backoff_ceiling(&self, retry: u32) -> Duration {
-        let exp = retry.saturating_sub(1).min(31);
-        let factor = 1u64 << exp;
-        let base = u64::try_from(self.base_delay.as_micros()).unwrap_or(u64::MAX);
-        let ceiling = Duration::from_micros(base.saturating_mul(factor));
-        ceiling.min(self.max_delay)
+        backoff::exponential(self.base_delay, self.max_delay, retry.saturating_sub(1))
     }
 
     /// Full jitter: a uniformly random delay in `[0, backoff_ceiling(retry)]`.
     pub fn backoff_delay<R: Rng + ?Sized>(&self, retry: u32, rng: &mut R) -> Duration {
-        let ceiling = u64::try_from(self.backoff_ceiling(retry).as_micros()).unwrap_or(u64::MAX);
-        if ceiling == 0 {
-            return Duration::ZERO;
-        }
-        Duration::from_micros(rng.random_range(0..=ceiling))
+        backoff::full_jitter(self.backoff_ceiling(retry), rng)
     }
 }
 
