@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 
-/// Parses a `Retry-After` value: delay-seconds or an HTTP-date (IMF-fixdate, RFC 850 or asctime).
-/// A date in the past gives zero. Unparseable values give `None`.
+/// Parses a `Retry-After` value: delay-seconds or an HTTP-date in one of the three formats of
+/// RFC 9110 (IMF-fixdate, RFC 850 or asctime). A date in the past gives zero. Unparseable values
+/// give `None`.
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let v = value.trim();
     if v.is_empty() {
@@ -14,23 +15,8 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     if v.bytes().all(|b| b.is_ascii_digit()) {
         return v.parse::<u64>().ok().map(Duration::from_secs);
     }
-    let at = parse_http_date(v)?;
+    let at = DateTime::<Utc>::from(httpdate::parse_http_date(v).ok()?);
     Some((at - now).to_std().unwrap_or(Duration::ZERO))
-}
-
-fn parse_http_date(v: &str) -> Option<DateTime<Utc>> {
-    if let Ok(d) = DateTime::parse_from_rfc2822(v) {
-        return Some(d.with_timezone(&Utc));
-    }
-    // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
-    if let Some(rest) = v.strip_suffix(" GMT")
-        && let Ok(n) = NaiveDateTime::parse_from_str(rest, "%A, %d-%b-%y %H:%M:%S")
-    {
-        return Some(n.and_utc());
-    }
-    // asctime: Sun Nov  6 08:49:37 1994
-    let squashed = v.split_whitespace().collect::<Vec<_>>().join(" ");
-    NaiveDateTime::parse_from_str(&squashed, "%a %b %e %H:%M:%S %Y").ok().map(|n| n.and_utc())
 }
 
 #[cfg(test)]
@@ -46,6 +32,7 @@ mod tests {
         assert_eq!(parse_retry_after("", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
         assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("1.5", now), None);
     }
 
     #[test]
@@ -57,5 +44,8 @@ mod tests {
         assert_eq!(parse_retry_after("Sun Nov  6 08:49:37 1994", now), expect);
         // In the past: retry now.
         assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("  Sun, 06 Nov 1994 08:49:37 GMT  ", now), expect);
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 25:49:37 GMT", now), None);
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994", now), None);
     }
 }
