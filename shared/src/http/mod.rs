@@ -12,8 +12,9 @@
 //!   through [`RateLimiterRegistry`], and by every process when the Redis limiter of
 //!   [`crate::ratelimit`] is installed ([`install_process_rate_limiter`]);
 //! - redirects are never followed;
-//! - every attempt is counted per minute in `rmm_sync.upstream_calls` when the client has a
-//!   [`CallCounter`] ([`HttpClient::with_call_counter`]; see [`crate::upstream_calls`]).
+//! - every attempt is counted once in its [`CallCounter`] ([`crate::upstream_calls`]): in the
+//!   process totals of `/metrics`, and per minute in `rmm_sync.upstream_calls` (the status page)
+//!   when the client has a tenant's counter ([`HttpClient::with_call_counter`]);
 //! - when traces are exported ([`crate::telemetry`]), each attempt is a client span, child of the
 //!   caller's span (the job), and sends that span's `traceparent` to the upstream.
 //!
@@ -33,7 +34,7 @@ mod response;
 mod retry;
 mod retry_after;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -49,7 +50,7 @@ pub use response::{StreamingResponse, UpstreamResponse};
 pub use retry::RetryPolicy;
 pub use retry_after::parse_retry_after;
 
-use crate::upstream_calls::CallCounter;
+use crate::upstream_calls::{CallCounter, CallOutcome};
 use error::{classify_transport, error_kind};
 use rate_limit::process_rate_limiter;
 use response::{BodyError, media_type, read_body, read_error_body};
@@ -64,7 +65,7 @@ pub struct HttpConfig {
     /// Applied per upstream origin, shared by every client in the process.
     pub rate_limit: Option<RateLimit>,
     pub user_agent: String,
-    /// Label of the upstream calls in [`upstream_call_counts`] (`tacticalrmm`, `tanium`, …).
+    /// Label of the client's calls in the upstream call counts (`tacticalrmm`, `tanium`, …).
     pub provider: &'static str,
     /// Largest 2xx body read whole ([`HttpClient::send`], [`StreamingResponse::bytes`]): a longer
     /// one fails with [`HttpError::TooLarge`] as soon as it is known (its `Content-Length`, or
@@ -75,22 +76,6 @@ pub struct HttpConfig {
 /// [`HttpConfig::max_body_bytes`] by default: 64 MiB (a page of 1,000 Tactical agents is about
 /// 3 MiB; the software list, the one large answer, is streamed).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
-
-/// Upstream calls made by this process, by provider and answer (`200`, `429`, `error`, …).
-pub fn upstream_call_counts() -> Vec<((&'static str, String), u64)> {
-    let map = upstream_calls().lock().unwrap_or_else(|e| e.into_inner());
-    map.iter().map(|(k, v)| (k.clone(), *v)).collect()
-}
-
-fn upstream_calls() -> &'static std::sync::Mutex<std::collections::BTreeMap<(&'static str, String), u64>> {
-    static CALLS: OnceLock<std::sync::Mutex<std::collections::BTreeMap<(&'static str, String), u64>>> = OnceLock::new();
-    CALLS.get_or_init(Default::default)
-}
-
-fn count_upstream_call(provider: &'static str, outcome: String) {
-    let mut map = upstream_calls().lock().unwrap_or_else(|e| e.into_inner());
-    *map.entry((provider, outcome)).or_default() += 1;
-}
 
 impl Default for HttpConfig {
     fn default() -> Self {
@@ -112,8 +97,9 @@ pub struct HttpClient {
     inner: reqwest::Client,
     config: Arc<HttpConfig>,
     limiter: Arc<dyn RateLimiter>,
-    /// Where calls are counted durably, per minute (the status page's upstream rate).
-    calls: Option<CallCounter>,
+    /// Where every attempt is counted: the process totals, and per minute for a tenant (the status
+    /// page's upstream rate) when the counter comes from a call log.
+    calls: CallCounter,
 }
 
 enum Attempt {
@@ -132,12 +118,18 @@ impl HttpClient {
             .user_agent(config.user_agent.clone())
             .build()
             .map_err(|e| HttpError::InvalidRequest(format!("http client: {}", e.without_url())))?;
-        Ok(HttpClient { inner, config: Arc::new(config), limiter: process_rate_limiter(), calls: None })
+        Ok(HttpClient {
+            inner,
+            config: Arc::new(config),
+            limiter: process_rate_limiter(),
+            calls: CallCounter::process(),
+        })
     }
 
-    /// Counts every call (every attempt) in `counter`, for `rmm_sync.upstream_calls`.
+    /// Counts every call (every attempt) in `counter` (e.g. a tenant's counter of a call log, for
+    /// `rmm_sync.upstream_calls`) instead of in the process totals alone.
     pub fn with_call_counter(mut self, counter: CallCounter) -> Self {
-        self.calls = Some(counter);
+        self.calls = counter;
         self
     }
 
@@ -289,18 +281,12 @@ impl HttpClient {
         }
         let resp = match builder.send().await {
             Ok(resp) => {
-                count_upstream_call(self.config.provider, resp.status().as_u16().to_string());
-                if let Some(c) = &self.calls {
-                    c.record(self.config.provider, resp.status().as_u16() >= 400);
-                }
+                self.calls.record(self.config.provider, CallOutcome::Status(resp.status().as_u16()));
                 span.record("http.response.status_code", resp.status().as_u16());
                 resp
             }
             Err(e) => {
-                count_upstream_call(self.config.provider, "error".to_owned());
-                if let Some(c) = &self.calls {
-                    c.record(self.config.provider, true);
-                }
+                self.calls.record(self.config.provider, CallOutcome::NoAnswer);
                 let connect = e.is_connect();
                 let err = classify_transport(&upstream, timeout, e, attempt);
                 // A connection failure never reached the server: always safe to repeat.
