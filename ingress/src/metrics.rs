@@ -97,12 +97,12 @@ pub async fn endpoint(state: Data<&Arc<AppState>>) -> Response {
     }
     let _ = writeln!(out, "# HELP rmm_sync_upstream_calls_total Calls to RMM APIs made by this process.");
     let _ = writeln!(out, "# TYPE rmm_sync_upstream_calls_total counter");
-    for ((provider, status), n) in rmm_shared::http::upstream_call_counts() {
+    for ((provider, outcome), n) in rmm_shared::upstream_calls::process_totals() {
         let _ = writeln!(
             out,
             "rmm_sync_upstream_calls_total{{provider=\"{}\",status=\"{}\"}} {n}",
             esc(provider),
-            esc(&status)
+            esc(&outcome.to_string())
         );
     }
     let _ = writeln!(

@@ -66,9 +66,7 @@ impl Policy {
 
     /// The backoff before attempt `next_attempt` (2-based: the wait after the first failure).
     pub fn backoff_before(&self, next_attempt: u32) -> Duration {
-        let exp = next_attempt.saturating_sub(2).min(20);
-        let wait = self.backoff_initial.saturating_mul(1u32 << exp);
-        wait.min(self.backoff_max)
+        rmm_shared::http::backoff::exponential(self.backoff_initial, self.backoff_max, next_attempt.saturating_sub(2))
     }
 }
 

@@ -1,4 +1,10 @@
-//! Durable per-minute counts of upstream calls (`rmm_sync.upstream_calls`), for the status page.
+//! Upstream call counts: every attempt of every [`HttpClient`](crate::http::HttpClient) is
+//! recorded once, through a [`CallCounter`], and serves two readers:
+//!
+//! - the process totals by provider and answer ([`process_totals`]), which `/metrics` renders as
+//!   `rmm_sync_upstream_calls_total{provider,status}`;
+//! - durable per-minute counts per tenant (`rmm_sync.upstream_calls`) for the status page, when
+//!   the counter belongs to a [`CallLog`] ([`CallLog::counter`]).
 //!
 //! Workers and the ingress are separate processes, so a counter in one process cannot show what
 //! the others did. Every process counts its calls in memory per (minute, tenant, provider) and
@@ -7,7 +13,7 @@
 //! number of calls, and any number of processes can add to the same minute. Calls not made for a
 //! tenant are stored under the nil UUID. The retention job deletes rows older than [`KEEP`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -61,27 +67,75 @@ impl fmt::Debug for CallLog {
     }
 }
 
-/// What an HTTP client counts its calls into: a [`CallLog`] and the tenant the calls are for.
-#[derive(Clone)]
+/// What one call (one attempt) got: an HTTP status, or no answer at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CallOutcome {
+    Status(u16),
+    /// No HTTP answer: connection failure, timeout, broken transport.
+    NoAnswer,
+}
+
+impl CallOutcome {
+    /// No answer, or HTTP ≥ 400.
+    pub fn is_error(self) -> bool {
+        match self {
+            CallOutcome::Status(status) => status >= 400,
+            CallOutcome::NoAnswer => true,
+        }
+    }
+}
+
+/// The `status` label of `/metrics`: the status code (`200`, `429`), or `error` without an answer.
+impl fmt::Display for CallOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallOutcome::Status(status) => write!(f, "{status}"),
+            CallOutcome::NoAnswer => f.write_str("error"),
+        }
+    }
+}
+
+/// Calls made by this process since it started, by provider and outcome.
+static PROCESS_TOTALS: Mutex<BTreeMap<(&'static str, CallOutcome), u64>> = Mutex::new(BTreeMap::new());
+
+/// Upstream calls made by this process, by provider and outcome, in that order (status codes
+/// before [`CallOutcome::NoAnswer`]).
+pub fn process_totals() -> Vec<((&'static str, CallOutcome), u64)> {
+    let totals = PROCESS_TOTALS.lock().unwrap_or_else(|e| e.into_inner());
+    totals.iter().map(|(k, v)| (*k, *v)).collect()
+}
+
+/// What an HTTP client counts its calls into: always the process totals, and the per-minute
+/// counts of a [`CallLog`] for one tenant when it comes from [`CallLog::counter`].
+#[derive(Clone, Default)]
 pub struct CallCounter {
-    inner: Arc<Inner>,
-    tenant: Uuid,
+    log: Option<(Arc<Inner>, Uuid)>,
 }
 
 impl fmt::Debug for CallCounter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CallCounter").field("tenant", &self.tenant).finish()
+        f.debug_struct("CallCounter").field("tenant", &self.log.as_ref().map(|(_, tenant)| tenant)).finish()
     }
 }
 
 impl CallCounter {
-    /// Counts one call (one attempt) at the current minute. `error`: no answer, or HTTP ≥ 400.
-    pub fn record(&self, provider: &'static str, error: bool) {
-        let key = Key { minute: Utc::now().timestamp().div_euclid(60), tenant: self.tenant, provider };
-        let mut pending = self.inner.pending.lock().unwrap_or_else(|e| e.into_inner());
+    /// A counter of the process totals only (not written to any store).
+    pub fn process() -> CallCounter {
+        CallCounter { log: None }
+    }
+
+    /// Counts one call (one attempt): in the process totals, and at the current minute of the log.
+    pub fn record(&self, provider: &'static str, outcome: CallOutcome) {
+        {
+            let mut totals = PROCESS_TOTALS.lock().unwrap_or_else(|e| e.into_inner());
+            *totals.entry((provider, outcome)).or_default() += 1;
+        }
+        let Some((inner, tenant)) = &self.log else { return };
+        let key = Key { minute: Utc::now().timestamp().div_euclid(60), tenant: *tenant, provider };
+        let mut pending = inner.pending.lock().unwrap_or_else(|e| e.into_inner());
         let c = pending.entry(key).or_default();
         c.calls += 1;
-        c.errors += u64::from(error);
+        c.errors += u64::from(outcome.is_error());
     }
 }
 
@@ -112,7 +166,7 @@ impl CallLog {
 
     /// The counter for calls made for `tenant` (`None`: not for a tenant).
     pub fn counter(&self, tenant: Option<Uuid>) -> CallCounter {
-        CallCounter { inner: self.inner.clone(), tenant: tenant.unwrap_or(Uuid::nil()) }
+        CallCounter { log: Some((self.inner.clone(), tenant.unwrap_or(Uuid::nil()))) }
     }
 
     fn pending_len(&self) -> usize {
@@ -224,4 +278,35 @@ pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<u64, DbError> {
         db.dialect().param(1, ColType::Timestamp)
     );
     db.execute(&sql, &[&fmt_ts(before)]).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_are_labelled_and_ordered_as_metrics_shows_them() {
+        let mut outcomes =
+            [CallOutcome::NoAnswer, CallOutcome::Status(503), CallOutcome::Status(200), CallOutcome::Status(429)];
+        outcomes.sort();
+        let labels: Vec<String> = outcomes.iter().map(|o| o.to_string()).collect();
+        assert_eq!(labels, ["200", "429", "503", "error"]);
+        let mut sorted = labels.clone();
+        sorted.sort();
+        assert_eq!(labels, sorted, "the same order as the labels' own");
+        assert!(!CallOutcome::Status(399).is_error());
+        assert!(CallOutcome::Status(400).is_error());
+        assert!(CallOutcome::NoAnswer.is_error());
+    }
+
+    #[test]
+    fn every_counter_adds_to_the_process_totals() {
+        let provider = "process-totals-test";
+        let counter = CallCounter::process();
+        counter.record(provider, CallOutcome::Status(200));
+        counter.clone().record(provider, CallOutcome::NoAnswer);
+        counter.record(provider, CallOutcome::Status(200));
+        let mine: Vec<_> = process_totals().into_iter().filter(|((p, _), _)| *p == provider).collect();
+        assert_eq!(mine, [((provider, CallOutcome::Status(200)), 2), ((provider, CallOutcome::NoAnswer), 1)]);
+    }
 }

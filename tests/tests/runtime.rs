@@ -524,9 +524,9 @@ async fn retention(store: &TestStore, backend: QueueBackend) {
     .await
     .unwrap();
     let counter = rt.calls.counter(None);
-    counter.record("tacticalrmm", false);
+    counter.record("tacticalrmm", rmm_shared::upstream_calls::CallOutcome::Status(200));
     rt.calls.flush().await.unwrap();
-    counter.record("tacticalrmm", true);
+    counter.record("tacticalrmm", rmm_shared::upstream_calls::CallOutcome::NoAnswer);
     rt.calls.flush().await.unwrap();
     // Summed, in case the two flushes fall in different minutes.
     let recent = format!(

@@ -73,35 +73,10 @@ pub fn webhook_tenant(query: Option<&str>) -> Option<String> {
     query.and_then(|q| query_param(q, "tenant")).map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
 }
 
-/// A query parameter, percent-decoded (`+` is a space; a malformed escape is kept as it is).
+/// A query parameter, percent-decoded as a form (`application/x-www-form-urlencoded`: `+` is a
+/// space; a malformed escape is kept as it is; invalid UTF-8 becomes U+FFFD). The first one wins.
 pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| percent_decode(v))
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(if b == b'+' { b' ' } else { b });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
 /// A field as text: absent, null, empty and Tactical's `None` are all "no value".
@@ -334,6 +309,8 @@ mod tests {
         assert_eq!(query_param("tenant=%zz", "tenant").as_deref(), Some("%zz"));
         assert_eq!(query_param("tenant=%4", "tenant").as_deref(), Some("%4"));
         assert_eq!(query_param("tenant=%é1", "tenant").as_deref(), Some("%é1"));
+        assert_eq!(query_param("tenant=a+b%20c&tenant=d", "tenant").as_deref(), Some("a b c"));
+        assert_eq!(query_param("&&tenant", "tenant").as_deref(), Some(""));
         assert_eq!(webhook_tenant(Some("tenant=+%20+")), None);
         assert_eq!(webhook_tenant(None), None);
     }
