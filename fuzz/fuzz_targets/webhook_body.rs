@@ -5,7 +5,8 @@
 
 use chrono::Utc;
 use libfuzzer_sys::fuzz_target;
-use rmm_shared::providers::tactical::alerts::{parse_webhook, webhook_tenant};
+use rmm_shared::providers::tactical::alerts::parse_webhook;
+use rmm_shared::providers::webhook_tenant;
 
 fuzz_target!(|data: &[u8]| {
     let (query, body) = match data.iter().position(|b| *b == b'\n') {

@@ -11,7 +11,7 @@ use poem::web::{Data, Json, Path};
 use poem::{Body, IntoResponse, Request, Response, handler};
 use rmm_jobs::webhooks::{Accepted, Delivery, accept};
 use rmm_shared::events::Event;
-use rmm_shared::providers::{Provider, webhook};
+use rmm_shared::providers::{Provider, webhook, webhook_tenant};
 use rmm_shared::secrets::ct_eq_or_none;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -37,14 +37,6 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, "Webhook could not be stored; try again later.")
 }
 
-/// `?tenant=` (percent-decoded, trimmed), when it is given and not empty.
-fn query_tenant(query: Option<&str>) -> Option<String> {
-    url::form_urlencoded::parse(query?.as_bytes())
-        .find(|(k, _)| k == "tenant")
-        .map(|(_, v)| v.trim().to_owned())
-        .filter(|t| !t.is_empty())
-}
-
 #[handler]
 pub async fn receive(req: &Request, provider: Path<String>, body: Body, state: Data<&Arc<AppState>>) -> Response {
     let started = Instant::now();
@@ -56,7 +48,7 @@ pub async fn receive(req: &Request, provider: Path<String>, body: Body, state: D
     {
         return error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE);
     }
-    let Some(tenant) = query_tenant(req.uri().query()) else {
+    let Some(tenant) = webhook_tenant(req.uri().query()) else {
         return error(StatusCode::BAD_REQUEST, "Missing tenant");
     };
     let presented = req.headers().get(SECRET_HEADER).and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");

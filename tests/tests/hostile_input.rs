@@ -6,11 +6,12 @@
 
 use chrono::Utc;
 use proptest::prelude::*;
-use rmm_shared::providers::tactical::alerts::{parse_alert_time, parse_webhook, polled_alert, webhook_tenant};
+use rmm_shared::providers::tactical::alerts::{parse_alert_time, parse_webhook, polled_alert};
 use rmm_shared::providers::tactical::mapping::{MappingContext, SiteIndex, agent_snapshot};
 use rmm_shared::providers::tactical::model::{Agent, Alert, Client, RawRecord, Site, SoftwareRow};
 use rmm_shared::providers::tactical::parse;
 use rmm_shared::providers::tactical::sync::software_items;
+use rmm_shared::providers::webhook_tenant;
 use rmm_shared::software::normalize_name;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;

@@ -80,6 +80,18 @@ pub fn webhook(provider: Provider) -> Option<WebhookSpec> {
     }
 }
 
+/// The `tenant` of a webhook's query string (`tenant=<uuid>`, percent-decoded, trimmed); `None`
+/// when absent or empty.
+pub fn webhook_tenant(query: Option<&str>) -> Option<String> {
+    query.and_then(|q| query_param(q, "tenant")).map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+/// A query parameter, percent-decoded as a form (`application/x-www-form-urlencoded`: `+` is a
+/// space; a malformed escape is kept as it is; invalid UTF-8 becomes U+FFFD). The first one wins.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
 /// What an organisation (scope) sync did: Tactical clients or Tanium computer groups upserted as
 /// `rmm_organization_mappings`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -201,4 +213,23 @@ pub async fn mapped_scopes(db: &Db, tenant: Uuid, integration_id: Uuid) -> Resul
         .into_iter()
         .filter_map(|(scope, client)| Some(MappedScope { scope, client_id: Uuid::parse_str(&client).ok()? }))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params() {
+        assert_eq!(query_param("tenant=abc&x=1", "tenant").as_deref(), Some("abc"));
+        assert_eq!(query_param("x=1&tenant=a%2Db", "tenant").as_deref(), Some("a-b"));
+        assert_eq!(query_param("x=1", "tenant"), None);
+        assert_eq!(query_param("tenant=%zz", "tenant").as_deref(), Some("%zz"));
+        assert_eq!(query_param("tenant=%4", "tenant").as_deref(), Some("%4"));
+        assert_eq!(query_param("tenant=%é1", "tenant").as_deref(), Some("%é1"));
+        assert_eq!(query_param("tenant=a+b%20c&tenant=d", "tenant").as_deref(), Some("a b c"));
+        assert_eq!(query_param("&&tenant", "tenant").as_deref(), Some(""));
+        assert_eq!(webhook_tenant(Some("tenant=+%20+")), None);
+        assert_eq!(webhook_tenant(None), None);
+    }
 }
