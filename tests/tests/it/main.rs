@@ -24,6 +24,7 @@ mod postgres_restart;
 mod processes;
 mod redis_outage;
 mod runtime;
+mod schema;
 mod secrets_vault;
 mod shared_rate_limit;
 mod soak;
