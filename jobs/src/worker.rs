@@ -60,7 +60,7 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), Runtime
         // tasks it cannot start yet wait in the consumer's buffer, and while anything is buffered
         // apalis 1.0 neither heartbeats nor records that the started task is running: after
         // `heartbeat × missed` another replica takes the worker for dead and runs its tasks a
-        // second time (tests/tests/runtime.rs checks the heartbeat with every slot busy).
+        // second time (tests/tests/it/runtime.rs checks the heartbeat with every slot busy).
         let batch = 1;
         let data = rt.clone();
         // One consumer of `kind` on the given backend stream (the stream types differ per backend).

@@ -2,7 +2,7 @@
 //! Tactical alert webhooks (triggers and resolves), Tactical device syncs (full and incremental),
 //! Tanium full syncs, software and alert backfills — sampling the process's RSS and open sockets.
 //! After the warm-up neither may grow by more than 10 %. Run by `tests/src/bin/soak.rs` and by
-//! the long test in `tests/tests/soak.rs`.
+//! the long test in `tests/tests/it/soak.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,8 +1,13 @@
 //! With every secret set and logging at TRACE, no secret value appears in the logs, in job errors
 //! or in API responses — through webhooks (right and wrong secret), connection tests, syncs, an
-//! upstream that refuses the key, and Knox logins, for Tactical and Tanium. (A test binary of its own: it installs the
-//! process-wide log subscriber.)
+//! upstream that refuses the key, and Knox logins, for Tactical and Tanium.
+//!
+//! The logs are those of this test's threads: its runtime's threads (workers and blocking ones)
+//! and the test's own each have the capturing subscriber as their default, while the other tests
+//! of the binary log to the process's global subscriber ([`crate::support::telemetry`], which
+//! also bridges the `log` crate's records into `tracing`).
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +22,8 @@ use rmm_tests::sim::tactical::{DEFAULT_API_KEY, DEFAULT_PASSWORD, FleetSpec, Sim
 use rmm_tests::sim::tanium::{DEFAULT_TOKEN as TANIUM_TOKEN, TaniumFault, TaniumSim};
 use rmm_tests::stores;
 use serde_json::json;
+use tracing::Dispatch;
+use tracing::dispatcher::DefaultGuard;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -38,11 +45,39 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_secret_value_reaches_logs_job_errors_or_api_answers() {
-    let logs = Captured::default();
-    tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(logs.clone()).with_ansi(false).init();
+thread_local! {
+    /// The capturing subscriber as this thread's default, on the threads of the test's runtime.
+    static CAPTURING: RefCell<Option<DefaultGuard>> = const { RefCell::new(None) };
+}
 
+#[test]
+fn no_secret_value_reaches_logs_job_errors_or_api_answers() {
+    let logs = Captured::default();
+    let capture = Dispatch::new(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    // The `log` bridge is installed with the global subscriber; let every `log` record through
+    // to it (the capturing subscriber takes all levels).
+    crate::support::telemetry();
+    log::set_max_level(log::LevelFilter::Trace);
+    let _capturing = tracing::dispatcher::set_default(&capture);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(move || {
+            CAPTURING.with(|c| *c.borrow_mut() = Some(tracing::dispatcher::set_default(&capture)));
+        })
+        .on_thread_stop(|| CAPTURING.with(|c| drop(c.borrow_mut().take())))
+        .build()
+        .unwrap();
+    runtime.block_on(secrets_stay_out_of_logs_job_errors_and_api_answers(logs));
+}
+
+async fn secrets_stay_out_of_logs_job_errors_and_api_answers(logs: Captured) {
     let bootstrap = "rmk-bootstrap-Secret-Value-5511";
     let store = stores::postgres().await.unwrap();
     let db = &store.db;

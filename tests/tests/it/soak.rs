@@ -1,4 +1,4 @@
-//! The 10-minute soak, marked long: `cargo test -p rmm-tests --test soak -- --ignored`. The
+//! The 10-minute soak, marked long: `cargo test -p rmm-tests --test it -- --ignored soak::`. The
 //! `soak` program runs the same and prints every sample (results in BENCHMARKS.md).
 
 use std::time::Duration;

@@ -216,7 +216,7 @@ fn the_simulator_serves_every_type_and_field_of_our_schema() {
         }
         out
     }
-    let ours = fields(include_str!("../../shared/graphql/tanium/gateway.graphql"));
+    let ours = fields(include_str!("../../../shared/graphql/tanium/gateway.graphql"));
     let served = fields(&rmm_tests::sim::tanium::schema_sdl());
     assert!(ours.len() > 20);
     for (ty, set) in &ours {

@@ -3,22 +3,18 @@
 //! the ingress request (continuing the caller's `traceparent`), the job (through the queue
 //! payload, so in whichever process runs it) and every Tactical call (which sends `traceparent`).
 //!
-//! The OpenTelemetry subscriber is process-global, so this file has a single test. Its last part
-//! runs the job in an `rmm-sync worker` child process (`cargo build --workspace --bins` first).
+//! The OpenTelemetry subscriber is process-global: it is installed once for the whole test binary
+//! ([`crate::support::telemetry`]), and the spans of the tests running meanwhile reach the same
+//! collector, so every check here selects its spans by trace id (or job id). Its last part runs
+//! the job in an `rmm-sync worker` child process (`cargo build --workspace --bins` first).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::web::Data;
-use poem::{EndpointExt, Route, handler, post};
-use prost::Message;
 use rmm_jobs::JobStatus;
-use rmm_shared::config::{LogSettings, QueueBackend, TelemetrySettings};
+use rmm_shared::config::QueueBackend;
 use rmm_shared::telemetry::Telemetry;
 use rmm_tests::runtime::{
     Ingress, SECRET, Workers, fast_settings, mapped_tactical_tenant, rmm_sync_process, runtime, wait_finished,
@@ -27,97 +23,7 @@ use rmm_tests::sim::tactical::{FleetSpec, SimConfig, TacticalSim};
 use rmm_tests::stores::{self, TestStore};
 use serde_json::{Value, json};
 
-/// One span as the collector received it.
-#[derive(Debug, Clone)]
-struct Got {
-    trace_id: String,
-    span_id: String,
-    parent_span_id: String,
-    name: String,
-    kind: i32,
-    attributes: HashMap<String, String>,
-    service: String,
-}
-
-type Received = Arc<Mutex<Vec<Got>>>;
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn any_to_string(v: Option<&AnyValue>) -> String {
-    match v {
-        Some(AnyValue::StringValue(s)) => s.clone(),
-        Some(AnyValue::IntValue(i)) => i.to_string(),
-        Some(AnyValue::BoolValue(b)) => b.to_string(),
-        Some(AnyValue::DoubleValue(d)) => d.to_string(),
-        Some(other) => format!("{other:?}"),
-        None => String::new(),
-    }
-}
-
-#[handler]
-async fn traces(req: &poem::Request, body: poem::Body, seen: Data<&Received>) -> poem::Response {
-    let content_type = req.header("content-type").unwrap_or("").to_owned();
-    let bytes = body.into_vec().await.unwrap_or_default();
-    if content_type != "application/x-protobuf" {
-        return poem::Response::builder().status(poem::http::StatusCode::UNSUPPORTED_MEDIA_TYPE).finish();
-    }
-    let Ok(export) = ExportTraceServiceRequest::decode(bytes.as_slice()) else {
-        return poem::Response::builder().status(poem::http::StatusCode::BAD_REQUEST).finish();
-    };
-    let mut got = seen.lock().unwrap();
-    for rs in export.resource_spans {
-        let service = rs
-            .resource
-            .as_ref()
-            .and_then(|r| r.attributes.iter().find(|a| a.key == "service.name"))
-            .map(|a| any_to_string(a.value.as_ref().and_then(|v| v.value.as_ref())))
-            .unwrap_or_default();
-        for ss in rs.scope_spans {
-            for s in ss.spans {
-                let attributes = s
-                    .attributes
-                    .iter()
-                    .map(|a| (a.key.clone(), any_to_string(a.value.as_ref().and_then(|v| v.value.as_ref()))))
-                    .collect();
-                got.push(Got {
-                    trace_id: hex(&s.trace_id),
-                    span_id: hex(&s.span_id),
-                    parent_span_id: hex(&s.parent_span_id),
-                    name: s.name.clone(),
-                    kind: s.kind,
-                    attributes,
-                    service: service.clone(),
-                });
-            }
-        }
-    }
-    poem::Response::builder()
-        .content_type("application/x-protobuf")
-        .body(ExportTraceServiceResponse { partial_success: None }.encode_to_vec())
-}
-
-/// A minimal OTLP/HTTP collector: `POST /v1/traces` with protobuf bodies.
-struct Collector {
-    url: String,
-    received: Received,
-}
-
-impl Collector {
-    async fn start() -> Collector {
-        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();
-        let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
-        let received: Received = Arc::default();
-        let app = Route::new().at("/v1/traces", post(traces)).data(received.clone());
-        tokio::spawn(async move { poem::Server::new_with_acceptor(acceptor).run(app).await });
-        Collector { url: format!("http://{addr}"), received }
-    }
-
-    fn trace(&self, trace_id: &str) -> Vec<Got> {
-        self.received.lock().unwrap().iter().filter(|s| s.trace_id == trace_id).cloned().collect()
-    }
-}
+use crate::support::{Collector, Got};
 
 fn random_hex(bytes: usize) -> String {
     (0..bytes).map(|_| format!("{:02x}", rand::random::<u8>())).collect()
@@ -354,29 +260,22 @@ async fn child_worker_scenario(store: &TestStore, collector: &Collector, telemet
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_runs_from_the_ingress_request_through_the_job_to_every_tactical_call() {
-    let collector = Collector::start().await;
-    let settings = TelemetrySettings {
-        otlp_endpoint: Some(collector.url.clone()),
-        service_name: "rmm-sync-test".into(),
-        ..TelemetrySettings::default()
-    };
-    let log = LogSettings { level: "warn".into(), ..LogSettings::default() };
-    let telemetry = Arc::new(rmm_shared::telemetry::init(&log, &settings).expect("telemetry"));
-    assert!(telemetry.exporting(), "a subscriber was installed before this test");
+    let (collector, telemetry) = crate::support::telemetry();
+    assert!(telemetry.exporting(), "a subscriber was installed before the process's telemetry");
 
     // The PostgreSQL queue (the webhook accept is one statement), SQLite, and the Redis queue
     // (the job is handed to Redis from the outbox row after commit).
     let sqlite = stores::sqlite().await.unwrap();
-    scenario(&sqlite, QueueBackend::Database, &collector, &telemetry).await;
+    scenario(&sqlite, QueueBackend::Database, collector, telemetry).await;
     sqlite.cleanup().await;
     let pg = stores::postgres().await.expect("PostgreSQL (see RMM_TEST_PG_URL)");
-    scenario(&pg, QueueBackend::Database, &collector, &telemetry).await;
+    scenario(&pg, QueueBackend::Database, collector, telemetry).await;
     pg.cleanup().await;
     let pg = stores::postgres().await.unwrap();
-    scenario(&pg, QueueBackend::Redis, &collector, &telemetry).await;
+    scenario(&pg, QueueBackend::Redis, collector, telemetry).await;
     pg.cleanup().await;
     // The job in another process: the trace crosses the process boundary through the queue.
     let pg = stores::postgres().await.unwrap();
-    child_worker_scenario(&pg, &collector, &telemetry).await;
+    child_worker_scenario(&pg, collector, telemetry).await;
     pg.cleanup().await;
 }
