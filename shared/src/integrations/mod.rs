@@ -60,8 +60,11 @@ pub trait ProviderIntegration: Send + Sync {
 
     /// Applies the input's fields that belong in the settings before `settings` is merged
     /// (Tactical's `auth_mode`). True when the connection changed.
-    fn before_merge(&self, input: &IntegrationInput, settings: &mut Map<String, Value>)
-    -> Result<bool, IntegrationError>;
+    fn before_merge(
+        &self,
+        input: &IntegrationInput,
+        settings: &mut Map<String, Value>,
+    ) -> Result<bool, IntegrationError>;
 
     /// Refuses merged settings the provider cannot run with.
     fn check_settings(&self, settings: &Map<String, Value>) -> Result<(), IntegrationError>;

@@ -119,14 +119,8 @@ pub(crate) async fn upsert(
         s = d.param(5, ColType::Json),
         n = d.param(6, ColType::Timestamp),
     );
-    let binds: [&str; 6] = [
-        &tenant.to_string(),
-        &integration_id.to_string(),
-        provider.slug(),
-        url.unwrap_or_default(),
-        &settings_s,
-        &now,
-    ];
+    let binds: [&str; 6] =
+        [&tenant.to_string(), &integration_id.to_string(), provider.slug(), url.unwrap_or_default(), &settings_s, &now];
     db.execute(&sql, &binds).await?;
     Ok(())
 }

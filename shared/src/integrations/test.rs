@@ -46,7 +46,9 @@ impl TestOutcome {
                 m.extend(detail.clone());
                 Value::Object(m)
             }
-            TestOutcome::TotpRequired => json!({ "success": false, "totpRequired": true, "error": "TOTP code required" }),
+            TestOutcome::TotpRequired => {
+                json!({ "success": false, "totpRequired": true, "error": "TOTP code required" })
+            }
             TestOutcome::Failed(e) => json!({ "success": false, "error": e }),
         }
     }

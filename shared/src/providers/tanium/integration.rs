@@ -56,9 +56,9 @@ impl ProviderIntegration for Tanium {
         Box::pin(async move {
             use secrecy::ExposeSecret;
             let token = match &input.api_token {
-                Some(t) => Some(
-                    super::check_token(t.expose_secret()).map_err(|e| IntegrationError::Invalid(e.to_string()))?,
-                ),
+                Some(t) => {
+                    Some(super::check_token(t.expose_secret()).map_err(|e| IntegrationError::Invalid(e.to_string()))?)
+                }
                 None => None,
             };
             let asset = match input.asset_api_url.as_deref().map(str::trim) {
