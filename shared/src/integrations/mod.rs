@@ -4,12 +4,12 @@
 //! these functions; what differs between providers lives in each provider's folder
 //! (`providers/<provider>/integration.rs`) behind [`ProviderIntegration`], found with [`parts`].
 
+pub mod connection;
 mod error;
 pub mod mappings;
 pub mod save;
 pub mod store;
 pub mod tenants;
-pub mod test;
 pub mod view;
 
 use futures::future::BoxFuture;
@@ -19,12 +19,12 @@ use uuid::Uuid;
 use crate::providers::{Provider, tactical, tanium};
 use crate::secrets::SecretStore;
 
+pub use connection::{Connection, TestOutcome, test};
 pub use error::IntegrationError;
 pub use mappings::{Mapping, MappingPatch, mappings, patch_mapping};
 pub use save::{IntegrationInput, save};
 pub use store::{Integration, config, disconnect, load, require};
 pub use tenants::{put_client, put_tenant, tenant_exists};
-pub use test::{Connection, TestOutcome, test};
 pub use view::{IntegrationView, Summary, mask, summary, view};
 
 /// The integration parts of `provider`; `None` for a provider rmm-sync does not implement yet.
