@@ -69,7 +69,7 @@ pub async fn create_key(db: &Db, tenant: Option<Uuid>, scope: KeyScope, name: &s
     let key_id = ulid::Ulid::generate().to_string();
     let d = db.dialect();
     let t = ColType::Text;
-    let tenant_expr = rmm_jobs::store::nullable(&rmm_jobs::sqlx_util::P(d), 4, "uuid");
+    let tenant_expr = rmm_shared::db::sql::P(d).nullable(4, "uuid");
     let sql = format!(
         "INSERT INTO {} (key_id, key_hash, key_prefix, tenant, scope, name, created_at) VALUES ({}, {}, {}, {tenant_expr}, {}, {}, {})",
         db.ours("api_keys"),

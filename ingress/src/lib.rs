@@ -3,10 +3,9 @@
 //! status page at `/status`.
 #![forbid(unsafe_code)]
 
-pub mod admin;
 pub mod auth;
-pub mod local;
 pub mod metrics;
+pub mod routes;
 pub mod server;
 pub mod status;
 pub mod webhook;
@@ -48,7 +47,8 @@ pub const WEBHOOK_PREFIX: &str = "/api/webhooks/";
 
 /// The whole HTTP application.
 pub fn app(state: Arc<AppState>) -> impl Endpoint {
-    let api = OpenApiService::new(admin::AdminApi, "rmm-sync admin API", env!("CARGO_PKG_VERSION")).server("/api/v1");
+    let api =
+        OpenApiService::new(routes::admin_api(), "rmm-sync admin API", env!("CARGO_PKG_VERSION")).server("/api/v1");
     let spec = api.spec_endpoint();
     let ui = api.swagger_ui();
     let metrics_state = state.clone();

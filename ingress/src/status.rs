@@ -141,7 +141,7 @@ pub struct IntegrationRow {
 
 async fn integrations(db: &Db, tenant: Option<Uuid>) -> Result<Vec<IntegrationRow>, DbError> {
     let d = db.dialect();
-    let ts = |c: &str| rmm_jobs::sqlx_util::ts_out(d, c);
+    let ts = |c: &str| rmm_shared::db::sql::ts_out(d, c);
     let runs = db.ours("sync_runs");
     let filter = match tenant {
         Some(_) => format!("WHERE i.tenant = {}", d.param(1, ColType::Uuid)),
@@ -249,7 +249,7 @@ fn when(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
 }
 
 fn when_text(t: Option<&str>, now: DateTime<Utc>) -> String {
-    when(t.and_then(rmm_jobs::sqlx_util::parse_ts), now)
+    when(t.and_then(rmm_shared::db::sql::parse_ts), now)
 }
 
 fn ago(d: Duration) -> String {
@@ -416,7 +416,7 @@ fn integrations_table(h: &mut String, d: &StatusData) {
             (Some(k), Some(s)) => format!("{} · {}", esc(k), esc(s)),
             _ => "–".into(),
         };
-        let parse = |s: &Option<String>| s.as_deref().and_then(rmm_jobs::sqlx_util::parse_ts);
+        let parse = |s: &Option<String>| s.as_deref().and_then(rmm_shared::db::sql::parse_ts);
         let took = match (parse(&i.run_started_at), parse(&i.run_finished_at)) {
             (Some(a), Some(b)) => span((b - a).num_seconds().max(0)),
             (Some(_), None) => "running".into(),

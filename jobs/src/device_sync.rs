@@ -57,14 +57,14 @@ async fn last_cursor(ctx: &JobCtx, tenant: Uuid, integration: Uuid) -> Result<Op
     let d = db.dialect();
     let sql = format!(
         "SELECT {}, {} FROM rmm_integrations WHERE tenant = {} AND integration_id = {}",
-        crate::sqlx_util::ts_out(d, "last_incremental_sync_at"),
-        crate::sqlx_util::ts_out(d, "last_full_sync_at"),
+        rmm_shared::db::sql::ts_out(d, "last_incremental_sync_at"),
+        rmm_shared::db::sql::ts_out(d, "last_full_sync_at"),
         d.param(1, ColType::Uuid),
         d.param(2, ColType::Uuid)
     );
     let rows: Vec<(Option<String>, Option<String>)> =
         db.fetch(&sql, &[&tenant.to_string(), &integration.to_string()]).await?;
-    let parse = |s: Option<String>| s.as_deref().and_then(crate::sqlx_util::parse_ts);
+    let parse = |s: Option<String>| s.as_deref().and_then(rmm_shared::db::sql::parse_ts);
     Ok(rows.into_iter().next().and_then(|(inc, full)| parse(inc).into_iter().chain(parse(full)).max()))
 }
 

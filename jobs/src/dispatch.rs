@@ -11,8 +11,8 @@ use tracing::Instrument;
 use crate::envelope::JobEnvelope;
 use crate::kind::Scope;
 use crate::queue::Continuation;
-use crate::sqlx_util::Exec;
 use crate::{JobCtx, JobError, Runtime};
+use rmm_shared::db::sql::Exec;
 
 /// How many `Retry-After` waits one attempt may sleep in place before deferring through the queue.
 const MAX_INLINE_WAITS: u32 = 3;

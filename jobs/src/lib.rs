@@ -26,7 +26,6 @@ pub mod queue;
 pub mod registry;
 pub mod run;
 pub mod schedules;
-pub mod sqlx_util;
 pub mod store;
 #[cfg(feature = "test-jobs")]
 pub mod testing;

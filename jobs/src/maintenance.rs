@@ -9,8 +9,8 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use crate::kind::{JobKind, JobOutcome, Policy, Scope};
-use crate::sqlx_util::{P, ts_text};
 use crate::{JobCtx, JobError};
+use rmm_shared::db::sql::{P, fmt_ts};
 
 pub struct Maintenance;
 
@@ -55,7 +55,7 @@ impl JobKind for Maintenance {
         let p = P(ctx.db().dialect());
         let sql =
             format!("DELETE FROM {} WHERE finished_at IS NOT NULL AND finished_at < {}", p.t("sync_runs"), p.ts(1));
-        let sync_runs = match ctx.db().execute(&sql, &[&ts_text(before)]).await {
+        let sync_runs = match ctx.db().execute(&sql, &[&fmt_ts(before)]).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %e, "could not prune sync_runs");
@@ -69,7 +69,7 @@ impl JobKind for Maintenance {
             p.t("webhook_deliveries"),
             p.ts(1)
         );
-        let deliveries = ctx.db().execute(&sql, &[&ts_text(before)]).await?;
+        let deliveries = ctx.db().execute(&sql, &[&fmt_ts(before)]).await?;
         // Upstream calls per minute: the status page shows the last hour; a day is kept.
         let keep = chrono::Duration::from_std(rmm_shared::upstream_calls::KEEP).unwrap_or(chrono::Duration::days(1));
         let calls = rmm_shared::upstream_calls::prune(ctx.db(), Utc::now() - keep).await?;

@@ -18,8 +18,8 @@ use crate::envelope::{JobEnvelope, JobRequest};
 use crate::error::RuntimeError;
 use crate::kind::{Policy, Scope};
 use crate::registry::Registry;
-use crate::sqlx_util::{P, now_text, ts_text};
 use crate::store::{NewRun, insert_run};
+use rmm_shared::db::sql::{P, fmt_ts, now_text};
 
 /// Which backend holds the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,7 +236,7 @@ impl Queue {
         let sql = format!(
             "SELECT job_id, kind, CAST(tenant AS TEXT), provider, CAST(integration_id AS TEXT), trigger, correlation_id, \
              CAST(args AS TEXT), {}, traceparent FROM {} WHERE NOT dispatched ORDER BY created_at LIMIT 200",
-            crate::sqlx_util::ts_out(p.0, "run_at"),
+            rmm_shared::db::sql::ts_out(p.0, "run_at"),
             p.t("job_runs")
         );
         #[allow(clippy::type_complexity)]
@@ -271,8 +271,9 @@ impl Queue {
                 attempts_before: 0,
                 traceparent,
             };
-            let delay =
-                crate::sqlx_util::parse_ts(&run_at).map(|t| (t - Utc::now()).num_seconds().max(0) as u64).unwrap_or(0);
+            let delay = rmm_shared::db::sql::parse_ts(&run_at)
+                .map(|t| (t - Utc::now()).num_seconds().max(0) as u64)
+                .unwrap_or(0);
             let task = build_task(&env, &job_id, &entry.policy, delay)?;
             let mut c = conn.clone();
             apalis_redis::queries::push_tasks(&mut c, &redis_config(&self.redis_ns, &kind), &[task])
@@ -319,7 +320,7 @@ impl Queue {
             }
         }
         let p = P(self.db.dialect());
-        let run_at = ts_text(Utc::now() + chrono::Duration::seconds(secs as i64));
+        let run_at = fmt_ts(Utc::now() + chrono::Duration::seconds(secs as i64));
         let (status, error) = match why {
             Continuation::Deferred => ("waiting", None),
             Continuation::Retry { error } => ("retrying", Some(crate::store::truncate(error))),
@@ -333,7 +334,7 @@ impl Queue {
             p.ts(2),
             p.int(3),
             p.int(4),
-            crate::store::nullable(&p, 5, "text"),
+            p.nullable(5, "text"),
             p.ts(6),
             p.text(7)
         );

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use rmm_shared::db::Db;
-use rmm_shared::db::sql::ColType;
 use rmm_shared::events::{Event, EventType};
 use rmm_shared::ingest::IngestCounts;
 use rmm_shared::runs::{Run, RunKind, RunOutcome};
@@ -112,27 +110,3 @@ pub fn provider_policy(timeout_secs: u64) -> Policy {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NoArgs {}
-
-/// An integration's instance URL and settings (`{}` when it has none); `None` when the
-/// integration does not exist.
-pub async fn integration_config(
-    db: &Db,
-    tenant: Uuid,
-    integration: Uuid,
-) -> Result<Option<(Option<String>, serde_json::Value)>, JobError> {
-    let d = db.dialect();
-    let sql = format!(
-        "SELECT instance_url, {} FROM rmm_integrations WHERE tenant = {} AND integration_id = {}",
-        d.text("settings"),
-        d.param(1, ColType::Uuid),
-        d.param(2, ColType::Uuid)
-    );
-    let rows: Vec<(Option<String>, Option<String>)> =
-        db.fetch(&sql, &[&tenant.to_string(), &integration.to_string()]).await?;
-    Ok(rows.into_iter().next().map(|(url, settings)| {
-        let settings = settings
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-        (url, settings)
-    }))
-}

@@ -17,8 +17,7 @@ use crate::dispatch::integration_gate;
 use crate::envelope::{JobRequest, Trigger};
 use crate::error::RuntimeError;
 use crate::queue::Queue;
-use crate::sqlx_util::{Exec, P, now_text, parse_ts, ts_out, ts_text};
-use crate::store::nullable;
+use rmm_shared::db::sql::{Exec, P, fmt_ts, now_text, parse_ts, ts_out};
 
 /// When a schedule runs.
 #[derive(Debug, Clone)]
@@ -211,12 +210,12 @@ impl ScheduleStore {
              updated_at = excluded.updated_at",
             p.text(1),
             p.text(2),
-            nullable(&p, 3, "uuid"),
-            nullable(&p, 4, "text"),
-            nullable(&p, 5, "uuid"),
+            p.nullable(3, "uuid"),
+            p.nullable(4, "text"),
+            p.nullable(5, "uuid"),
             p.text(6),
-            nullable(&p, 7, "int"),
-            nullable(&p, 8, "text"),
+            p.nullable(7, "int"),
+            p.nullable(8, "text"),
             p.bool(enabled),
             p.ts(9),
             p.ts(10),
@@ -238,8 +237,8 @@ impl ScheduleStore {
                     &scope.kind,
                     &interval,
                     &cron,
-                    &ts_text(next),
-                    &ts_text(now),
+                    &fmt_ts(next),
+                    &fmt_ts(now),
                 ],
             )
             .await?;
@@ -341,7 +340,7 @@ pub async fn tick(queue: &Queue) -> Result<TickReport, RuntimeError> {
             p.ts(4),
             p.text(1)
         );
-        let claimed = tx.execute(&claim, &[&row.schedule_id, &row.next_run_at, &ts_text(next), &ts_text(now)]).await?;
+        let claimed = tx.execute(&claim, &[&row.schedule_id, &row.next_run_at, &fmt_ts(next), &fmt_ts(now)]).await?;
         if claimed == 0 {
             tx.rollback().await?;
             report.lost += 1;
@@ -376,15 +375,15 @@ pub async fn tick(queue: &Queue) -> Result<TickReport, RuntimeError> {
         let note = format!(
             "UPDATE {} SET last_job_id = COALESCE({}, last_job_id), last_skip_reason = {} WHERE schedule_id = {}",
             p.t("schedules"),
-            nullable(&p, 2, "text"),
-            nullable(&p, 3, "text"),
+            p.nullable(2, "text"),
+            p.nullable(3, "text"),
             p.text(1)
         );
         tx.exec(&note, &[&row.schedule_id, job_id.as_deref().unwrap_or(""), reason.unwrap_or("")]).await?;
         tx.commit().await?;
         match (job_id, reason) {
             (Some(id), _) => {
-                tracing::info!(schedule_id = %row.schedule_id, kind = %row.kind, job_id = %id, next = %ts_text(next), "scheduled job enqueued");
+                tracing::info!(schedule_id = %row.schedule_id, kind = %row.kind, job_id = %id, next = %fmt_ts(next), "scheduled job enqueued");
                 report.enqueued.push(id);
             }
             (None, Some(r)) => {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::envelope::{JobEnvelope, Trigger};
 use crate::kind::JobOutcome;
-use crate::sqlx_util::{Exec, P, now_text, parse_ts, ts_out, ts_text};
+use rmm_shared::db::sql::{Exec, P, fmt_ts, now_text, parse_ts, ts_out};
 
 /// The states of a job as the API shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash, PartialOrd, Ord)]
@@ -247,27 +247,27 @@ pub(crate) async fn insert_run(ex: &mut impl Exec, run: NewRun<'_>) -> Result<()
         p.text(1),
         p.text(2),
         p.text(3),
-        nullable(&p, 4, "uuid"),
-        nullable(&p, 5, "text"),
-        nullable(&p, 6, "uuid"),
+        p.nullable(4, "uuid"),
+        p.nullable(5, "text"),
+        p.nullable(6, "uuid"),
         p.text(7),
         p.text(8),
         p.json(9),
         p.int(10),
-        nullable(&p, 11, "text"),
-        nullable(&p, 12, "text"),
+        p.nullable(11, "text"),
+        p.nullable(12, "text"),
         p.bool(run.dispatched),
         p.ts(13),
         p.ts(14),
         p.ts(14),
-        nullable(&p, 15, "text"),
+        p.nullable(15, "text"),
     );
     let env = run.env;
     let tenant = env.tenant.map(|t| t.to_string());
     let integration = env.integration_id.map(|t| t.to_string());
     let args = env.args.to_string();
     let max = run.max_attempts.to_string();
-    let run_at = ts_text(run.run_at);
+    let run_at = fmt_ts(run.run_at);
     let now = now_text();
     ex.exec(
         &sql,
@@ -291,15 +291,6 @@ pub(crate) async fn insert_run(ex: &mut impl Exec, run: NewRun<'_>) -> Result<()
     )
     .await?;
     Ok(())
-}
-
-/// `NULLIF($n, '')`, cast on Postgres: how optional values are bound.
-pub fn nullable(p: &P, n: usize, ty: &str) -> String {
-    match (p.0, ty) {
-        (rmm_shared::db::Dialect::Postgres, "text") => format!("NULLIF(${n}, '')"),
-        (rmm_shared::db::Dialect::Postgres, ty) => format!("NULLIF(${n}, '')::{ty}"),
-        (rmm_shared::db::Dialect::Sqlite, _) => format!("NULLIF(?{n}, '')"),
-    }
 }
 
 impl JobStore {
@@ -396,7 +387,7 @@ impl JobStore {
             "UPDATE {} SET progress_processed = {}, progress_total = {}, updated_at = {} WHERE job_id = {} AND status = 'running'",
             p.t("job_runs"),
             p.bigint(1),
-            nullable(&p, 2, "bigint"),
+            p.nullable(2, "bigint"),
             p.ts(3),
             p.text(4)
         );
@@ -482,7 +473,7 @@ impl JobStore {
             p.t("job_runs"),
             p.ts(1)
         );
-        self.db.execute(&sql, &[&ts_text(before)]).await
+        self.db.execute(&sql, &[&fmt_ts(before)]).await
     }
 
     /// Jobs by kind and status, for `/metrics`.
@@ -510,7 +501,7 @@ impl JobStore {
             p.t("job_runs"),
             p.ts(2),
         );
-        let (now, since, t) = (now_text(), ts_text(failed_since), tenant.map(|t| t.to_string()).unwrap_or_default());
+        let (now, since, t) = (now_text(), fmt_ts(failed_since), tenant.map(|t| t.to_string()).unwrap_or_default());
         let binds: Vec<&str> = if tenant.is_some() { vec![&now, &since, &t] } else { vec![&now, &since] };
         let rows: Vec<(String, String, i64, i64)> = self.db.fetch(&sql, &binds).await?;
         let mut by_kind: std::collections::BTreeMap<String, KindOverview> = Default::default();
@@ -543,7 +534,7 @@ impl JobStore {
             p.ts(1),
             limit.clamp(1, 1000)
         );
-        let (since, t) = (ts_text(since), tenant.map(|t| t.to_string()).unwrap_or_default());
+        let (since, t) = (fmt_ts(since), tenant.map(|t| t.to_string()).unwrap_or_default());
         let binds: Vec<&str> = if tenant.is_some() { vec![&since, &t] } else { vec![&since] };
         let rows: Vec<JobRow> = self.db.fetch(&sql, &binds).await?;
         Ok(rows.into_iter().map(JobView::from).collect())
@@ -564,7 +555,7 @@ impl JobStore {
             p.t("job_runs"),
             p.ts(1)
         );
-        let (since, t) = (ts_text(since), tenant.map(|t| t.to_string()).unwrap_or_default());
+        let (since, t) = (fmt_ts(since), tenant.map(|t| t.to_string()).unwrap_or_default());
         let binds: Vec<&str> = if tenant.is_some() { vec![&since, &t] } else { vec![&since] };
         let rows: Vec<(String, String, i64)> = self.db.fetch(&sql, &binds).await?;
         let mut by_minute: std::collections::BTreeMap<String, MinuteJobs> = Default::default();

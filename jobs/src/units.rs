@@ -19,9 +19,9 @@ use rmm_shared::db::{Db, DbError};
 use serde_json::Value;
 
 use crate::envelope::JobRequest;
-use crate::sqlx_util::{Exec, P, now_text, parse_ts, ts_out};
 use crate::store::JobStatus;
 use crate::{JobCtx, JobError};
+use rmm_shared::db::sql::{Exec, P, now_text, parse_ts, ts_out};
 
 /// How often the parent looks at its units.
 const WATCH_EVERY: Duration = Duration::from_millis(250);
@@ -339,7 +339,7 @@ pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<u64, DbError> {
     let p = P(db.dialect());
     db.execute(
         &format!("DELETE FROM {} WHERE created_at < {}", p.t("job_units"), p.ts(1)),
-        &[&crate::sqlx_util::ts_text(before)],
+        &[&rmm_shared::db::sql::fmt_ts(before)],
     )
     .await
 }

@@ -20,9 +20,9 @@ use uuid::Uuid;
 
 use crate::envelope::{JobRequest, Trigger};
 use crate::error::RuntimeError;
-use crate::sqlx_util::{Exec, P, parse_ts, ts_out, ts_text};
 use crate::webhook_batch::{Batcher, Decided, Row};
 use crate::{JobError, Runtime};
+use rmm_shared::db::sql::{Exec, P, fmt_ts, parse_ts, ts_out};
 
 /// One webhook delivery that passed authentication and parsing.
 #[derive(Debug, Clone, Copy)]
@@ -96,7 +96,7 @@ pub async fn accept(
                 p.text(3),
                 p.ts(4)
             ),
-            &[&t, &integration, body.device_id, &ts_text(cutoff)],
+            &[&t, &integration, body.device_id, &fmt_ts(cutoff)],
         )
         .await?;
     let mut pending = recent.iter().rev().find(|(_, status, _)| status == "pending").map(|(j, _, _)| j.clone());
@@ -156,7 +156,7 @@ pub async fn accept(
             p.ts(7),
             p.text(8)
         ),
-        &[&delivery_id, &t, &integration, body.provider.slug(), body.device_id, &raw, &ts_text(now), &job_id],
+        &[&delivery_id, &t, &integration, body.provider.slug(), body.device_id, &raw, &fmt_ts(now), &job_id],
     )
     .await?;
     tx.commit().await?;

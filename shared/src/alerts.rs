@@ -88,18 +88,7 @@ pub async fn record_alert(
     alert: &NormalizedAlert,
     reprocess_suppressed: bool,
 ) -> Result<AlertOutcome, DbError> {
-    let mut tx = db.begin_write().await?;
-    let result = record_alert_in(&mut tx, tenant, alert, reprocess_suppressed).await;
-    match result {
-        Ok(o) => {
-            tx.commit().await?;
-            Ok(o)
-        }
-        Err(e) => {
-            let _ = tx.rollback().await;
-            Err(e)
-        }
-    }
+    db.in_write_tx(async |tx| record_alert_in(tx, tenant, alert, reprocess_suppressed).await).await
 }
 
 /// Records one alert event inside the caller's transaction, for writes that must stand or fall

@@ -9,6 +9,7 @@ pub mod events;
 pub mod facts;
 pub mod http;
 pub mod ingest;
+pub mod integrations;
 pub mod providers;
 pub mod ratelimit;
 pub mod runs;

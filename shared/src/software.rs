@@ -93,15 +93,7 @@ pub async fn sync_asset_software(
     let (catalog, created) = resolve_catalog(db, tenant, &names).await?;
     report.catalog_created = created;
 
-    let mut tx = db.begin_write().await?;
-    let result = write_asset_software(&mut tx, tenant, &wanted, &catalog, now, &mut report).await;
-    match result {
-        Ok(()) => tx.commit().await?,
-        Err(e) => {
-            let _ = tx.rollback().await;
-            return Err(e);
-        }
-    }
+    db.in_write_tx(async |tx| write_asset_software(tx, tenant, &wanted, &catalog, now, &mut report).await).await?;
     report.assets_touched = wanted.len() as u64;
     Ok(report)
 }
@@ -203,8 +195,7 @@ async fn resolve_catalog(
     tenant: Uuid,
     names: &BTreeMap<CatalogKey, String>,
 ) -> Result<(HashMap<CatalogKey, Uuid>, u64), DbError> {
-    let mut tx = db.begin_write().await?;
-    let result = async {
+    db.in_write_tx(async |tx| {
         let d = tx.dialect();
         let t = d.param(1, ColType::Uuid);
         let tenant_s = tenant.to_string();
@@ -264,19 +255,9 @@ async fn resolve_catalog(
             );
             tx.execute(&sql, &[&tenant_s, &Value::Array(new_rows).to_string()]).await?;
         }
-        Ok::<_, DbError>((found, created))
-    }
-    .await;
-    match result {
-        Ok(v) => {
-            tx.commit().await?;
-            Ok(v)
-        }
-        Err(e) => {
-            let _ = tx.rollback().await;
-            Err(e)
-        }
-    }
+        Ok((found, created))
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -9,13 +9,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rmm_ingress::auth::KeyScope;
-use rmm_ingress::local::LocalAdmin;
-use rmm_jobs::{JobRequest, JobStatus, JobView, Runtime, Trigger};
+use rmm_jobs::{JobRequest, JobStatus, JobView, Runtime, Scope, Trigger};
 use rmm_shared::config::{QueueBackend, SchemaMode, Settings};
 use rmm_shared::db::Db;
 use rmm_shared::db::sql::ColType;
+use rmm_shared::integrations::{self as svc, IntegrationInput, MappingPatch};
+use rmm_shared::providers::Provider;
 use rmm_sim::tactical::{DEFAULT_API_KEY, FleetSpec, SimConfig, TacticalSim};
 use rmm_sim::tanium::{TaniumFleetSpec, TaniumSim, TaniumSimConfig};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -157,74 +159,71 @@ async fn populate(
     tanium: &TaniumSim,
     base: &str,
 ) -> anyhow::Result<(Uuid, Vec<Timing>)> {
-    let admin = LocalAdmin::new(rt.clone());
+    let (db, secrets) = (&rt.db, &rt.secrets);
+    let e = crate::integration_cli::service_error;
     let tenant = Uuid::new_v4();
     step("creating a tenant, its clients and both integrations");
-    admin.put(&format!("/tenants/{tenant}"), &json!({ "name": "Demo MSP" })).await.ok()?;
+    svc::put_tenant(db, tenant, "Demo MSP", None).await.map_err(e)?;
     let mut clients = Vec::new();
     for c in tactical.clients() {
         let id = Uuid::new_v4();
-        admin.put(&format!("/tenants/{tenant}/clients/{id}"), &json!({ "name": c.name })).await.ok()?;
+        svc::put_client(db, tenant, id, &c.name).await.map_err(e)?;
         clients.push((id, c.name));
     }
-    let integ = |p: &str| format!("/tenants/{tenant}/integrations/{p}");
-    admin
-        .put(&integ("tacticalrmm"), &json!({ "instance_url": tactical.base_url(), "api_key": DEFAULT_API_KEY }))
-        .await
-        .ok()?;
-    admin
-        .put(
-            &integ("tanium"),
-            &json!({ "instance_url": tanium.gateway_url(), "api_token": tanium.token(),
-                     "asset_api_url": tanium.asset_api_url() }),
-        )
-        .await
-        .ok()?;
-    for p in ["tacticalrmm", "tanium"] {
-        let t = admin.post(&format!("{}/test", integ(p)), &json!({})).await.ok()?;
-        if t.get("success") != Some(&Value::Bool(true)) {
-            anyhow::bail!("{p} connection test failed: {t}");
+    let tactical_input = IntegrationInput {
+        instance_url: Some(tactical.base_url().to_owned()),
+        api_key: Some(SecretString::from(DEFAULT_API_KEY)),
+        ..IntegrationInput::default()
+    };
+    svc::save(db, secrets, tenant, Provider::TacticalRmm, &tactical_input).await.map_err(e)?;
+    let tanium_input = IntegrationInput {
+        instance_url: Some(tanium.gateway_url().to_owned()),
+        api_token: Some(SecretString::from(tanium.token().to_owned())),
+        asset_api_url: Some(tanium.asset_api_url().to_owned()),
+        ..IntegrationInput::default()
+    };
+    svc::save(db, secrets, tenant, Provider::Tanium, &tanium_input).await.map_err(e)?;
+    let conn = crate::integration_cli::connection(rt);
+    for p in [Provider::TacticalRmm, Provider::Tanium] {
+        let t = svc::test(&conn, tenant, p, None).await.map_err(e)?;
+        if !t.success() {
+            anyhow::bail!("{p} connection test failed: {}", t.to_json());
         }
     }
 
     let mut timings = Vec::new();
     step("sync-org: Tactical clients and Tanium computer groups");
     let orgs = [
-        enqueue(&admin, &integ("tacticalrmm"), "sync-org", json!({})).await?,
-        enqueue(&admin, &integ("tanium"), "sync-org", json!({})).await?,
+        enqueue(rt, tenant, Provider::TacticalRmm, "sync-org", json!({})).await?,
+        enqueue(rt, tenant, Provider::Tanium, "sync-org", json!({})).await?,
     ];
     for id in &orgs {
         timings.push(wait(rt, id).await?);
     }
     step("mapping the remote organisations to the tenant's clients");
-    for p in ["tacticalrmm", "tanium"] {
-        let m = admin.get(&format!("{}/mappings", integ(p))).await.ok()?;
-        for (i, m) in m["mappings"].as_array().cloned().unwrap_or_default().iter().enumerate() {
-            let name = m["external_organization_name"].as_str().unwrap_or_default();
+    for p in [Provider::TacticalRmm, Provider::Tanium] {
+        for (i, m) in svc::mappings(db, tenant, p).await.map_err(e)?.iter().enumerate() {
+            let name = m.external_organization_name.as_deref().unwrap_or_default();
             // Tactical clients by name; Tanium groups in turn.
             let client = clients.iter().find(|(_, n)| n == name).unwrap_or(&clients[i % clients.len()]).0;
-            let id = m["mapping_id"].as_str().unwrap_or_default();
-            admin
-                .patch(
-                    &format!("{}/mappings/{id}", integ(p)),
-                    &json!({ "client_id": client, "auto_sync_assets": true }),
-                )
-                .await
-                .ok()?;
+            let id = Uuid::parse_str(&m.mapping_id)?;
+            let patch =
+                MappingPatch { client_id: Some(Some(client)), auto_sync_assets: Some(true), ..MappingPatch::default() };
+            svc::patch_mapping(db, tenant, p, id, &patch).await.map_err(e)?;
         }
     }
 
     step("sync-devices, ingest-software, backfill-alerts (Tactical) and tanium-full-sync");
     let jobs = [
-        enqueue(&admin, &integ("tacticalrmm"), "sync-devices", json!({ "mode": "full" })).await?,
-        enqueue(&admin, &integ("tanium"), "tanium-full-sync", json!({ "mode": "full" })).await?,
+        enqueue(rt, tenant, Provider::TacticalRmm, "sync-devices", json!({ "mode": "full" })).await?,
+        enqueue(rt, tenant, Provider::Tanium, "tanium-full-sync", json!({ "mode": "full" })).await?,
     ];
     for id in &jobs {
         timings.push(wait(rt, id).await?);
     }
     let jobs = [
-        enqueue(&admin, &integ("tacticalrmm"), "ingest-software", json!({})).await?,
-        enqueue(&admin, &integ("tacticalrmm"), "backfill-alerts", json!({})).await?,
+        enqueue(rt, tenant, Provider::TacticalRmm, "ingest-software", json!({})).await?,
+        enqueue(rt, tenant, Provider::TacticalRmm, "backfill-alerts", json!({})).await?,
         rt.queue.enqueue(JobRequest::global("maintenance", Trigger::Admin)).await?,
     ];
     for id in &jobs {
@@ -232,8 +231,8 @@ async fn populate(
     }
 
     step("sending Tactical alert webhooks (three triggers, one resolve)");
-    let hook = admin.get(&format!("{}/webhook", integ("tacticalrmm"))).await.ok()?;
-    let secret = hook["secret"].as_str().unwrap_or_default().to_owned();
+    let setup = svc::webhook_setup(secrets, tenant, Provider::TacticalRmm, &rt.settings.http).await.map_err(e)?;
+    let secret = setup["secret"].as_str().unwrap_or_default().to_owned();
     let http = reqwest::Client::new();
     let agents = tactical.agents();
     let mut hook_jobs = Vec::new();
@@ -269,9 +268,16 @@ async fn populate(
     Ok((tenant, timings))
 }
 
-async fn enqueue(admin: &LocalAdmin, integ: &str, kind: &str, args: Value) -> anyhow::Result<String> {
-    let a = admin.post(&format!("{integ}/jobs/{kind}"), &json!({ "args": args })).await.ok()?;
-    a["job_id"].as_str().map(str::to_owned).ok_or_else(|| anyhow::anyhow!("no job id in {a}"))
+/// Enqueues `kind` for the tenant's `provider` integration, as the admin API does.
+async fn enqueue(rt: &Runtime, tenant: Uuid, provider: Provider, kind: &str, args: Value) -> anyhow::Result<String> {
+    let entry = rt.registry.require_for(kind, Some(provider.slug()))?;
+    if entry.scope != Scope::Integration {
+        anyhow::bail!("{kind} is a service-wide job, not an integration job");
+    }
+    let integ = svc::require(&rt.db, tenant, provider).await.map_err(crate::integration_cli::service_error)?;
+    let req =
+        JobRequest::for_integration(kind, tenant, provider.slug(), integ.integration_id, Trigger::Admin).args(args);
+    Ok(rt.queue.enqueue(req).await?)
 }
 
 /// Waits for the job to finish (it must end `done`).

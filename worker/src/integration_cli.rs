@@ -1,12 +1,15 @@
 //! `rmm-sync integration set|test|show`: a tenant's RMM integration from the host that runs the
-//! service, through the admin API's own handlers (same validation, same answers as
-//! `PUT|GET /api/v1/tenants/{tenant}/integrations/{provider}` and `POST …/test`).
+//! service, through the integrations service the admin API uses (same validation, same answers as
+//! `PUT|GET /api/v1/tenants/{tenant}/integrations/{provider}` and `POST …/test`; a refusal is
+//! printed with the status the API answers it with).
 
 use std::io::{BufRead, IsTerminal};
 
 use clap::{Args, Subcommand};
-use rmm_ingress::local::LocalAdmin;
-use serde_json::{Map, Value, json};
+use rmm_jobs::Runtime;
+use rmm_shared::integrations::{self as svc, Connection, IntegrationError, IntegrationInput};
+use secrecy::SecretString;
+use serde_json::Value;
 use uuid::Uuid;
 
 #[derive(Debug, Subcommand)]
@@ -89,21 +92,32 @@ pub struct SetArgs {
     settings: Option<String>,
 }
 
-fn path(tenant: Uuid, provider: &str) -> String {
-    format!("/tenants/{tenant}/integrations/{provider}")
+/// A refusal of the service as the admin API answers it: `<status> <message>`.
+pub fn service_error(e: IntegrationError) -> anyhow::Error {
+    match &e {
+        IntegrationError::Db(db) => tracing::error!(error = %db, "database error"),
+        IntegrationError::SecretStore(s) => tracing::error!(error = %s, "secret store error"),
+        _ => {}
+    }
+    anyhow::anyhow!("{} {}", e.http_status(), e.public_message())
+}
+
+/// What the service's connection tests run with.
+pub fn connection(rt: &Runtime) -> Connection<'_> {
+    Connection { db: &rt.db, secrets: &rt.secrets, upstream: &rt.settings.upstream, calls: &rt.calls }
 }
 
 fn print(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-/// The request body of `integration set`; a `-` value is read from `stdin` (one at most).
-fn set_body(a: &SetArgs, stdin: &mut dyn BufRead) -> anyhow::Result<Value> {
+/// What `integration set` saves; a `-` value is read from `stdin` (one at most).
+fn set_input(a: &SetArgs, stdin: &mut dyn BufRead) -> anyhow::Result<IntegrationInput> {
     let from_stdin = [&a.api_key, &a.password, &a.api_token].iter().filter(|v| v.as_deref() == Some("-")).count();
     if from_stdin > 1 {
         anyhow::bail!("only one of --api-key, --password and --api-token can be read from standard input (-)");
     }
-    let mut secret = |v: &Option<String>| -> anyhow::Result<Option<String>> {
+    let mut secret = |v: &Option<String>| -> anyhow::Result<Option<SecretString>> {
         match v.as_deref() {
             Some("-") => {
                 let mut line = String::new();
@@ -112,40 +126,49 @@ fn set_body(a: &SetArgs, stdin: &mut dyn BufRead) -> anyhow::Result<Value> {
                 if line.is_empty() {
                     anyhow::bail!("nothing was read from standard input");
                 }
-                Ok(Some(line))
+                Ok(Some(SecretString::from(line)))
             }
-            other => Ok(other.map(str::to_owned)),
+            other => Ok(other.map(|v| SecretString::from(v.to_owned()))),
         }
     };
-    let mut body = Map::new();
-    let mut put = |k: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            body.insert(k.to_owned(), v);
+    let settings = match &a.settings {
+        Some(s) => {
+            let v: Value = serde_json::from_str(s).map_err(|e| anyhow::anyhow!("--settings is not JSON: {e}"))?;
+            if !v.is_object() {
+                anyhow::bail!("--settings must be a JSON object");
+            }
+            Some(v)
         }
+        None => None,
     };
-    put("instance_url", a.instance_url.clone().map(Value::from));
-    put("auth_mode", a.auth_mode.clone().map(Value::from));
-    put("api_key", secret(&a.api_key)?.map(Value::from));
-    put("username", a.username.clone().map(Value::from));
-    put("password", secret(&a.password)?.map(Value::from));
-    put("api_token", secret(&a.api_token)?.map(Value::from));
-    put("asset_api_url", a.asset_api_url.clone().map(Value::from));
-    put("use_asset_api_fallback", a.use_asset_api_fallback.map(Value::from));
-    if let Some(s) = &a.settings {
-        let v: Value = serde_json::from_str(s).map_err(|e| anyhow::anyhow!("--settings is not JSON: {e}"))?;
-        if !v.is_object() {
-            anyhow::bail!("--settings must be a JSON object");
-        }
-        put("settings", Some(v));
-    }
-    if body.is_empty() {
+    let input = IntegrationInput {
+        instance_url: a.instance_url.clone(),
+        auth_mode: a.auth_mode.clone(),
+        api_key: secret(&a.api_key)?,
+        username: a.username.clone(),
+        password: secret(&a.password)?,
+        settings,
+        api_token: secret(&a.api_token)?,
+        asset_api_url: a.asset_api_url.clone(),
+        use_asset_api_fallback: a.use_asset_api_fallback,
+    };
+    let nothing = input.instance_url.is_none()
+        && input.auth_mode.is_none()
+        && input.api_key.is_none()
+        && input.username.is_none()
+        && input.password.is_none()
+        && input.settings.is_none()
+        && input.api_token.is_none()
+        && input.asset_api_url.is_none()
+        && input.use_asset_api_fallback.is_none();
+    if nothing {
         anyhow::bail!("nothing to set: give --instance-url, credentials or --settings (see --help)");
     }
-    Ok(Value::Object(body))
+    Ok(input)
 }
 
-pub async fn run(rt: rmm_jobs::Runtime, cmd: IntegrationCommand) -> anyhow::Result<()> {
-    let admin = LocalAdmin::new(rt);
+pub async fn run(rt: Runtime, cmd: IntegrationCommand) -> anyhow::Result<()> {
+    let (db, secrets) = (&rt.db, &rt.secrets);
     match cmd {
         IntegrationCommand::Set(a) => {
             let stdin = std::io::stdin();
@@ -153,31 +176,34 @@ pub async fn run(rt: rmm_jobs::Runtime, cmd: IntegrationCommand) -> anyhow::Resu
             {
                 eprintln!("secret (one line): ");
             }
-            let body = set_body(&a, &mut stdin.lock())?;
-            print(&admin.put(&path(a.tenant, &a.provider), &body).await.ok()?);
+            let input = set_input(&a, &mut stdin.lock())?;
+            let provider = svc::provider(&a.provider).map_err(service_error)?;
+            let view = svc::save(db, secrets, a.tenant, provider, &input).await.map_err(service_error)?;
+            print(&serde_json::to_value(view)?);
         }
         IntegrationCommand::Test { provider, tenant, totp_code } => {
-            let answer = admin
-                .post(&format!("{}/test", path(tenant, &provider)), &json!({ "totp_code": totp_code }))
-                .await
-                .ok()?;
+            let p = svc::provider(&provider).map_err(service_error)?;
+            let outcome = svc::test(&connection(&rt), tenant, p, totp_code.as_deref()).await.map_err(service_error)?;
+            let answer = outcome.to_json();
             print(&answer);
-            if answer.get("success") != Some(&Value::Bool(true)) {
+            if !outcome.success() {
                 let why = answer.get("error").and_then(Value::as_str).unwrap_or("the connection test failed");
                 anyhow::bail!("{provider} connection test failed: {why}");
             }
         }
         IntegrationCommand::Show { provider, tenant, webhook, mappings } => {
-            let mut view = admin.get(&path(tenant, &provider)).await.ok()?;
+            let p = svc::provider(&provider).map_err(service_error)?;
+            let mut view = serde_json::to_value(svc::view(db, secrets, tenant, p).await.map_err(service_error)?)?;
             if webhook {
-                if provider != "tacticalrmm" {
-                    anyhow::bail!("--webhook: only Tactical RMM integrations take webhooks");
-                }
-                view["webhook"] = admin.get(&format!("{}/webhook", path(tenant, &provider))).await.ok()?;
+                view["webhook"] = match svc::webhook_setup(secrets, tenant, p, &rt.settings.http).await {
+                    Err(IntegrationError::NoWebhook(_)) => {
+                        anyhow::bail!("--webhook: only Tactical RMM integrations take webhooks")
+                    }
+                    setup => setup.map_err(service_error)?,
+                };
             }
             if mappings {
-                let m = admin.get(&format!("{}/mappings", path(tenant, &provider))).await.ok()?;
-                view["mappings"] = m.get("mappings").cloned().unwrap_or(Value::Null);
+                view["mappings"] = serde_json::to_value(svc::mappings(db, tenant, p).await.map_err(service_error)?)?;
             }
             print(&view);
         }
@@ -207,25 +233,29 @@ mod tests {
 
     #[test]
     fn set_reads_one_secret_from_stdin_and_passes_only_what_was_given() {
+        use secrecy::ExposeSecret;
         let a = args(&format!("x set tacticalrmm --tenant {TENANT} --instance-url https://api.x.test --api-key -"));
-        let body = set_body(&a, &mut "  abc123  \n".as_bytes()).unwrap();
-        assert_eq!(body, json!({ "instance_url": "https://api.x.test", "api_key": "abc123" }));
+        let input = set_input(&a, &mut "  abc123  \n".as_bytes()).unwrap();
+        assert_eq!(input.instance_url.as_deref(), Some("https://api.x.test"));
+        assert_eq!(input.api_key.as_ref().map(|k| k.expose_secret()), Some("abc123"));
+        assert!(input.password.is_none() && input.api_token.is_none() && input.settings.is_none());
 
         let a = args(&format!("x set tanium --tenant {TENANT} --api-token token-1 --use-asset-api-fallback true"));
-        let body = set_body(&a, &mut "".as_bytes()).unwrap();
-        assert_eq!(body, json!({ "api_token": "token-1", "use_asset_api_fallback": true }));
+        let input = set_input(&a, &mut "".as_bytes()).unwrap();
+        assert_eq!(input.api_token.as_ref().map(|k| k.expose_secret()), Some("token-1"));
+        assert_eq!(input.use_asset_api_fallback, Some(true));
+        assert!(input.instance_url.is_none() && input.api_key.is_none() && input.asset_api_url.is_none());
     }
 
     #[test]
     fn set_refuses_two_stdin_secrets_empty_input_bad_settings_and_nothing() {
-        let a = args(&format!("x set tacticalrmm --tenant {TENANT} --api-key - --password -"));
-        assert!(set_body(&a, &mut "k\n".as_bytes()).unwrap_err().to_string().contains("only one"));
-        let a = args(&format!("x set tacticalrmm --tenant {TENANT} --api-key -"));
-        assert!(set_body(&a, &mut "\n".as_bytes()).unwrap_err().to_string().contains("nothing was read"));
-        let a = args(&format!("x set tacticalrmm --tenant {TENANT} --settings [1]"));
-        assert!(set_body(&a, &mut "".as_bytes()).unwrap_err().to_string().contains("JSON object"));
-        let a = args(&format!("x set tacticalrmm --tenant {TENANT}"));
-        assert!(set_body(&a, &mut "".as_bytes()).unwrap_err().to_string().contains("nothing to set"));
+        let err = |line: String, stdin: &str| set_input(&args(&line), &mut stdin.as_bytes()).err().unwrap().to_string();
+        assert!(
+            err(format!("x set tacticalrmm --tenant {TENANT} --api-key - --password -"), "k\n").contains("only one")
+        );
+        assert!(err(format!("x set tacticalrmm --tenant {TENANT} --api-key -"), "\n").contains("nothing was read"));
+        assert!(err(format!("x set tacticalrmm --tenant {TENANT} --settings [1]"), "").contains("JSON object"));
+        assert!(err(format!("x set tacticalrmm --tenant {TENANT}"), "").contains("nothing to set"));
         assert!(T::try_parse_from(["x", "set", "tacticalrmm", "--tenant", TENANT, "--auth-mode", "basic"]).is_err());
     }
 }

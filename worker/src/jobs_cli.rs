@@ -6,11 +6,16 @@ use std::time::{Duration, Instant};
 
 use rmm_jobs::{JobFilter, JobRequest, JobStatus, JobView, Runtime, Trigger};
 use rmm_shared::db::Db;
+use rmm_shared::providers::Provider;
 use uuid::Uuid;
 
 /// The integration id of `tenant`'s `provider` integration.
 pub async fn integration_of(db: &Db, tenant: Uuid, provider: &str) -> anyhow::Result<Uuid> {
-    match rmm_ingress::admin::load_integration(db, tenant, provider).await? {
+    let found = match Provider::from_slug(provider) {
+        Some(p) => rmm_shared::integrations::load(db, tenant, p).await?,
+        None => None,
+    };
+    match found {
         Some(i) => Ok(i.integration_id),
         None => anyhow::bail!("tenant {tenant} has no {provider} integration"),
     }

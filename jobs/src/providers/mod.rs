@@ -121,4 +121,11 @@ mod tests {
         }
         assert!(by_slug("nope").is_none());
     }
+
+    /// The job runtime and the integrations service know the same providers.
+    #[test]
+    fn the_integrations_service_knows_the_same_providers() {
+        let jobs: Vec<Provider> = ALL.iter().map(|p| p.provider()).collect();
+        assert_eq!(jobs, rmm_shared::integrations::providers());
+    }
 }

@@ -8,7 +8,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, FromRow, Postgres, Sqlite, Transaction};
+use std::future::Future;
+
+use sqlx::{Arguments, AssertSqlSafe, Database, Encode, FromRow, Postgres, Sqlite, Transaction, Type};
 
 use super::{Db, DbError, Dialect};
 
@@ -110,15 +112,38 @@ impl Db {
         })
     }
 
+    /// Runs `body` in a write transaction ([`Db::begin_write`]): committed when it returns `Ok`,
+    /// rolled back when it returns an error (which is returned as is).
+    pub async fn in_write_tx<T, E>(&self, body: impl AsyncFnOnce(&mut Tx) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        let mut tx = self.begin_write().await?;
+        match body(&mut tx).await {
+            Ok(v) => {
+                tx.commit().await?;
+                Ok(v)
+            }
+            Err(e) => {
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::debug!(error = %rollback, "rollback failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Runs one statement outside a transaction; returns the rows affected.
     pub async fn execute(&self, sql: &str, binds: &[&str]) -> Result<u64, DbError> {
         Ok(match self {
-            Db::Postgres(p) => {
-                bind_all(sqlx::query(AssertSqlSafe(sql.to_owned())), binds).execute(p).await?.rows_affected()
-            }
-            Db::Sqlite(p) => {
-                bind_all_lite(sqlx::query(AssertSqlSafe(sql.to_owned())), binds).execute(p).await?.rows_affected()
-            }
+            Db::Postgres(p) => sqlx::query_with(AssertSqlSafe(sql.to_owned()), text_args::<Postgres>(binds)?)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            Db::Sqlite(p) => sqlx::query_with(AssertSqlSafe(sql.to_owned()), text_args::<Sqlite>(binds)?)
+                .execute(p)
+                .await?
+                .rows_affected(),
         })
     }
 
@@ -129,10 +154,14 @@ impl Db {
     {
         Ok(match self {
             Db::Postgres(p) => {
-                bind_all_as(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), binds).fetch_all(p).await?
+                sqlx::query_as_with::<_, T, _>(AssertSqlSafe(sql.to_owned()), text_args::<Postgres>(binds)?)
+                    .fetch_all(p)
+                    .await?
             }
             Db::Sqlite(p) => {
-                bind_all_as_lite(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), binds).fetch_all(p).await?
+                sqlx::query_as_with::<_, T, _>(AssertSqlSafe(sql.to_owned()), text_args::<Sqlite>(binds)?)
+                    .fetch_all(p)
+                    .await?
             }
         })
     }
@@ -148,10 +177,11 @@ impl Tx {
 
     pub async fn execute(&mut self, sql: &str, binds: &[&str]) -> Result<u64, DbError> {
         Ok(match self {
-            Tx::Postgres(tx) => {
-                bind_all(sqlx::query(AssertSqlSafe(sql.to_owned())), binds).execute(&mut **tx).await?.rows_affected()
-            }
-            Tx::Sqlite(tx) => bind_all_lite(sqlx::query(AssertSqlSafe(sql.to_owned())), binds)
+            Tx::Postgres(tx) => sqlx::query_with(AssertSqlSafe(sql.to_owned()), text_args::<Postgres>(binds)?)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            Tx::Sqlite(tx) => sqlx::query_with(AssertSqlSafe(sql.to_owned()), text_args::<Sqlite>(binds)?)
                 .execute(&mut **tx)
                 .await?
                 .rows_affected(),
@@ -164,10 +194,12 @@ impl Tx {
     {
         Ok(match self {
             Tx::Postgres(tx) => {
-                bind_all_as(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), binds).fetch_all(&mut **tx).await?
+                sqlx::query_as_with::<_, T, _>(AssertSqlSafe(sql.to_owned()), text_args::<Postgres>(binds)?)
+                    .fetch_all(&mut **tx)
+                    .await?
             }
             Tx::Sqlite(tx) => {
-                bind_all_as_lite(sqlx::query_as::<_, T>(AssertSqlSafe(sql.to_owned())), binds)
+                sqlx::query_as_with::<_, T, _>(AssertSqlSafe(sql.to_owned()), text_args::<Sqlite>(binds)?)
                     .fetch_all(&mut **tx)
                     .await?
             }
@@ -191,37 +223,123 @@ impl Tx {
     }
 }
 
-type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
-type LiteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
-type PgQueryAs<'q, T> = sqlx::query::QueryAs<'q, Postgres, T, sqlx::postgres::PgArguments>;
-type LiteQueryAs<'q, T> = sqlx::query::QueryAs<'q, Sqlite, T, sqlx::sqlite::SqliteArguments>;
-
-fn bind_all<'q>(mut q: PgQuery<'q>, binds: &[&str]) -> PgQuery<'q> {
+/// The text parameters of one statement, in order (every statement binds only text).
+fn text_args<DB>(binds: &[&str]) -> Result<DB::Arguments, DbError>
+where
+    DB: Database,
+    for<'t> &'t str: Encode<'t, DB> + Type<DB>,
+{
+    let mut args = DB::Arguments::default();
     for b in binds {
-        q = q.bind(b.to_string());
+        args.add(*b).map_err(sqlx::Error::Encode)?;
     }
-    q
+    Ok(args)
 }
 
-fn bind_all_lite<'q>(mut q: LiteQuery<'q>, binds: &[&str]) -> LiteQuery<'q> {
-    for b in binds {
-        q = q.bind(b.to_string());
-    }
-    q
+/// A pool or an open transaction: where a statement runs.
+pub trait Exec: Send {
+    fn dialect(&self) -> Dialect;
+    fn exec(&mut self, sql: &str, binds: &[&str]) -> impl Future<Output = Result<u64, DbError>> + Send;
+    fn rows<T>(&mut self, sql: &str, binds: &[&str]) -> impl Future<Output = Result<Vec<T>, DbError>> + Send
+    where
+        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin;
 }
 
-fn bind_all_as<'q, T>(mut q: PgQueryAs<'q, T>, binds: &[&str]) -> PgQueryAs<'q, T> {
-    for b in binds {
-        q = q.bind(b.to_string());
+impl Exec for Db {
+    fn dialect(&self) -> Dialect {
+        Db::dialect(self)
     }
-    q
+    fn exec(&mut self, sql: &str, binds: &[&str]) -> impl Future<Output = Result<u64, DbError>> + Send {
+        self.execute(sql, binds)
+    }
+    fn rows<T>(&mut self, sql: &str, binds: &[&str]) -> impl Future<Output = Result<Vec<T>, DbError>> + Send
+    where
+        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        self.fetch(sql, binds)
+    }
 }
 
-fn bind_all_as_lite<'q, T>(mut q: LiteQueryAs<'q, T>, binds: &[&str]) -> LiteQueryAs<'q, T> {
-    for b in binds {
-        q = q.bind(b.to_string());
+impl Exec for Tx {
+    fn dialect(&self) -> Dialect {
+        Tx::dialect(self)
     }
-    q
+    fn exec(&mut self, sql: &str, binds: &[&str]) -> impl Future<Output = Result<u64, DbError>> + Send {
+        self.execute(sql, binds)
+    }
+    fn rows<T>(&mut self, sql: &str, binds: &[&str]) -> impl Future<Output = Result<Vec<T>, DbError>> + Send
+    where
+        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        self.fetch(sql, binds)
+    }
+}
+
+/// A timestamp column read as text in one format on both stores (`2026-01-02T03:04:05.678Z`).
+pub fn ts_out(d: Dialect, col: &str) -> String {
+    match d {
+        Dialect::Postgres => format!("to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"),
+        Dialect::Sqlite => col.to_owned(),
+    }
+}
+
+/// Placeholder helpers, shorter to read in SQL builders.
+pub struct P(pub Dialect);
+
+impl P {
+    pub fn text(&self, n: usize) -> String {
+        self.0.param(n, ColType::Text)
+    }
+    pub fn uuid(&self, n: usize) -> String {
+        self.0.param(n, ColType::Uuid)
+    }
+    pub fn ts(&self, n: usize) -> String {
+        self.0.param(n, ColType::Timestamp)
+    }
+    pub fn int(&self, n: usize) -> String {
+        self.0.param(n, ColType::Int)
+    }
+    pub fn bigint(&self, n: usize) -> String {
+        self.0.param(n, ColType::BigInt)
+    }
+    pub fn json(&self, n: usize) -> String {
+        self.0.param(n, ColType::Json)
+    }
+    /// Our table's qualified name.
+    pub fn t(&self, name: &str) -> String {
+        super::ours(self.0, name)
+    }
+    /// A JSON column read as text.
+    pub fn json_out(&self, col: &str) -> String {
+        format!("CAST({col} AS TEXT)")
+    }
+    /// A boolean literal.
+    pub fn bool(&self, v: bool) -> &'static str {
+        match (self.0, v) {
+            (Dialect::Postgres, true) => "true",
+            (Dialect::Postgres, false) => "false",
+            (Dialect::Sqlite, true) => "1",
+            (Dialect::Sqlite, false) => "0",
+        }
+    }
+    /// Parameter `n` cast to the PostgreSQL type `ty`, an empty text meaning NULL.
+    pub fn nullable(&self, n: usize, ty: &str) -> String {
+        match (self.0, ty) {
+            (Dialect::Postgres, "text") => format!("NULLIF(${n}, '')"),
+            (Dialect::Postgres, ty) => format!("NULLIF(${n}, '')::{ty}"),
+            (Dialect::Sqlite, _) => format!("NULLIF(?{n}, '')"),
+        }
+    }
+}
+
+/// Now, in the format of [`fmt_ts`].
+pub fn now_text() -> String {
+    fmt_ts(Utc::now())
+}
+
+/// A timestamp read with [`ts_out`] (or written with [`fmt_ts`]).
+pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]

@@ -43,25 +43,14 @@ pub(super) async fn apply_page(
     items: &[Item<'_>],
     now: DateTime<Utc>,
 ) -> Result<PagePlan, DbError> {
-    let mut tx = db.begin_write().await?;
-    let result = async {
-        lock_devices(&mut tx, tenant, items).await?;
-        let state = load_state(&mut tx, tenant, items).await?;
+    db.in_write_tx(async |tx| {
+        lock_devices(tx, tenant, items).await?;
+        let state = load_state(tx, tenant, items).await?;
         let plan = super::plan::plan_page(items, &state, now);
-        write_plan(&mut tx, tenant, &plan, now).await?;
-        Ok::<_, DbError>(plan)
-    }
-    .await;
-    match result {
-        Ok(plan) => {
-            tx.commit().await?;
-            Ok(plan)
-        }
-        Err(e) => {
-            let _ = tx.rollback().await;
-            Err(e)
-        }
-    }
+        write_plan(tx, tenant, &plan, now).await?;
+        Ok(plan)
+    })
+    .await
 }
 
 async fn lock_devices(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<(), DbError> {

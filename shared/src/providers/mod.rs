@@ -92,6 +92,16 @@ pub fn query_param(query: &str, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
+/// The integration parts of `provider`; `None` for a provider rmm-sync does not implement yet.
+/// Adding a provider: its folder with an `integration.rs`, and one arm here.
+pub fn integration(provider: Provider) -> Option<&'static dyn crate::integrations::ProviderIntegration> {
+    match provider {
+        Provider::TacticalRmm => Some(&tactical::integration::Tactical),
+        Provider::Tanium => Some(&tanium::integration::Tanium),
+        Provider::NinjaOne | Provider::LevelIo => None,
+    }
+}
+
 /// What an organisation (scope) sync did: Tactical clients or Tanium computer groups upserted as
 /// `rmm_organization_mappings`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]

@@ -90,7 +90,7 @@ async fn one_run(
     if job.status != JobStatus::Done || counts["created"].as_u64() != Some(agents as u64) {
         anyhow::bail!("the sync did not create every agent: {job:?}");
     }
-    let p = rmm_jobs::sqlx_util::P(db.dialect());
+    let p = rmm_shared::db::sql::P(db.dialect());
     let retried: Vec<(i64, Option<String>)> = db
         .fetch(
             &format!(

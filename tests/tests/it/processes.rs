@@ -69,7 +69,7 @@ async fn enqueue_sync(rt: &rmm_jobs::Runtime, tenant: Uuid, integration: Uuid) -
 }
 
 async fn finished_units(db: &Db, parent: &str) -> Vec<String> {
-    let p = rmm_jobs::sqlx_util::P(db.dialect());
+    let p = rmm_shared::db::sql::P(db.dialect());
     db.fetch::<(String,)>(
         &format!("SELECT unit_key FROM {} WHERE parent_job_id = {} AND status = 'done'", p.t("job_units"), p.text(1)),
         &[parent],

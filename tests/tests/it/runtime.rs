@@ -91,7 +91,7 @@ async fn webhook_contract_case_by_case() {
 
         // Inactive integration, suspended tenant, no integration.
         let d = db.dialect();
-        let f = rmm_jobs::sqlx_util::P(d).bool(false);
+        let f = rmm_shared::db::sql::P(d).bool(false);
         db.execute(
             &format!("UPDATE rmm_integrations SET is_active = {f} WHERE tenant = {}", d.param(1, ColType::Uuid)),
             &[&t],
@@ -354,7 +354,7 @@ async fn two_scheduler_replicas_enqueue_each_slot_once_and_skip_inactive_integra
             )
             .await
             .unwrap();
-        let f = rmm_jobs::sqlx_util::P(d).bool(false);
+        let f = rmm_shared::db::sql::P(d).bool(false);
         store.db.execute(&format!("UPDATE rmm_integrations SET is_active = {f}"), &[]).await.unwrap();
         let r = tick(&rt.queue).await.unwrap();
         assert!(r.enqueued.is_empty());

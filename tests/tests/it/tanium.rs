@@ -264,8 +264,8 @@ async fn scope_sync_keeps_assignments_and_flags() {
         db.execute(
             &format!(
                 "UPDATE rmm_organization_mappings SET auto_sync_assets = {}, auto_create_tickets = {} WHERE tenant = {} AND external_organization_id = {}",
-                rmm_jobs::sqlx_util::P(d).bool(false),
-                rmm_jobs::sqlx_util::P(d).bool(true),
+                rmm_shared::db::sql::P(d).bool(false),
+                rmm_shared::db::sql::P(d).bool(true),
                 d.param(1, ColType::Uuid),
                 d.param(2, ColType::Text)
             ),

@@ -7,8 +7,8 @@ use rmm_shared::providers::tactical::alerts::WebhookBody;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::sqlx_util::{Exec, P, now_text, parse_ts, ts_out};
 use crate::{JobError, Runtime};
+use rmm_shared::db::sql::{Exec, P, now_text, parse_ts, ts_out};
 
 /// Records the alerts of the agent's stored deliveries that no job has processed yet (oldest
 /// first). Returns (recorded, skipped or resolved). Each delivery's alert is written and the

@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use rmm_shared::providers::Provider;
+use rmm_shared::providers::tactical::settings::{AlertMode, is_http_url};
 use rmm_shared::providers::tactical::{PROVIDER, secrets};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -20,37 +21,8 @@ use uuid::Uuid;
 
 use crate::envelope::{JobRequest, Trigger};
 use crate::kind::{JobKind, JobOutcome, Policy, Scope};
-use crate::sqlx_util::{Exec, P, now_text};
 use crate::{JobCtx, JobError};
-
-/// How a Tactical integration handles the alerts its webhooks deliver.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AlertMode {
-    /// Write `rmm_alerts` (AlgaPSA's recording rules).
-    Record,
-    /// Post each delivery to AlgaPSA's webhook URL.
-    Forward { url: String },
-}
-
-impl AlertMode {
-    /// The mode of an integration's settings. `forward` without a usable URL is an error the
-    /// admin API refuses to save; met here, it is reported rather than guessed.
-    pub fn from_settings(settings: &Value) -> Result<AlertMode, String> {
-        match settings.get("alert_mode").and_then(Value::as_str).unwrap_or("record") {
-            "record" => Ok(AlertMode::Record),
-            "forward" => match settings.get("alert_forward_url").and_then(Value::as_str).map(str::trim) {
-                Some(u) if is_http_url(u) => Ok(AlertMode::Forward { url: u.to_owned() }),
-                _ => Err("alert_mode is forward but alert_forward_url is not an http(s) URL".into()),
-            },
-            other => Err(format!("alert_mode must be record or forward, not {other:?}")),
-        }
-    }
-}
-
-/// Is `u` an absolute http(s) URL with a host?
-pub fn is_http_url(u: &str) -> bool {
-    url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some())
-}
+use rmm_shared::db::sql::{Exec, P, now_text};
 
 /// Hands the agent's unprocessed deliveries to `forward-alert` jobs (oldest first): each one is
 /// enqueued and its delivery marked `forwarding` in one transaction. Returns how many.
@@ -163,7 +135,7 @@ impl JobKind for ForwardAlert {
         let Some((body,)) = rows.into_iter().next() else {
             return Err(JobError::Permanent(format!("delivery {} no longer exists", args.delivery_id)));
         };
-        let settings = crate::run::integration_config(&rt.db, tenant, integration)
+        let settings = rmm_shared::integrations::config(&rt.db, tenant, integration)
             .await?
             .map_or_else(|| Value::Object(Default::default()), |(_, s)| s);
         let url = match AlertMode::from_settings(&settings) {

@@ -6,24 +6,21 @@
 pub mod alerts;
 pub mod forward;
 
-use std::sync::Arc;
-
 use futures::future::BoxFuture;
-use rmm_shared::http::HttpClient;
 use rmm_shared::ingest::IngestCounts;
+use rmm_shared::integrations;
 use rmm_shared::providers::Provider;
+use rmm_shared::providers::tactical::PROVIDER;
 use rmm_shared::providers::tactical::alerts::backfill_alerts;
-use rmm_shared::providers::tactical::client::{TacticalAuth, TacticalClient, TacticalConfig, TokenSink};
+use rmm_shared::providers::tactical::client::TacticalClient;
+use rmm_shared::providers::tactical::connect::{self, ConnectError};
 use rmm_shared::providers::tactical::error::TacticalError;
 use rmm_shared::providers::tactical::mapping::SiteIndex;
+use rmm_shared::providers::tactical::settings::AlertMode;
 use rmm_shared::providers::tactical::sync::{
     DeviceSyncMode, DeviceUnit, SyncError, ingest_software, refresh_agent, sync_device_unit, sync_organizations,
 };
-use rmm_shared::providers::tactical::{PROVIDER, secrets};
 use rmm_shared::runs::{RunKind, RunOutcome};
-use rmm_shared::secrets::SecretStore;
-use rmm_shared::upstream_calls::CallCounter;
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -31,7 +28,7 @@ use crate::device_sync::{DeviceUnitArgs, SyncDevicesArgs, fan_out, incremental_s
 use crate::kind::{JobKind, JobOutcome, Policy, Scope};
 use crate::org_sync::recorded_org_sync;
 use crate::providers::ProviderJobs;
-use crate::run::{NoArgs, counts_outcome, ids, integration_config, provider_policy, recorded};
+use crate::run::{NoArgs, counts_outcome, ids, provider_policy, recorded};
 use crate::{JobCtx, JobError, Registry, Runtime};
 
 /// Tactical RMM in the job runtime.
@@ -94,67 +91,19 @@ pub async fn client_for(ctx: &JobCtx) -> Result<TacticalClient, JobError> {
     build_client(ctx.runtime(), tenant, integration).await
 }
 
-/// [`client_for`] without a job (the admin API's connection test uses it too). Its calls are
-/// counted for the tenant in the runtime's call log.
+/// [`client_for`] without a job. Its calls are counted for the tenant in the runtime's call log.
 pub async fn build_client(rt: &Runtime, tenant: Uuid, integration: Uuid) -> Result<TacticalClient, JobError> {
-    let config = integration_config(&rt.db, tenant, integration).await?;
-    client_from_config(&rt.secrets, tenant, config, rt.calls.counter(Some(tenant))).await
+    let config = integrations::config(&rt.db, tenant, integration).await?;
+    Ok(connect::client(&rt.secrets, tenant, config, rt.calls.counter(Some(tenant))).await?)
 }
 
-/// The client for an integration read with [`integration_config`].
-async fn client_from_config(
-    secrets: &SecretStore,
-    tenant: Uuid,
-    config: Option<(Option<String>, serde_json::Value)>,
-    calls: CallCounter,
-) -> Result<TacticalClient, JobError> {
-    let Some((url, settings)) = config else {
-        return Err(JobError::Permanent("the Tactical RMM integration does not exist".into()));
-    };
-    let secret = |name: &'static str| async move {
-        secrets.get_tenant_secret(tenant, name).await.map_err(|e| JobError::Transient(format!("secret {name}: {e}")))
-    };
-    let url = match url.filter(|u| !u.trim().is_empty()) {
-        Some(u) => u,
-        None => secret(secrets::INSTANCE_URL)
-            .await?
-            .map(|s| secrecy::ExposeSecret::expose_secret(&s).to_owned())
-            .ok_or_else(|| JobError::from(TacticalError::InstanceUrlNotConfigured))?,
-    };
-    let auth = match settings.get("auth_mode").and_then(|v| v.as_str()).unwrap_or("api_key") {
-        "knox" => {
-            let (Some(user), Some(password)) = (secret(secrets::USERNAME).await?, secret(secrets::PASSWORD).await?)
-            else {
-                return Err(TacticalError::KnoxCredentialsNotConfigured.into());
-            };
-            TacticalAuth::Knox {
-                username: secrecy::ExposeSecret::expose_secret(&user).to_owned(),
-                password,
-                token: secret(secrets::KNOX_TOKEN).await?,
-            }
+impl From<ConnectError> for JobError {
+    fn from(e: ConnectError) -> Self {
+        match e {
+            ConnectError::Tactical(t) => t.into(),
+            ConnectError::Secret { .. } => JobError::Transient(e.to_string()),
+            ConnectError::NoIntegration => JobError::Permanent(e.to_string()),
         }
-        _ => TacticalAuth::ApiKey(secret(secrets::API_KEY).await?.ok_or(TacticalError::ApiKeyNotConfigured)?),
-    };
-    let config = TacticalConfig::new(url, auth);
-    let http = HttpClient::new(config.http.clone()).map_err(TacticalError::from)?.with_call_counter(calls);
-    let client = TacticalClient::with_http(config, http)?;
-    let sink = KnoxTokenWriter { secrets: secrets.clone(), tenant };
-    Ok(client.with_token_sink(Arc::new(sink)))
-}
-
-/// Stores a Knox token obtained during a job in the tenant secret, so the next job reuses it.
-struct KnoxTokenWriter {
-    secrets: SecretStore,
-    tenant: Uuid,
-}
-
-impl TokenSink for KnoxTokenWriter {
-    fn on_token_refreshed<'a>(&'a self, token: &'a SecretString) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            if let Err(e) = self.secrets.set_tenant_secret(self.tenant, secrets::KNOX_TOKEN, Some(token)).await {
-                tracing::warn!(error = %e, "could not store the new Knox token; the next job logs in again");
-            }
-        })
     }
 }
 
@@ -246,21 +195,21 @@ impl JobKind for SyncAgent {
         crate::webhooks::release_agent(ctx.runtime(), tenant, integration, agent_id, ctx.job_id()).await?;
         // Alerts first: they are recorded (or forwarded) even when Tactical cannot be reached for
         // the refresh.
-        let config = integration_config(ctx.db(), tenant, integration).await?;
+        let config = integrations::config(ctx.db(), tenant, integration).await?;
         let no_settings = serde_json::Value::Object(Default::default());
         let settings = config.as_ref().map_or(&no_settings, |(_, s)| s);
         let (mut alerts, mut alerts_other, mut forwarded) = (0, 0, 0);
-        match forward::AlertMode::from_settings(settings).map_err(JobError::Permanent)? {
-            forward::AlertMode::Record => {
+        match AlertMode::from_settings(settings).map_err(JobError::Permanent)? {
+            AlertMode::Record => {
                 (alerts, alerts_other) =
                     alerts::record_pending_deliveries(ctx.runtime(), tenant, integration, agent_id).await?;
             }
-            forward::AlertMode::Forward { .. } => {
+            AlertMode::Forward { .. } => {
                 forwarded = forward::forward_pending_deliveries(&ctx, tenant, integration, agent_id).await?;
             }
         }
         let calls = ctx.runtime().calls.counter(Some(tenant));
-        let client = client_from_config(&ctx.runtime().secrets, tenant, config, calls).await?;
+        let client = connect::client(&ctx.runtime().secrets, tenant, config, calls).await?;
         let outcome = refresh_agent(ctx.db(), tenant, integration, &client, agent_id).await?;
         let mut counts = IngestCounts::default();
         counts.record(outcome.action);

@@ -4,13 +4,10 @@
 //! row and the tenant's secrets, and record the run like the Tactical jobs.
 
 use chrono::Utc;
-use rmm_shared::http::RateLimit;
-use rmm_shared::providers::tanium::client::{TaniumClient, TaniumConfig};
+use rmm_shared::providers::tanium::client::TaniumClient;
 use rmm_shared::providers::tanium::error::TaniumError;
 use rmm_shared::providers::tanium::sync::{SyncError, SyncMode, SyncOptions, sync_devices};
 use rmm_shared::runs::{RunKind, RunOutcome};
-use secrecy::ExposeSecret;
-use serde_json::Value;
 use uuid::Uuid;
 
 use futures::future::BoxFuture;
@@ -20,7 +17,7 @@ use crate::device_sync::{SyncDevicesArgs, incremental_since};
 use crate::kind::{JobKind, JobOutcome, Policy, Scope};
 use crate::org_sync::recorded_org_sync;
 use crate::providers::ProviderJobs;
-use crate::run::{counts_outcome, ids, integration_config, provider_policy, recorded};
+use crate::run::{counts_outcome, ids, provider_policy, recorded};
 use crate::{JobCtx, JobError, Registry, Runtime};
 
 /// Tanium in the job runtime.
@@ -45,7 +42,7 @@ impl ProviderJobs for Tanium {
 }
 
 pub use rmm_shared::providers::tanium::PROVIDER;
-use rmm_shared::providers::tanium::secrets;
+use rmm_shared::providers::tanium::connect::{self, ConnectError};
 
 impl From<TaniumError> for JobError {
     fn from(e: TaniumError) -> Self {
@@ -65,49 +62,25 @@ impl From<SyncError> for JobError {
     }
 }
 
-/// `settings.provider_settings.tanium`, or `{}`.
-pub fn tanium_settings(settings: &Value) -> &Value {
-    static EMPTY: Value = Value::Null;
-    settings.pointer("/provider_settings/tanium").unwrap_or(&EMPTY)
+impl From<ConnectError> for JobError {
+    fn from(e: ConnectError) -> Self {
+        match e {
+            ConnectError::Tanium(t) => t.into(),
+            ConnectError::Secret { .. } => JobError::Transient(e.to_string()),
+            ConnectError::NoIntegration => JobError::Permanent(e.to_string()),
+        }
+    }
 }
 
-/// The client of a Tanium integration and its sync options. Gateway URL: the row's
-/// `instance_url`, else the `tanium_gateway_url` secret. Token: `tanium_api_token`. Asset API URL:
-/// `settings.provider_settings.tanium.asset_api_url`, else the `tanium_asset_api_url` secret.
+/// The client of a Tanium integration and its sync options (see [`connect::client`]); its calls
+/// are counted for the tenant in the runtime's call log.
 pub async fn build_client(
     rt: &Runtime,
     tenant: Uuid,
     integration: Uuid,
 ) -> Result<(TaniumClient, SyncOptions), JobError> {
-    let (db, secrets, upstream) = (&rt.db, &rt.secrets, &rt.settings.upstream);
-    let Some((url, settings)) = integration_config(db, tenant, integration).await? else {
-        return Err(JobError::Permanent("the Tanium integration does not exist".into()));
-    };
-    let secret = |name: &'static str| async move {
-        secrets
-            .get_tenant_secret(tenant, name)
-            .await
-            .map(|s| s.map(|v| v.expose_secret().trim().to_owned()).filter(|v| !v.is_empty()))
-            .map_err(|e| JobError::Transient(format!("secret {name}: {e}")))
-    };
-    let gateway = match url.filter(|u| !u.trim().is_empty()) {
-        Some(u) => u,
-        None => secret(secrets::GATEWAY_URL).await?.ok_or(TaniumError::NotConfigured)?,
-    };
-    let token = secret(secrets::API_TOKEN).await?.ok_or(TaniumError::NotConfigured)?;
-    let tanium = tanium_settings(&settings);
-    let asset = match tanium.get("asset_api_url").and_then(Value::as_str).filter(|s| !s.trim().is_empty()) {
-        Some(a) => Some(a.to_owned()),
-        None => secret(secrets::ASSET_API_URL).await?,
-    };
-    let options =
-        SyncOptions { use_asset_api_fallback: tanium.get("use_asset_api_fallback") == Some(&Value::Bool(true)) };
-    let mut config = TaniumConfig::new(gateway, token.into());
-    config.asset_api_url = asset;
-    let rps = upstream.tanium_requests_per_second;
-    config.http.rate_limit = RateLimit::per_second(rps, rps.saturating_mul(2));
-    config.page_size = i64::from(upstream.tanium_page_size.clamp(1, 1000));
-    Ok((TaniumClient::new(config)?.with_call_counter(rt.calls.counter(Some(tenant))), options))
+    let config = rmm_shared::integrations::config(&rt.db, tenant, integration).await?;
+    Ok(connect::client(&rt.secrets, tenant, config, &rt.settings.upstream, rt.calls.counter(Some(tenant))).await?)
 }
 
 async fn client_for(ctx: &JobCtx) -> Result<(TaniumClient, SyncOptions), JobError> {

@@ -3,10 +3,13 @@
 
 pub mod alerts;
 pub mod client;
+pub mod connect;
 pub mod error;
+pub mod integration;
 pub mod mapping;
 pub mod model;
 pub mod parse;
+pub mod settings;
 pub mod sync;
 
 use super::Provider;

@@ -4,7 +4,9 @@
 
 pub mod asset_api;
 pub mod client;
+pub mod connect;
 pub mod error;
+pub mod integration;
 pub mod mapping;
 pub mod ops;
 pub mod parse;
