@@ -1,5 +1,4 @@
-//! Recording RMM alerts in `rmm_alerts` with AlgaPSA's rules (research: algapsa-contract §6.1–6.2,
-//! tactical.md §3.3): redelivery of an open alert only touches `updated_at`; a resolved alert that
+//! Recording RMM alerts in `rmm_alerts` with AlgaPSA's rules: redelivery of an open alert only touches `updated_at`; a resolved alert that
 //! triggers again is reopened (ticket, resolution and window cleared); a reset resolves an open
 //! alert. Ticket rules and maintenance windows stay with AlgaPSA.
 //!

@@ -1,5 +1,5 @@
 //! Events on AlgaPSA's Redis-stream bus, written exactly as AlgaPSA's `publishEvent` writes them
-//! (research: algapsa-contract §4, checklist §7.4): each event is two stream entries,
+//! (docs/operations.md): each event is two stream entries,
 //!
 //! 1. `workflow:events:global` (no prefix), with eleven flat string fields
 //!    (`event_id`, `execution_id`, `workflow_correlation_key`, `event_name`, `event_type`, `tenant`,

@@ -1,4 +1,4 @@
-//! The `asset_facts` writer, with AlgaPSA's upsert contract (research: algapsa-contract §1.13):
+//! The `asset_facts` writer, with AlgaPSA's upsert contract:
 //! insert, or on `(tenant, asset_id, source_type, namespace, fact_key)` merge provider,
 //! integration, label, values, source, source time, `last_synced_at`, availability and
 //! `updated_at`. An unavailable fact stores no text, number or boolean value.

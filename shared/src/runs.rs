@@ -1,5 +1,5 @@
 //! Run-level state: the row of the run in `rmm_sync.sync_runs` and the integration's status in
-//! `rmm_integrations`, written as AlgaPSA writes it (research: algapsa-contract §7.3).
+//! `rmm_integrations`, written as AlgaPSA writes it.
 //!
 //! At start the integration is `syncing`. At the end it is `completed` with `sync_error` cleared,
 //! or `error` with the first errors joined by `; ` — a run in which devices failed is not a clean

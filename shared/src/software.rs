@@ -1,5 +1,5 @@
 //! The software writer: `software_catalog` find-or-create and the `asset_software` current /
-//! uninstalled lifecycle (research: tactical.md §5, algapsa-contract §1.12).
+//! uninstalled lifecycle.
 //!
 //! Names are normalised as AlgaPSA's Tactical ingest does: trim, lowercase, collapse whitespace,
 //! then drop every character outside `[A-Za-z0-9_ .+-]` and whitespace. Catalog rows are found by

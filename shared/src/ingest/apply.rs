@@ -123,7 +123,7 @@ async fn load_state(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<Cur
         .await?;
 
     // Mappings that point at assets found by (rmm_provider, rmm_device_id) but were not found by
-    // external id (research §2.2 step 4, last bullet).
+    // external id.
     let unmapped: BTreeSet<String> =
         assets.iter().map(|a| a.0.clone()).filter(|id| !mapped_asset_ids.contains(id)).collect();
     if !unmapped.is_empty() {

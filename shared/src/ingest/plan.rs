@@ -1,6 +1,6 @@
 //! Deciding what to write: a pure function of a page of snapshots and the rows they touch.
 //!
-//! The algorithm is AlgaPSA's `ingestNormalizedRmmDeviceSnapshot` (research: algapsa-contract §2.2),
+//! The algorithm is AlgaPSA's `ingestNormalizedRmmDeviceSnapshot` (docs/ingestion.md),
 //! applied to a page in order, each device seeing the writes planned for the devices before it.
 //! Two deliberate differences, both about mappings whose asset no longer exists ("dangling"):
 //! AlgaPSA keeps such a mapping pointing at the missing asset, or fails the device on the unique
@@ -416,7 +416,7 @@ fn tombstone_values(values: &mut AssetValues) {
     values.agent_status = AgentStatus::Offline.slug().into();
 }
 
-/// The asset columns a snapshot decides (research §2.2 step 5 and §2.4/§2.5).
+/// The asset columns a snapshot decides.
 fn asset_values(snap: &DeviceSnapshot, device_id: &str, scope_id: &str) -> AssetValues {
     let offline = snap.lifecycle == Lifecycle::Offline;
     let status = match snap.status.as_deref() {

@@ -1,6 +1,6 @@
 //! The normalized device snapshot contract: what every provider hands to the ingestion pipeline.
 //!
-//! It mirrors AlgaPSA's `NormalizedRmmExternalDeviceSnapshot` (research: algapsa-contract §2.1).
+//! It mirrors AlgaPSA's `NormalizedRmmExternalDeviceSnapshot` (docs/ingestion.md).
 //! Fields that AlgaPSA writes only when the key is present are `Option<Option<T>>`:
 //! `None` = absent (leave the column alone), `Some(None)` = present and null (write NULL).
 

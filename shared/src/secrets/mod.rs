@@ -1,4 +1,4 @@
-//! AlgaPSA's secret chain (research: algapsa-contract §5): tenant and app secrets read from
+//! AlgaPSA's secret chain (docs/configuration.md): tenant and app secrets read from
 //! environment variables and files, in the same order and with the same names as AlgaPSA, so an
 //! operator points rmm-sync at the secrets AlgaPSA already uses.
 //!

@@ -1,6 +1,6 @@
 //! Tactical alerts: the alert-action webhook body, and the active-alert backfill.
 //!
-//! What Tactical really sends (research: tactical.md §3.2 and §11): a missing template value is the
+//! What Tactical really sends (recorded from a Tactical RMM 1.5.1 server): a missing template value is the
 //! literal string `None`; `{{alert.alert_time}}` is Python's `str(datetime)`
 //! (`2026-02-13 18:25:43.511000+00:00`); and when the rendered body is not valid JSON, Tactical
 //! sends it as a JSON *string* — which, when it does contain an object, is unwrapped here.
@@ -118,7 +118,7 @@ pub fn parse_alert_time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 impl WebhookBody {
-    /// The normalized alert event (research §3.2; severities also map Tactical's own names).
+    /// The normalized alert event.
     pub fn to_alert(&self, integration_id: Uuid, now: DateTime<Utc>) -> NormalizedAlert {
         let f = &self.fields;
         let event_raw = text(f, "event");

@@ -1,6 +1,6 @@
 //! The Tactical RMM REST client. Every call goes through [`crate::http::HttpClient`].
 //!
-//! Differences from AlgaPSA's client, all on purpose (research/tactical.md §11):
+//! Differences from AlgaPSA's client, all on purpose (see docs/tactical-setup.md):
 //! - Knox: `POST /v2/checkcreds/` already returns a usable token for accounts without TOTP, so
 //!   that token is used; `/v2/login/` is only called with a TOTP code (`twofactor`), because the
 //!   real server answers 500 without it.
@@ -8,7 +8,7 @@
 //! - Active alerts are asked with `{"resolvedFilter": false, "snoozedFilter": false}`.
 //! - `GET /software/` is one row per agent keyed by the integer pk; it is parsed as a stream.
 //! - Page walks have a page guard, and a 404 `Invalid page.` past the end ends the walk.
-//! - The base path is kept for every endpoint (AlgaPSA drops it for checkcreds/login, §11.19).
+//! - The base path is kept for every endpoint (AlgaPSA drops it for checkcreds/login).
 
 use std::fmt;
 use std::io::{self, Read};
@@ -40,7 +40,7 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 /// The connection test uses a shorter timeout, like AlgaPSA (15 s).
 pub const CONNECTION_TEST_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Normalises an instance URL (research §1.1): trim; add `https://` when there is no scheme;
+/// Normalises an instance URL: trim; add `https://` when there is no scheme;
 /// drop trailing slashes; drop a path that is exactly `/api`; drop query, fragment and any
 /// userinfo. `None` for an empty or unparseable value.
 pub fn normalize_base_url(raw: &str) -> Option<String> {

@@ -1,8 +1,8 @@
 //! Errors of the Tactical client.
 //!
 //! `Display` is the text a user sees. For HTTP failures it is exactly AlgaPSA's
-//! `axiosErrorToMessage` (research/tactical.md §6). Configuration and TOTP errors keep their own
-//! text (AlgaPSA collapses some of them into the generic message, §11.20; we do not). Use
+//! `axiosErrorToMessage`. Configuration and TOTP errors keep their own
+//! text (AlgaPSA collapses some of them into the generic message; we do not). Use
 //! [`TacticalError::diagnostic`] for logs: it names the failing endpoint (never credentials).
 
 use std::fmt;

@@ -1,7 +1,7 @@
 //! Tactical agent → [`DeviceSnapshot`].
 //!
-//! Follows AlgaPSA's Tactical engine (research/tactical.md §2.3–§2.8) where it is right, and
-//! fixes what §11 lists as wrong against the real server:
+//! Follows AlgaPSA's Tactical engine where it is right, and
+//! fixes what it gets wrong against the real server:
 //! - the asset type comes from Tactical's `monitoring_type` (AlgaPSA looks for "server" in the OS
 //!   string, once, at creation); the OS-string rule is only the fallback when it is missing;
 //! - `lan_ip` comes from `local_ips` (detail/table) or from `wmi_detail` (list rows), the serial
@@ -11,7 +11,7 @@
 //!   ("Microsoft"); `os_version` is the whole OS string;
 //! - `logged_in_username == "None"` is no user.
 //!
-//! The agent status is AlgaPSA's rule (§2.6) applied at a given `now`, from each agent's own
+//! The agent status is AlgaPSA's rule applied at a given `now`, from each agent's own
 //! `offline_time`/`overdue_time`. Records without thresholds (the `/agents/` table rows) use
 //! Tactical's own `status` field.
 
@@ -94,7 +94,7 @@ pub enum MappingError {
     MissingScope(String),
 }
 
-/// AlgaPSA's `computeTacticalAgentStatus` (§2.6): `elapsed ≤ offline` → online (only when the
+/// AlgaPSA's `computeTacticalAgentStatus`: `elapsed ≤ offline` → online (only when the
 /// offline threshold is positive), else `elapsed ≥ overdue` → overdue (only when positive), else
 /// offline. No `last_seen` → offline; a future `last_seen` → online.
 pub fn compute_agent_status(
@@ -354,7 +354,7 @@ pub fn agent_snapshot(agent: &Agent, scope: &AgentScope, ctx: &MappingContext) -
     })
 }
 
-/// AlgaPSA's incremental filter (`tacticalAgentChangedSince`, §2.4): no `since`, no `last_seen`
+/// AlgaPSA's incremental filter (`tacticalAgentChangedSince`): no `since`, no `last_seen`
 /// or an unparseable one → include; else `last_seen >= since`.
 pub fn changed_since(agent: &Agent, since: Option<DateTime<Utc>>) -> bool {
     let Some(since) = since else { return true };

@@ -1,5 +1,5 @@
 //! Tactical RMM: the REST client, the shapes the real server sends, and the mapping of agents to
-//! device snapshots. See research/tactical.md and `shared/fixtures/tactical-rmm-1.5.1/`.
+//! device snapshots. See docs/tactical-setup.md.
 
 pub mod alerts;
 pub mod client;

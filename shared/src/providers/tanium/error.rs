@@ -1,6 +1,6 @@
 //! Errors of the Tanium client.
 //!
-//! `Display` is the text an admin sees (research/tanium.md §1.4), with one deliberate difference:
+//! `Display` is the text an admin sees (AlgaPSA's wording), with one deliberate difference:
 //! GraphQL errors are shown with their real text (every message, not only the first), where
 //! AlgaPSA hides them behind a generic fallback. Texts never contain the API token.
 
@@ -67,7 +67,7 @@ pub enum TaniumError {
 }
 
 impl TaniumError {
-    /// Classifies a failed Gateway exchange (research §1.4, in that order).
+    /// Classifies a failed Gateway exchange.
     pub fn from_http(e: HttpError) -> TaniumError {
         match &e {
             HttpError::Status { status, body, content_type, location, retry_after, .. } => {

@@ -1,4 +1,4 @@
-//! Endpoint record → normalized device snapshot (research/tanium.md §4.2–4.3).
+//! Endpoint record → normalized device snapshot.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -83,7 +83,7 @@ pub fn endpoint_snapshot(
     }
 }
 
-/// The incremental window (research §5.2): no cursor, no or unparseable `lastSeen` → include;
+/// The incremental window: no cursor, no or unparseable `lastSeen` → include;
 /// otherwise `lastSeen >= since` (inclusive).
 pub fn changed_since(record: &EndpointRecord, since: Option<DateTime<Utc>>) -> bool {
     let Some(since) = since else { return true };

@@ -1,6 +1,6 @@
 //! Tanium: the API Gateway GraphQL client (operations generated from the schema subset in
 //! `shared/graphql/tanium/`), the mapping of endpoints to device snapshots, and the syncs.
-//! See research/tanium.md and docs/tanium-setup.md.
+//! See docs/tanium-setup.md.
 
 pub mod asset_api;
 pub mod client;

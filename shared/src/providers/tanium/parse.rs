@@ -26,8 +26,8 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// The `data` of a 2xx answer to `operation` (research §1.4's order for what is not data:
-/// GraphQL errors with their own text, no `data` key, `data: null`, a body that is not GraphQL).
+/// The `data` of a 2xx answer to `operation` (what is not data, in this order: GraphQL errors
+/// with their own text, no `data` key, `data: null`, a body that is not GraphQL).
 pub fn answer<D: DeserializeOwned>(
     operation: &'static str,
     body: &[u8],
@@ -185,7 +185,7 @@ fn opt_json<T: serde::Serialize>(v: &Option<T>) -> Value {
     v.as_ref().map(|x| json!(x)).unwrap_or(Value::Null)
 }
 
-/// A Gateway node → [`EndpointRecord`] (research §4.1).
+/// A Gateway node → [`EndpointRecord`].
 fn endpoint_record(n: tanium_endpoints::TaniumEndpointsEndpointsEdgesNode, group: Option<&str>) -> EndpointRecord {
     let ip_addresses = record::clean_strings(n.ip_addresses.clone());
     let mac_addresses = record::clean_strings(n.mac_addresses.clone());

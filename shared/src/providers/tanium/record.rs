@@ -1,6 +1,6 @@
-//! What the Gateway says about an endpoint, normalised (research/tanium.md §4.1), and the parsers
+//! What the Gateway says about an endpoint, normalised, and the parsers
 //! of Tanium's text values: sizes (`48 GB`), percentages (`39%`), reboot times (RFC 2822 or
-//! RFC 3339) and criticality readings (§7.1).
+//! RFC 3339) and criticality readings.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -120,7 +120,7 @@ pub fn clean_strings(values: Option<Vec<Option<String>>>) -> Vec<String> {
 /// The criticality sensor's name.
 pub const CRITICALITY_SENSOR: &str = "Endpoint Criticality with Level";
 
-/// One endpoint's criticality reading (research §7.1).
+/// One endpoint's criticality reading.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Criticality {
     pub label: Option<String>,

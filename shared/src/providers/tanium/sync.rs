@@ -1,5 +1,5 @@
 //! Tanium syncs: computer groups → organisation mappings, endpoints → the shared ingestion
-//! pipeline, criticality → `asset_facts` (research/tanium.md §3, §5, §7).
+//! pipeline, criticality → `asset_facts` (docs/tanium-setup.md).
 //!
 //! Deliberate fixes over AlgaPSA, each covered by tests:
 //! - **One owner per endpoint.** Computer groups overlap. Before ingesting, the sync reads which
@@ -49,7 +49,7 @@ pub enum SyncError {
     Db(#[from] DbError),
 }
 
-/// Computer groups → `rmm_organization_mappings` (research §3): new groups unassigned with
+/// Computer groups → `rmm_organization_mappings`: new groups unassigned with
 /// auto-sync on; existing ones keep `client_id`, `auto_sync_assets`, `auto_create_tickets` and
 /// `default_contact_id`. A group listed twice is counted once.
 pub async fn sync_scopes(
@@ -347,7 +347,7 @@ async fn ingest_records(
     Ok(())
 }
 
-/// The criticality fact of one asset (research §7.2): the reading, or "unavailable" when the
+/// The criticality fact of one asset: the reading, or "unavailable" when the
 /// query worked but had nothing for this endpoint.
 pub fn criticality_fact(
     asset_id: Uuid,
