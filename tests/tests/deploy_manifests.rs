@@ -807,7 +807,8 @@ async fn dockerfile_builds_the_binary_and_runs_it_unprivileged() {
     let tag = builder.from.trim_start_matches("rust:").split('-').next().unwrap();
     assert!(version(tag) >= version(needed), "builder {} is older than rust-version {needed}", builder.from);
     let build = builder.all("RUN").into_iter().find(|r| r.contains("cargo build")).expect("a cargo build");
-    for flag in ["--locked", "--release", "--bin rmm-sync"] {
+    // --no-default-features: the image carries no simulators (the `demo` feature).
+    for flag in ["--locked", "--release", "--no-default-features", "--bin rmm-sync"] {
         assert!(build.contains(flag), "cargo build without {flag}: {build}");
     }
 

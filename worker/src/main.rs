@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "demo")]
 mod demo;
 mod integration_cli;
 mod jobs_cli;
@@ -82,6 +83,8 @@ enum Command {
     /// database (in --dir, cleared first), runs every job kind and a few alert webhooks, prints
     /// what was synced and the URLs of the API, Swagger UI, status page and metrics, and serves
     /// until Ctrl-C. Listens on http.bind (RMM_SYNC_HTTP__BIND, default 127.0.0.1:8080).
+    /// Only in builds with the `demo` cargo feature (the default; not the container image).
+    #[cfg_attr(not(feature = "demo"), command(hide = true))]
     Demo {
         /// Where the demo keeps its database and secrets (deleted and made anew on every run).
         #[arg(long, default_value = "./data/demo", value_name = "DIR")]
@@ -193,9 +196,16 @@ async fn main() -> ExitCode {
             .await
         }
         Command::Integration(cmd) => with_runtime(settings, |rt| integration_cli::run(rt, cmd)).await,
+        #[cfg(feature = "demo")]
         Command::Demo { dir, agents_per_site, endpoints } => {
             demo::run(settings, dir, demo::DemoSize { agents_per_site, endpoints }).await
         }
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { .. } => Err(anyhow::anyhow!(
+            "this rmm-sync is built without the demo (cargo feature `demo`, on by default, left out of the \
+             container image so that it carries no simulators); run `cargo run --release -- demo` in a \
+             checkout of the source instead"
+        )),
         Command::Jobs(cmd) => {
             with_runtime(settings, |rt| async move {
                 match cmd {
