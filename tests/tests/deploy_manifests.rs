@@ -1444,7 +1444,8 @@ fn configuration_docs_list_every_setting_and_only_real_variables() {
         if lines[i.saturating_sub(2)..i].iter().any(|l| l.contains("#[cfg(feature = \"test-jobs\")]")) {
             continue;
         }
-        for call in ["env::var(\"", "get(\"", "lookup(\"", "env = \""] {
+        // `exact("NAME", …)`: shared/src/config.rs's variables read under their own names
+        for call in ["env::var(\"", "get(\"", "lookup(\"", "env = \"", "exact(\""] {
             for (at, _) in line.match_indices(call) {
                 let name = line[at + call.len()..].split('"').next().unwrap();
                 if name.len() > 1 && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {

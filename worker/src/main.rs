@@ -264,11 +264,9 @@ async fn migrate(settings: &Settings) -> anyhow::Result<Db> {
 
 async fn runtime(settings: Settings, db: Db) -> anyhow::Result<rmm_jobs::Runtime> {
     let secrets = rmm_shared::secrets::SecretStore::from_process_env()?;
-    let events = match std::env::var("RMM_SYNC_EVENTS_REDIS_URL").ok().filter(|u| !u.is_empty()) {
+    let events = match settings.events.redis_url() {
         Some(url) => {
-            let prefix = std::env::var("REDIS_PREFIX").unwrap_or_else(|_| "alga-psa:".into());
-            let stream = std::env::var("REDIS_EVENT_STREAM_PREFIX").unwrap_or_else(|_| "event-stream:".into());
-            rmm_shared::events::EventBus::new(&url, &prefix, &stream)?
+            rmm_shared::events::EventBus::new(url, &settings.events.redis_prefix, &settings.events.stream_prefix)?
         }
         None => rmm_shared::events::EventBus::disabled(),
     };
@@ -301,7 +299,7 @@ async fn serve(settings: Settings, ingress: bool, worker: bool) -> anyhow::Resul
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     if ingress {
-        let state = rmm_ingress::AppState::new(rt.clone(), rmm_ingress::AppState::bootstrap_from_env());
+        let state = rmm_ingress::AppState::new(rt.clone(), rt.settings.http.admin_token().cloned());
         let token = shutdown.clone();
         tasks.spawn(async move { rmm_ingress::serve(state, token).await.map_err(anyhow::Error::from) });
     }
