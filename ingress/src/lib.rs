@@ -26,7 +26,7 @@ use tracing::Instrument;
 /// What every request handler shares.
 pub struct AppState {
     pub rt: Runtime,
-    /// `RMM_SYNC_ADMIN_TOKEN`: a global read-write key, if set.
+    /// `http.admin_token` (`RMM_SYNC_ADMIN_TOKEN`): a global read-write key, if set.
     pub bootstrap_key: Option<SecretString>,
     pub metrics: metrics::HttpMetrics,
 }
@@ -34,11 +34,6 @@ pub struct AppState {
 impl AppState {
     pub fn new(rt: Runtime, bootstrap_key: Option<SecretString>) -> Arc<AppState> {
         Arc::new(AppState { rt, bootstrap_key, metrics: metrics::HttpMetrics::default() })
-    }
-
-    /// The bootstrap key from the process environment (`RMM_SYNC_ADMIN_TOKEN`), if set.
-    pub fn bootstrap_from_env() -> Option<SecretString> {
-        std::env::var("RMM_SYNC_ADMIN_TOKEN").ok().filter(|v| !v.trim().is_empty()).map(SecretString::from)
     }
 }
 

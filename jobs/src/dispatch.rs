@@ -17,7 +17,8 @@ use rmm_shared::db::sql::Exec;
 /// How many `Retry-After` waits one attempt may sleep in place before deferring through the queue.
 const MAX_INLINE_WAITS: u32 = 3;
 
-/// A failed attempt that another attempt may fix (the retry layer retries these, with backoff).
+/// A failed attempt that another attempt may fix, returned to the backend when the retry could not
+/// be queued (the backend then runs the task again while its own attempt limit allows).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct AttemptFailed(pub String);

@@ -13,6 +13,7 @@
 //!   tenant and integration, runs the handler under its timeout and records the outcome.
 #![forbid(unsafe_code)]
 
+pub mod apalis_tables;
 pub mod context;
 pub mod device_sync;
 pub mod dispatch;

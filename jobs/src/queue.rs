@@ -14,6 +14,7 @@ use rmm_shared::db::Db;
 use rmm_shared::db::sql::Tx;
 use ulid::Ulid;
 
+use crate::apalis_tables;
 use crate::envelope::{JobEnvelope, JobRequest};
 use crate::error::RuntimeError;
 use crate::kind::{Policy, Scope};
@@ -397,20 +398,8 @@ impl Queue {
     /// Redis tasks are not touched: the worker skips cancelled jobs when it picks them up.
     pub async fn kill_task(&self, task_id: &str) -> Result<(), RuntimeError> {
         match &self.backend {
-            Backend::Postgres(p) => {
-                sqlx::query("UPDATE apalis.jobs SET status = 'Killed', done_at = now() WHERE id = $1 AND status IN ('Pending', 'Failed')")
-                    .bind(task_id)
-                    .execute(p)
-                    .await?;
-            }
-            Backend::Sqlite(p) => {
-                sqlx::query(
-                    "UPDATE Jobs SET status = 'Killed', done_at = strftime('%s', 'now') WHERE id = ?1 AND status IN ('Pending', 'Failed')",
-                )
-                .bind(task_id)
-                .execute(p)
-                .await?;
-            }
+            Backend::Postgres(p) => apalis_tables::kill_pending_postgres(p, task_id).await?,
+            Backend::Sqlite(p) => apalis_tables::kill_pending_sqlite(p, task_id).await?,
             Backend::Redis(_) => {}
         }
         Ok(())
@@ -421,42 +410,8 @@ impl Queue {
     pub async fn purge_finished(&self, age: Duration) -> Result<u64, RuntimeError> {
         let secs = age.as_secs() as i64;
         match &self.backend {
-            Backend::Postgres(p) => {
-                let n = sqlx::query(
-                    "DELETE FROM apalis.jobs WHERE (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts)) \
-                     AND done_at < now() - make_interval(secs => $1)",
-                )
-                .bind(secs as f64)
-                .execute(p)
-                .await?
-                .rows_affected();
-                sqlx::query(
-                    "DELETE FROM apalis.workers w WHERE w.last_seen < now() - make_interval(secs => $1) \
-                     AND NOT EXISTS (SELECT 1 FROM apalis.jobs j WHERE j.lock_by = w.id)",
-                )
-                .bind(secs as f64)
-                .execute(p)
-                .await?;
-                Ok(n)
-            }
-            Backend::Sqlite(p) => {
-                let n = sqlx::query(
-                    "DELETE FROM Jobs WHERE (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts)) \
-                     AND done_at < CAST(strftime('%s', 'now') AS INTEGER) - ?1",
-                )
-                .bind(secs)
-                .execute(p)
-                .await?
-                .rows_affected();
-                sqlx::query(
-                    "DELETE FROM Workers WHERE last_seen < CAST(strftime('%s', 'now') AS INTEGER) - ?1 \
-                     AND NOT EXISTS (SELECT 1 FROM Jobs WHERE Jobs.lock_by = Workers.id)",
-                )
-                .bind(secs)
-                .execute(p)
-                .await?;
-                Ok(n)
-            }
+            Backend::Postgres(p) => Ok(apalis_tables::purge_finished_postgres(p, secs).await?),
+            Backend::Sqlite(p) => Ok(apalis_tables::purge_finished_sqlite(p, secs).await?),
             Backend::Redis(conn) => {
                 use apalis_core::backend::Vacuum;
                 let mut n = 0u64;

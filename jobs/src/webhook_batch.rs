@@ -244,7 +244,8 @@ async fn run(pool: &sqlx::PgPool, rows: &[Row], counts: &BatchCounts) -> Result<
 /// by `n`). Per row, as [`crate::webhooks`] describes: the agent's row decides whether a pending
 /// job is joined (only while its status row says `pending`) or a new one is enqueued, delayed to
 /// the end of the window when a refresh already ran in it.
-const ACCEPT_BATCH: &str = "\
+const ACCEPT_BATCH: &str = concat!(
+    "\
 WITH x AS (
     SELECT * FROM unnest(CAST($1 AS uuid[]), CAST($2 AS text[]), CAST($3 AS text[]), CAST($4 AS text[]),
         CAST($5 AS timestamptz[]), CAST($6 AS text[]), CAST($7 AS text[]), CAST($8 AS text[]), CAST($9 AS int[]),
@@ -290,12 +291,15 @@ WITH x AS (
         max_attempts, true, received_at + make_interval(secs => delay), received_at, received_at, traceparent
     FROM calc WHERE is_new
 ), q AS (
-    INSERT INTO apalis.jobs (id, job_type, job, max_attempts, run_at, priority)
+    ",
+    crate::apalis_tables::pg_insert_tasks!(),
+    "
     SELECT job_id, $14, convert_to(replace(task, placeholder, CAST(integration_id AS text)), 'UTF8'), max_attempts,
         received_at + make_interval(secs => delay), priority
     FROM calc WHERE is_new
 )
-SELECT chk.n, chk.reason, calc.integration_id, calc.run_job, calc.is_new FROM chk LEFT JOIN calc ON calc.n = chk.n";
+SELECT chk.n, chk.reason, calc.integration_id, calc.run_job, calc.is_new FROM chk LEFT JOIN calc ON calc.n = chk.n"
+);
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// The database used when nothing is configured: one SQLite file, created on first start.
@@ -51,6 +52,33 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub upstream: UpstreamSettings,
     pub telemetry: TelemetrySettings,
+    pub events: EventsSettings,
+}
+
+/// Publishing events on AlgaPSA's Redis streams (`RMM_SYNC_*`, `RMM_ALERT_*`,
+/// `RMM_WEBHOOK_RECEIVED`). Off unless a Redis URL is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsSettings {
+    /// Redis of AlgaPSA's event bus. Also `RMM_SYNC_EVENTS_REDIS_URL`. Unset or empty: off.
+    pub redis_url: Option<String>,
+    /// AlgaPSA's key prefix (`REDIS_PREFIX` in AlgaPSA, read below `RMM_SYNC_*`).
+    pub redis_prefix: String,
+    /// AlgaPSA's stream prefix (`REDIS_EVENT_STREAM_PREFIX` in AlgaPSA, read below `RMM_SYNC_*`).
+    pub stream_prefix: String,
+}
+
+impl Default for EventsSettings {
+    fn default() -> Self {
+        Self { redis_url: None, redis_prefix: "alga-psa:".to_owned(), stream_prefix: "event-stream:".to_owned() }
+    }
+}
+
+impl EventsSettings {
+    /// The Redis to publish to, if publishing is on (an empty value is off).
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis_url.as_deref().filter(|u| !u.is_empty())
+    }
 }
 
 /// Trace export (OpenTelemetry, OTLP over HTTP). Off unless an endpoint is set.
@@ -196,6 +224,22 @@ pub struct HttpSettings {
     /// Statements writing webhook deliveries at once (PostgreSQL with the PostgreSQL queue).
     /// Deliveries arriving while they all run wait and are written together by the next one.
     pub webhook_batch_statements: usize,
+    /// A global read-write admin API key (bootstrap). Also `RMM_SYNC_ADMIN_TOKEN`. A secret: shown
+    /// as `[REDACTED]` by `Debug` and serialized as unset, so it never reaches a log or a dump.
+    #[serde(serialize_with = "serialize_as_unset")]
+    pub admin_token: Option<SecretString>,
+}
+
+impl HttpSettings {
+    /// The bootstrap admin key, if one is set (a blank value is none).
+    pub fn admin_token(&self) -> Option<&SecretString> {
+        self.admin_token.as_ref().filter(|t| !t.expose_secret().trim().is_empty())
+    }
+}
+
+/// Serializes a secret setting as unset, whatever it holds.
+fn serialize_as_unset<S: serde::Serializer>(_: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_none()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -337,6 +381,7 @@ impl Default for Settings {
             retention: RetentionSettings::default(),
             upstream: UpstreamSettings::default(),
             telemetry: TelemetrySettings::default(),
+            events: EventsSettings::default(),
         }
     }
 }
@@ -358,6 +403,7 @@ impl Default for HttpSettings {
             api_body_limit_kib: 1024,
             webhook_unauthorized_floor_ms: 100,
             webhook_batch_statements: 2,
+            admin_token: None,
         }
     }
 }
@@ -376,7 +422,9 @@ impl Default for IngestSettings {
 
 impl Settings {
     /// Loads the settings: defaults, then `file` (or `RMM_SYNC_CONFIG`, or `./rmm-sync.toml` when it
-    /// exists), then `DATABASE_URL` and the standard `OTEL_*` variables, then `RMM_SYNC_*` variables.
+    /// exists), then the variables of [`EXACT_ENV`] (`DATABASE_URL`, the standard `OTEL_*`
+    /// variables, AlgaPSA's Redis prefixes, `RMM_SYNC_ADMIN_TOKEN`, `RMM_SYNC_EVENTS_REDIS_URL`),
+    /// then `RMM_SYNC_<SECTION>__<KEY>` variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         Self::load_from(file, std::env::vars())
     }
@@ -399,26 +447,21 @@ impl Settings {
             }
             None => {}
         }
-        if let Some(url) = lookup("DATABASE_URL").filter(|u| !u.is_empty()) {
-            figment = figment.merge(Serialized::default("database_url", url));
-        }
-        for (var, key) in [
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlp_endpoint"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "telemetry.otlp_protocol"),
-            ("OTEL_SERVICE_NAME", "telemetry.service_name"),
-        ] {
-            if let Some(value) = lookup(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
-                figment = figment.merge(Serialized::default(key, value));
+        for e in EXACT_ENV {
+            let Some(value) = lookup(e.var) else { continue };
+            let value = if e.trim { value.trim().to_owned() } else { value };
+            if !value.is_empty() || e.keep_empty {
+                figment = figment.merge(Serialized::default(e.key, value));
             }
         }
         let prefixed: Vec<(String, String)> = env
             .iter()
             .filter(|(k, _)| {
                 k.starts_with("RMM_SYNC_")
-                    && !matches!(
-                        k.as_str(),
-                        "RMM_SYNC_CONFIG" | "RMM_SYNC_ADMIN_TOKEN" | "RMM_SYNC_EVENTS_REDIS_URL" | "RMM_SYNC_TEST_JOBS"
-                    )
+                    && k.as_str() != "RMM_SYNC_CONFIG"
+                    // a test-only switch of the job registry (feature `test-jobs`), not a setting
+                    && k.as_str() != "RMM_SYNC_TEST_JOBS"
+                    && !EXACT_ENV.iter().any(|e| e.var == k)
             })
             .cloned()
             .collect();
@@ -475,6 +518,39 @@ impl Settings {
     }
 }
 
+/// An environment variable read under its own name (not `RMM_SYNC_<SECTION>__<KEY>`), and the
+/// setting it sets. These are merged above the file and below the `RMM_SYNC_<SECTION>__<KEY>`
+/// variables.
+#[derive(Debug, Clone, Copy)]
+pub struct ExactEnv {
+    pub var: &'static str,
+    /// The setting, as its TOML key.
+    pub key: &'static str,
+    /// Surrounding blanks are removed from the value.
+    trim: bool,
+    /// An empty value sets the setting to empty (otherwise it is ignored).
+    keep_empty: bool,
+}
+
+const fn exact(var: &'static str, key: &'static str, trim: bool, keep_empty: bool) -> ExactEnv {
+    ExactEnv { var, key, trim, keep_empty }
+}
+
+/// Every variable read under its own name: the standard ones of PostgreSQL tools and
+/// OpenTelemetry, AlgaPSA's names for its Redis streams, and the two `RMM_SYNC_*` names that
+/// predate the sections.
+pub const EXACT_ENV: &[ExactEnv] = &[
+    exact("DATABASE_URL", "database_url", false, false),
+    exact("OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlp_endpoint", true, false),
+    exact("OTEL_EXPORTER_OTLP_PROTOCOL", "telemetry.otlp_protocol", true, false),
+    exact("OTEL_SERVICE_NAME", "telemetry.service_name", true, false),
+    exact("RMM_SYNC_EVENTS_REDIS_URL", "events.redis_url", false, false),
+    // AlgaPSA reads these with an empty value as an empty prefix; so do we.
+    exact("REDIS_PREFIX", "events.redis_prefix", false, true),
+    exact("REDIS_EVENT_STREAM_PREFIX", "events.stream_prefix", false, true),
+    exact("RMM_SYNC_ADMIN_TOKEN", "http.admin_token", false, false),
+];
+
 /// `RMM_SYNC_*` variables as a figment provider, from an explicit list (no process-global reads).
 fn env_provider(vars: Vec<(String, String)>) -> impl figment::Provider {
     // figment's Env provider reads the process environment; to keep `load_from` pure the given
@@ -485,7 +561,12 @@ fn env_provider(vars: Vec<(String, String)>) -> impl figment::Provider {
         if path.iter().any(String::is_empty) {
             continue;
         }
-        let parsed: figment::value::Value = value.parse().unwrap_or_else(|_| value.clone().into());
+        // A secret is taken as given: a token of digits is still a token, not a number.
+        let parsed: figment::value::Value = if path.join(".") == "http.admin_token" {
+            value.into()
+        } else {
+            value.parse().unwrap_or_else(|_| value.clone().into())
+        };
         insert_path(&mut root, &path, parsed);
     }
     Serialized::defaults(root)
@@ -589,8 +670,8 @@ mod tests {
             ]),
         )
         .unwrap();
-        let e = Settings::load_from(None, env(&[("RMM_SYNC_EVENTS__REDIS_URL", "redis://x")])).unwrap_err();
-        assert!(e.to_string().contains("events"), "{e}");
+        let e = Settings::load_from(None, env(&[("RMM_SYNC_EVENTS__REDIS_PORT", "6379")])).unwrap_err();
+        assert!(e.to_string().contains("redis_port"), "{e}");
 
         let e = Settings::load_from(Some(Path::new("/does/not/exist.toml")), env(&[])).unwrap_err();
         assert!(matches!(e, ConfigError::MissingFile(_)));
@@ -647,6 +728,74 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("sample_ratio"), "{e}");
+    }
+
+    #[test]
+    fn variables_read_under_their_own_names_are_settings() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.events.redis_url(), None);
+        assert_eq!(s.events.redis_prefix, "alga-psa:");
+        assert_eq!(s.events.stream_prefix, "event-stream:");
+        assert!(s.http.admin_token().is_none());
+
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("RMM_SYNC_EVENTS_REDIS_URL", "redis://alga:6379/0"),
+                ("REDIS_PREFIX", "tenant-a:"),
+                ("REDIS_EVENT_STREAM_PREFIX", "streams:"),
+                ("RMM_SYNC_ADMIN_TOKEN", "rmk-bootstrap-Secret-7"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.events.redis_url(), Some("redis://alga:6379/0"));
+        assert_eq!(s.events.redis_prefix, "tenant-a:");
+        assert_eq!(s.events.stream_prefix, "streams:");
+        assert_eq!(s.http.admin_token().map(|t| t.expose_secret()), Some("rmk-bootstrap-Secret-7"));
+
+        // The token is never shown or serialized.
+        assert!(!format!("{s:?}").contains("Secret-7"));
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(!json.contains("Secret-7") && json.contains("\"admin_token\":null"), "{json}");
+
+        // Empty: events off, no token; but an empty prefix is a prefix, as in AlgaPSA.
+        let s = Settings::load_from(
+            None,
+            env(&[("RMM_SYNC_EVENTS_REDIS_URL", ""), ("REDIS_PREFIX", ""), ("RMM_SYNC_ADMIN_TOKEN", "  ")]),
+        )
+        .unwrap();
+        assert_eq!(s.events.redis_url(), None);
+        assert_eq!(s.events.redis_prefix, "");
+        assert!(s.http.admin_token().is_none());
+
+        // The file keys, and the sectioned variables above the plain names.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rmm-sync.toml");
+        std::fs::write(
+            &file,
+            "[events]\nredis_url = \"redis://file\"\nredis_prefix = \"file:\"\nstream_prefix = \"fs:\"\n\
+             [http]\nadmin_token = \"from-file\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(Some(&file), env(&[])).unwrap();
+        assert_eq!(s.events.redis_url(), Some("redis://file"));
+        assert_eq!((s.events.redis_prefix.as_str(), s.events.stream_prefix.as_str()), ("file:", "fs:"));
+        assert_eq!(s.http.admin_token().map(|t| t.expose_secret()), Some("from-file"));
+        let s = Settings::load_from(
+            Some(&file),
+            env(&[
+                ("REDIS_PREFIX", "env:"),
+                ("RMM_SYNC_ADMIN_TOKEN", "from-env"),
+                ("RMM_SYNC_EVENTS__STREAM_PREFIX", "sectioned:"),
+                ("REDIS_EVENT_STREAM_PREFIX", "plain:"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.events.redis_prefix, "env:");
+        assert_eq!(s.events.stream_prefix, "sectioned:");
+        assert_eq!(s.http.admin_token().map(|t| t.expose_secret()), Some("from-env"));
+        let s = Settings::load_from(None, env(&[("RMM_SYNC_HTTP__ADMIN_TOKEN", "12345")])).unwrap();
+        assert_eq!(s.http.admin_token().map(|t| t.expose_secret()), Some("12345"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "demo")]
 mod demo;
 mod integration_cli;
 mod jobs_cli;
@@ -82,6 +83,8 @@ enum Command {
     /// database (in --dir, cleared first), runs every job kind and a few alert webhooks, prints
     /// what was synced and the URLs of the API, Swagger UI, status page and metrics, and serves
     /// until Ctrl-C. Listens on http.bind (RMM_SYNC_HTTP__BIND, default 127.0.0.1:8080).
+    /// Only in builds with the `demo` cargo feature (the default; not the container image).
+    #[cfg_attr(not(feature = "demo"), command(hide = true))]
     Demo {
         /// Where the demo keeps its database and secrets (deleted and made anew on every run).
         #[arg(long, default_value = "./data/demo", value_name = "DIR")]
@@ -193,9 +196,16 @@ async fn main() -> ExitCode {
             .await
         }
         Command::Integration(cmd) => with_runtime(settings, |rt| integration_cli::run(rt, cmd)).await,
+        #[cfg(feature = "demo")]
         Command::Demo { dir, agents_per_site, endpoints } => {
             demo::run(settings, dir, demo::DemoSize { agents_per_site, endpoints }).await
         }
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { .. } => Err(anyhow::anyhow!(
+            "this rmm-sync is built without the demo (cargo feature `demo`, on by default, left out of the \
+             container image so that it carries no simulators); run `cargo run --release -- demo` in a \
+             checkout of the source instead"
+        )),
         Command::Jobs(cmd) => {
             with_runtime(settings, |rt| async move {
                 match cmd {
@@ -254,11 +264,9 @@ async fn migrate(settings: &Settings) -> anyhow::Result<Db> {
 
 async fn runtime(settings: Settings, db: Db) -> anyhow::Result<rmm_jobs::Runtime> {
     let secrets = rmm_shared::secrets::SecretStore::from_process_env()?;
-    let events = match std::env::var("RMM_SYNC_EVENTS_REDIS_URL").ok().filter(|u| !u.is_empty()) {
+    let events = match settings.events.redis_url() {
         Some(url) => {
-            let prefix = std::env::var("REDIS_PREFIX").unwrap_or_else(|_| "alga-psa:".into());
-            let stream = std::env::var("REDIS_EVENT_STREAM_PREFIX").unwrap_or_else(|_| "event-stream:".into());
-            rmm_shared::events::EventBus::new(&url, &prefix, &stream)?
+            rmm_shared::events::EventBus::new(url, &settings.events.redis_prefix, &settings.events.stream_prefix)?
         }
         None => rmm_shared::events::EventBus::disabled(),
     };
@@ -291,7 +299,7 @@ async fn serve(settings: Settings, ingress: bool, worker: bool) -> anyhow::Resul
     let shutdown = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     if ingress {
-        let state = rmm_ingress::AppState::new(rt.clone(), rmm_ingress::AppState::bootstrap_from_env());
+        let state = rmm_ingress::AppState::new(rt.clone(), rt.settings.http.admin_token().cloned());
         let token = shutdown.clone();
         tasks.spawn(async move { rmm_ingress::serve(state, token).await.map_err(anyhow::Error::from) });
     }

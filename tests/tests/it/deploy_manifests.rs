@@ -807,7 +807,8 @@ async fn dockerfile_builds_the_binary_and_runs_it_unprivileged() {
     let tag = builder.from.trim_start_matches("rust:").split('-').next().unwrap();
     assert!(version(tag) >= version(needed), "builder {} is older than rust-version {needed}", builder.from);
     let build = builder.all("RUN").into_iter().find(|r| r.contains("cargo build")).expect("a cargo build");
-    for flag in ["--locked", "--release", "--bin rmm-sync"] {
+    // --no-default-features: the image carries no simulators (the `demo` feature).
+    for flag in ["--locked", "--release", "--no-default-features", "--bin rmm-sync"] {
         assert!(build.contains(flag), "cargo build without {flag}: {build}");
     }
 
@@ -1443,7 +1444,8 @@ fn configuration_docs_list_every_setting_and_only_real_variables() {
         if lines[i.saturating_sub(2)..i].iter().any(|l| l.contains("#[cfg(feature = \"test-jobs\")]")) {
             continue;
         }
-        for call in ["env::var(\"", "get(\"", "lookup(\"", "env = \""] {
+        // `exact("NAME", …)`: shared/src/config.rs's variables read under their own names
+        for call in ["env::var(\"", "get(\"", "lookup(\"", "env = \"", "exact(\""] {
             for (at, _) in line.match_indices(call) {
                 let name = line[at + call.len()..].split('"').next().unwrap();
                 if name.len() > 1 && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
