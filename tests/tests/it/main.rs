@@ -12,6 +12,7 @@
 //! Run one module with `cargo test -p rmm-tests --test it -- <module>::`.
 
 mod algapsa_schema;
+mod apalis_tables;
 mod cli;
 mod deploy_manifests;
 mod events;
