@@ -432,6 +432,20 @@ async fn keys_of_one_tenant_cannot_see_or_touch_another() {
     assert_eq!(status, 200);
     assert_eq!(info["secret"], json!(SECRET));
     assert!(info["url"].as_str().unwrap().ends_with(&format!("/api/webhooks/tacticalrmm?tenant={a}")));
+    // Only providers whose webhooks rmm-sync takes have a webhook set-up and a webhook route.
+    let (status, err) = ing.api(Method::GET, &format!("/tenants/{a}/integrations/tanium/webhook"), &key_a, None).await;
+    assert_eq!((status, err), (404, json!({ "error": "tanium integrations take no webhooks" })));
+    for provider in ["tanium", "ninjaone", "nope"] {
+        let resp = reqwest::Client::new()
+            .post(ing.url(&format!("/api/webhooks/{provider}?tenant={a}")))
+            .header("X-Alga-Webhook-Secret", SECRET)
+            .body(r#"{"agent_id":"x"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 404, "{provider}");
+        assert_eq!(resp.json::<serde_json::Value>().await.unwrap(), json!({ "error": "No webhook for this provider" }));
+    }
     // Settings are merged, and secrets come back masked.
     let (status, v) = ing
         .api(
