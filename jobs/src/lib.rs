@@ -91,6 +91,16 @@ impl Runtime {
         Ok(Runtime { db, queue, registry, settings, secrets, events, calls, webhook_batcher })
     }
 
+    /// What the integrations service's connection tests run with (`rmm_shared::integrations`).
+    pub fn integrations(&self) -> rmm_shared::integrations::Connection<'_> {
+        rmm_shared::integrations::Connection {
+            db: &self.db,
+            secrets: &self.secrets,
+            upstream: &self.settings.upstream,
+            calls: &self.calls,
+        }
+    }
+
     pub fn store(&self) -> JobStore {
         JobStore::new(self.db.clone())
     }

@@ -183,7 +183,7 @@ async fn populate(
         ..IntegrationInput::default()
     };
     svc::save(db, secrets, tenant, Provider::Tanium, &tanium_input).await.map_err(e)?;
-    let conn = crate::integration_cli::connection(rt);
+    let conn = rt.integrations();
     for p in [Provider::TacticalRmm, Provider::Tanium] {
         let t = svc::test(&conn, tenant, p, None).await.map_err(e)?;
         if !t.success() {

@@ -7,7 +7,7 @@ use std::io::{BufRead, IsTerminal};
 
 use clap::{Args, Subcommand};
 use rmm_jobs::Runtime;
-use rmm_shared::integrations::{self as svc, Connection, IntegrationError, IntegrationInput};
+use rmm_shared::integrations::{self as svc, IntegrationError, IntegrationInput};
 use secrecy::SecretString;
 use serde_json::Value;
 use uuid::Uuid;
@@ -102,11 +102,6 @@ pub fn service_error(e: IntegrationError) -> anyhow::Error {
     anyhow::anyhow!("{} {}", e.http_status(), e.public_message())
 }
 
-/// What the service's connection tests run with.
-pub fn connection(rt: &Runtime) -> Connection<'_> {
-    Connection { db: &rt.db, secrets: &rt.secrets, upstream: &rt.settings.upstream, calls: &rt.calls }
-}
-
 fn print(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
@@ -183,7 +178,8 @@ pub async fn run(rt: Runtime, cmd: IntegrationCommand) -> anyhow::Result<()> {
         }
         IntegrationCommand::Test { provider, tenant, totp_code } => {
             let p = svc::provider(&provider).map_err(service_error)?;
-            let outcome = svc::test(&connection(&rt), tenant, p, totp_code.as_deref()).await.map_err(service_error)?;
+            let outcome =
+                svc::test(&rt.integrations(), tenant, p, totp_code.as_deref()).await.map_err(service_error)?;
             let answer = outcome.to_json();
             print(&answer);
             if !outcome.success() {

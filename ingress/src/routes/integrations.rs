@@ -7,7 +7,7 @@ use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
-use rmm_shared::integrations::{self as svc, Connection, IntegrationInput};
+use rmm_shared::integrations::{self as svc, IntegrationInput};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -62,16 +62,6 @@ pub struct MappingPatch {
     pub client_id: Option<Option<Uuid>>,
     pub auto_sync_assets: Option<bool>,
     pub default_contact_id: Option<Option<Uuid>>,
-}
-
-/// The connection the service's tests run with.
-pub(crate) fn connection(state: &AppState) -> Connection<'_> {
-    Connection {
-        db: &state.rt.db,
-        secrets: &state.rt.secrets,
-        upstream: &state.rt.settings.upstream,
-        calls: &state.rt.calls,
-    }
 }
 
 pub struct IntegrationsApi;
@@ -135,7 +125,7 @@ impl IntegrationsApi {
     ) -> R {
         tenant_write(&auth.0, tenant.0)?;
         let provider = provider_of(&provider)?;
-        let outcome = svc::test(&connection(&state), tenant.0, provider, b.totp_code.as_deref()).await?;
+        let outcome = svc::test(&state.rt.integrations(), tenant.0, provider, b.totp_code.as_deref()).await?;
         ok(outcome.to_json())
     }
 
