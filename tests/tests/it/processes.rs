@@ -219,8 +219,21 @@ async fn ten_sigkills_at_random_points_of_a_5000_agent_sync_leave_the_rows_of_an
         let id = enqueue_sync(&rt, tenant, integration).await;
         let mut child = rmm_sync_process("worker", &store.url, dir.path()).spawn().unwrap();
         wait_status(&rt, &id, JobStatus::Running, Duration::from_secs(60)).await;
-        let point = clean_took.mul_f64(rng.random_range(0.05..0.95));
-        tokio::time::sleep(point).await;
+        // A random point of the sync: that share of the undisturbed run's time, or of its units if
+        // this run gets there sooner (the undisturbed run may have shared the machine with other
+        // tests, so this one can be faster).
+        let share = rng.random_range(0.05..0.95);
+        let running = Instant::now();
+        loop {
+            let now = rt.store().get(&id).await.unwrap().unwrap();
+            let units_done =
+                now.progress_total.is_some_and(|t| t > 0 && now.progress_processed as f64 >= share * t as f64);
+            if units_done || running.elapsed() >= clean_took.mul_f64(share) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let point = running.elapsed();
         child.start_kill().unwrap();
         child.wait().await.unwrap();
         let at_kill = rt.store().get(&id).await.unwrap().unwrap();
