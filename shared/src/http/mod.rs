@@ -73,8 +73,8 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
 }
 
-/// [`HttpConfig::max_body_bytes`] by default: 64 MiB (a page of 1,000 Tactical agents is about
-/// 3 MiB; the software list, the one large answer, is streamed).
+/// [`HttpConfig::max_body_bytes`] by default: 64 MiB (the large answers, Tactical's agent pages
+/// and software list, are streamed and not held whole).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
 
 impl Default for HttpConfig {
@@ -198,7 +198,14 @@ impl HttpClient {
             match self.attempt(&req, &policy, timeout, attempt).await.0 {
                 Attempt::Done(Ok(inner)) => {
                     let max_body = self.config.max_body_bytes;
-                    return Ok(StreamingResponse { upstream, timeout, max_body, inner });
+                    return Ok(StreamingResponse {
+                        upstream,
+                        timeout,
+                        max_body,
+                        inner,
+                        streamed: 0,
+                        stream_limit: None,
+                    });
                 }
                 Attempt::Done(Err(e)) => return Err(e),
                 Attempt::Retry(delay, err) => {

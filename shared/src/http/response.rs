@@ -28,12 +28,20 @@ impl UpstreamResponse {
 }
 
 /// A 2xx answer whose body has not been read yet.
+///
+/// Read whole ([`StreamingResponse::bytes`]), it is held to
+/// [`HttpConfig::max_body_bytes`](super::HttpConfig::max_body_bytes). Read chunk by chunk, its
+/// memory is the reader's business and there is no byte limit unless the caller sets one
+/// ([`StreamingResponse::limit`]); the request timeout still bounds the whole exchange.
 #[derive(Debug)]
 pub struct StreamingResponse {
     pub(super) upstream: String,
     pub(super) timeout: Duration,
     pub(super) max_body: usize,
     pub(super) inner: reqwest::Response,
+    /// Bytes handed out by [`StreamingResponse::chunk`] so far, and the limit on them.
+    pub(super) streamed: usize,
+    pub(super) stream_limit: Option<usize>,
 }
 
 impl StreamingResponse {
@@ -49,17 +57,35 @@ impl StreamingResponse {
         media_type(self.inner.headers())
     }
 
+    /// Refuse a body longer than `limit` bytes when read chunk by chunk: at once when its
+    /// `Content-Length` says so, else with the chunk that goes past it
+    /// ([`HttpError::TooLarge`], not retried).
+    pub fn limit(mut self, limit: usize) -> Result<Self, HttpError> {
+        if self.inner.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(HttpError::TooLarge { upstream: self.upstream, limit });
+        }
+        self.stream_limit = Some(limit);
+        Ok(self)
+    }
+
     /// The next chunk of the body, `None` at its end.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
         let upstream = self.upstream.clone();
         let timeout = self.timeout;
-        self.inner.chunk().await.map_err(|e| classify_transport(&upstream, timeout, e, 1))
+        let chunk = self.inner.chunk().await.map_err(|e| classify_transport(&upstream, timeout, e, 1))?;
+        if let (Some(c), Some(limit)) = (&chunk, self.stream_limit) {
+            self.streamed += c.len();
+            if self.streamed > limit {
+                return Err(HttpError::TooLarge { upstream, limit });
+            }
+        }
+        Ok(chunk)
     }
 
     /// Read the rest of the body (at most
     /// [`HttpConfig::max_body_bytes`](super::HttpConfig::max_body_bytes)).
     pub async fn bytes(self) -> Result<Bytes, HttpError> {
-        let StreamingResponse { upstream, timeout, max_body, inner } = self;
+        let StreamingResponse { upstream, timeout, max_body, inner, .. } = self;
         read_body(inner, max_body, &upstream).await.map_err(|e| match e {
             BodyError::TooLarge(e) => e,
             BodyError::Read(e) => classify_transport(&upstream, timeout, e, 1),
