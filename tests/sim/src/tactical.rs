@@ -583,6 +583,9 @@ struct Answer {
     status: StatusCode,
     content_type: &'static str,
     body: Vec<u8>,
+    /// A body sent as it is produced, chunk by chunk (chunked transfer, no `Content-Length`),
+    /// instead of `body`.
+    stream: Option<Box<dyn Iterator<Item = Vec<u8>> + Send>>,
     headers: Vec<(header::HeaderName, String)>,
 }
 
@@ -592,6 +595,7 @@ impl Answer {
             status,
             content_type: "application/json",
             body: serde_json::to_vec(v).unwrap_or_default(),
+            stream: None,
             headers: Vec::new(),
         }
     }
@@ -600,8 +604,28 @@ impl Answer {
         Answer::json(StatusCode::OK, v)
     }
 
+    /// A 200 answer rendered for `agent` (its `wmi_detail` padded as the fleet asks).
+    fn agent(v: &Value, agent: &SimAgent) -> Answer {
+        let body = serde_json::to_vec(&render::AgentJson { value: v, agent }).unwrap_or_default();
+        Answer { body, ..Answer::json(StatusCode::OK, &Value::Null) }
+    }
+
+    /// The whole body, a streamed one collected.
+    fn into_buffered(mut self) -> Answer {
+        if let Some(parts) = self.stream.take() {
+            self.body = parts.flatten().collect();
+        }
+        self
+    }
+
     fn html(status: StatusCode, body: &str) -> Answer {
-        Answer { status, content_type: "text/html; charset=utf-8", body: body.as_bytes().to_vec(), headers: Vec::new() }
+        Answer {
+            status,
+            content_type: "text/html; charset=utf-8",
+            body: body.as_bytes().to_vec(),
+            stream: None,
+            headers: Vec::new(),
+        }
     }
 
     fn detail(status: StatusCode, detail: &str) -> Answer {
@@ -614,7 +638,13 @@ impl Answer {
     }
 
     fn into_response(self) -> Response {
-        let mut resp = Response::builder().status(self.status).content_type(self.content_type).body(self.body);
+        let builder = Response::builder().status(self.status).content_type(self.content_type);
+        let mut resp = match self.stream {
+            Some(parts) => {
+                builder.body(poem::Body::from_bytes_stream(futures::stream::iter(parts.map(Ok::<_, std::io::Error>))))
+            }
+            None => builder.body(self.body),
+        };
         for (name, value) in self.headers {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 resp.headers_mut().insert(name, v);
@@ -693,6 +723,9 @@ impl Endpoint for SimEndpoint {
             }
         };
         let mut answer = answer;
+        if truncate {
+            answer = answer.into_buffered();
+        }
         if truncate && answer.body.len() > 1 {
             let half = answer.body.len() / 2;
             answer.body.truncate(half);
@@ -821,14 +854,11 @@ impl SimEndpoint {
                 None => Answer::detail(StatusCode::NOT_FOUND, "No Site matches the given query."),
             },
             (Route::BetaAgents, Method::GET) => match filter_agents(f, &q) {
-                Ok(agents) => {
-                    let items = agents.into_iter().map(render::beta_list_row).collect();
-                    self.paginate(items, path, &q)
-                }
+                Ok(agents) => self.agent_page(&agents, path, &q),
                 Err(a) => a,
             },
             (Route::BetaAgent(id), Method::GET) => match id.parse::<i64>().ok().and_then(|id| f.agent(id)) {
-                Some(a) => Answer::ok(&render::beta_detail(a, now)),
+                Some(a) => Answer::agent(&render::beta_detail(a, now), a),
                 None => Answer::detail(StatusCode::NOT_FOUND, "No Agent matches the given query."),
             },
             (Route::Agents, Method::GET) => {
@@ -861,7 +891,7 @@ impl SimEndpoint {
             (Route::Agent(agent_id), Method::GET) => match f.by_agent_id(&agent_id) {
                 Some(a) => {
                     let s = f.site(a.site);
-                    Answer::ok(&render::agent_detail(a, s, s.and_then(|s| f.client(s.client)), now))
+                    Answer::agent(&render::agent_detail(a, s, s.and_then(|s| f.client(s.client)), now), a)
                 }
                 None => Answer::detail(StatusCode::NOT_FOUND, "No Agent matches the given query."),
             },
@@ -971,19 +1001,53 @@ impl SimEndpoint {
     /// DRF `StandardResultsSetPagination`: default 100, `page_size` capped at 1000, 404
     /// `Invalid page.` out of range, absolute `next`/`previous`.
     fn paginate(&self, items: Vec<Value>, path: &str, q: &Query) -> Answer {
+        let w = match self.page_window(items.len(), path, q) {
+            Ok(w) => w,
+            Err(a) => return a,
+        };
+        let results: Vec<Value> = items.into_iter().skip(w.start).take(w.end - w.start).collect();
+        Answer::ok(&json!({"count": w.count, "next": w.next, "previous": w.previous, "results": results}))
+    }
+
+    /// The agents page as [`Self::paginate`] makes it, rendering only the page's agents. With a
+    /// padded `wmi_detail` ([`FleetSpec::wmi_detail_kb`]) the page is sent as it is rendered, one
+    /// agent at a time, so the simulator never holds a page of padded agents.
+    fn agent_page(&self, agents: &[&SimAgent], path: &str, q: &Query) -> Answer {
+        let w = match self.page_window(agents.len(), path, q) {
+            Ok(w) => w,
+            Err(a) => return a,
+        };
+        let page: Vec<SimAgent> = agents[w.start..w.end].iter().map(|a| (*a).clone()).collect();
+        let padded = page.iter().any(|a| a.wmi_detail_kb > 0);
+        let head = format!(r#"{{"count":{},"next":{},"previous":{},"results":["#, w.count, w.next, w.previous);
+        let rows = page.into_iter().enumerate().map(|(i, a)| {
+            let mut out = if i == 0 { Vec::new() } else { vec![b','] };
+            let row = render::beta_list_row(&a);
+            serde_json::to_writer(&mut out, &render::AgentJson { value: &row, agent: &a }).unwrap_or_default();
+            out
+        });
+        let parts = std::iter::once(head.into_bytes()).chain(rows).chain(std::iter::once(b"]}".to_vec()));
+        if padded {
+            Answer { stream: Some(Box::new(parts)), ..Answer::json(StatusCode::OK, &Value::Null) }
+        } else {
+            Answer { body: parts.flatten().collect(), ..Answer::json(StatusCode::OK, &Value::Null) }
+        }
+    }
+
+    /// Which items of `count` a `page`/`page_size` query asks for, with its links.
+    fn page_window(&self, count: usize, path: &str, q: &Query) -> Result<PageWindow, Answer> {
         let size = qget(q, "page_size")
             .and_then(|v| v.parse::<usize>().ok())
             .filter(|n| *n > 0)
             .map(|n| n.min(1000))
             .unwrap_or(100);
-        let count = items.len();
         let pages = count.div_ceil(size).max(1);
         let page = match qget(q, "page") {
             None => 1,
             Some("last") => pages,
             Some(v) => match v.parse::<usize>() {
                 Ok(n) if n >= 1 && n <= pages => n,
-                _ => return Answer::detail(StatusCode::NOT_FOUND, "Invalid page."),
+                _ => return Err(Answer::detail(StatusCode::NOT_FOUND, "Invalid page.")),
             },
         };
         let link = |p: usize| -> String {
@@ -1002,14 +1066,24 @@ impl SimEndpoint {
                 format!("{}{path}?{qs}", self.state.base_url)
             }
         };
-        let results: Vec<Value> = items.into_iter().skip((page - 1) * size).take(size).collect();
-        Answer::ok(&json!({
-            "count": count,
-            "next": if page < pages { Value::from(link(page + 1)) } else { Value::Null },
-            "previous": if page > 1 { Value::from(link(page - 1)) } else { Value::Null },
-            "results": results,
-        }))
+        let start = ((page - 1) * size).min(count);
+        Ok(PageWindow {
+            count,
+            start,
+            end: (start + size).min(count),
+            next: if page < pages { Value::from(link(page + 1)) } else { Value::Null },
+            previous: if page > 1 { Value::from(link(page - 1)) } else { Value::Null },
+        })
     }
+}
+
+/// One page of a paginated list: `start..end` of `count` items, and the page's links.
+struct PageWindow {
+    count: usize,
+    start: usize,
+    end: usize,
+    next: Value,
+    previous: Value,
 }
 
 fn parse_filter_datetime(v: &str) -> Option<DateTime<Utc>> {

@@ -27,6 +27,11 @@ pub struct FleetSpec {
     pub custom_threshold_share: f64,
     /// Alerts generated (spread over agents; some resolved, snoozed or hidden).
     pub alerts: usize,
+    /// When above 0, every agent's `wmi_detail` is padded to about this many KB with more of
+    /// what real agents report (Windows: `os`, `mem`, `usb`, `desktop_monitor` and
+    /// `network_adapter` WMI sections; Linux: more `disks`), leaving every value the sync reads
+    /// as it was. Real agents send 20–100 KB.
+    pub wmi_detail_kb: usize,
 }
 
 impl Default for FleetSpec {
@@ -43,6 +48,7 @@ impl Default for FleetSpec {
             no_user_share: 0.35,
             custom_threshold_share: 0.1,
             alerts: 10,
+            wmi_detail_kb: 0,
         }
     }
 }
@@ -136,6 +142,8 @@ pub struct SimAgent {
     pub patches_last_installed: Option<DateTime<Utc>>,
     pub created_time: DateTime<Utc>,
     pub hardware: Hardware,
+    /// [`FleetSpec::wmi_detail_kb`]: the size `wmi_detail` is padded to (0: not padded).
+    pub wmi_detail_kb: usize,
     /// `GET /software/` items (objects with the fixture's keys; some only `name`/`version`).
     pub software: Vec<Value>,
 }
@@ -234,6 +242,8 @@ pub struct Fleet {
     pub next_agent_id: i64,
     pub next_alert_id: i64,
     pub seed: u64,
+    /// [`FleetSpec::wmi_detail_kb`], for agents added later.
+    pub wmi_detail_kb: usize,
 }
 
 const CLIENT_NAMES: &[&str] = &[
@@ -340,7 +350,13 @@ impl Fleet {
     pub fn generate(spec: &FleetSpec, now: DateTime<Utc>) -> Fleet {
         let mut rng = StdRng::seed_from_u64(spec.seed);
         let created = now - Duration::days(30);
-        let mut fleet = Fleet { next_agent_id: 1, next_alert_id: 1, seed: spec.seed, ..Fleet::default() };
+        let mut fleet = Fleet {
+            next_agent_id: 1,
+            next_alert_id: 1,
+            seed: spec.seed,
+            wmi_detail_kb: spec.wmi_detail_kb,
+            ..Fleet::default()
+        };
         let mut site_id = 0;
         for c in 0..spec.clients {
             let base = CLIENT_NAMES[c % CLIENT_NAMES.len()];
@@ -395,7 +411,12 @@ impl Fleet {
             StdRng::seed_from_u64(self.seed ^ (self.next_agent_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let agent = self.make_agent(
             &mut rng,
-            &FleetSpec { offline_share: 0.0, overdue_share: 0.0, ..FleetSpec::default() },
+            &FleetSpec {
+                offline_share: 0.0,
+                overdue_share: 0.0,
+                wmi_detail_kb: self.wmi_detail_kb,
+                ..FleetSpec::default()
+            },
             site,
             now,
         );
@@ -527,6 +548,7 @@ impl Fleet {
                 disk_caption,
                 disk_bytes: (disk_gb as u64) << 30,
             },
+            wmi_detail_kb: spec.wmi_detail_kb,
             software,
         }
     }

@@ -1,7 +1,11 @@
 //! Renders the fleet in the exact JSON shapes of Tactical RMM 1.5.1 (see the fixtures).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde_json::{Map, Value, json};
 
 use super::fleet::{Fleet, Plat, SimAgent, SimAlert, SimClient, SimSite};
 
@@ -69,6 +73,194 @@ pub fn wmi_detail(a: &SimAgent) -> Value {
             "make_model": a.make_model(),
             "serialnumber": h.serial,
         }),
+    }
+}
+
+/// What pads an agent's `wmi_detail` to about [`SimAgent::wmi_detail_kb`] KB: more of what real
+/// agents report, none of it read by the sync. Windows agents get the WMI sections the Tactical
+/// agent collects besides the ones [`wmi_detail`] renders (`os`, `mem`, `desktop_monitor`, and as
+/// many `usb` controllers and `network_adapter`s as the size takes); Linux agents get more `disks`
+/// (iSCSI LUNs), which Tactical's computed `physical_disks` lists too.
+#[derive(Debug)]
+pub struct WmiPadding {
+    /// Windows: sections added to `wmi_detail`.
+    sections: Map<String, Value>,
+    /// Linux: entries added to `wmi_detail.disks` and `physical_disks`.
+    disks: Vec<Value>,
+}
+
+/// What [`wmi_detail`] renders without padding, about (the padding makes up the rest).
+const UNPADDED_WMI_BYTES: usize = 700;
+
+impl WmiPadding {
+    /// The padding for `kb` KB, built once per size and shared.
+    pub fn for_kb(kb: usize) -> Option<Arc<WmiPadding>> {
+        static CACHE: OnceLock<Mutex<HashMap<usize, Arc<WmiPadding>>>> = OnceLock::new();
+        if kb == 0 {
+            return None;
+        }
+        let mut cache = CACHE.get_or_init(Mutex::default).lock().unwrap_or_else(|e| e.into_inner());
+        Some(cache.entry(kb).or_insert_with(|| Arc::new(WmiPadding::new(kb))).clone())
+    }
+
+    fn new(kb: usize) -> WmiPadding {
+        let target = (kb * 1024).saturating_sub(UNPADDED_WMI_BYTES);
+        let size = |v: &Value| serde_json::to_vec(v).map(|b| b.len() + 1).unwrap_or(0);
+        let mut sections = Map::new();
+        sections.insert(
+            "os".into(),
+            json!([[{
+                "Caption": "Microsoft Windows 11 Pro", "Version": "10.0.22631", "BuildNumber": "22631",
+                "OSArchitecture": "64-bit", "InstallDate": "20240611093012.000000+120",
+                "LastBootUpTime": "20261128071502.500000+060", "SystemDirectory": "C:\\WINDOWS\\system32",
+                "SerialNumber": "00330-80000-00000-AA000", "RegisteredUser": "user@example.com",
+                "TotalVisibleMemorySize": "16506392", "FreePhysicalMemory": "7312044", "NumberOfUsers": 2,
+                "Locale": "0409", "CodeSet": "1252", "ServicePackMajorVersion": 0, "Status": "OK"
+            }]]),
+        );
+        sections.insert("mem".into(), json!([
+            [{"BankLabel": "BANK 0", "Capacity": "8589934592", "DeviceLocator": "ChannelA-DIMM0",
+              "Manufacturer": "Samsung", "PartNumber": "M471A1K43DB1-CWE", "SerialNumber": "4A5B6C7D", "Speed": 3200}],
+            [{"BankLabel": "BANK 2", "Capacity": "8589934592", "DeviceLocator": "ChannelB-DIMM0",
+              "Manufacturer": "Samsung", "PartNumber": "M471A1K43DB1-CWE", "SerialNumber": "4A5B6C7E", "Speed": 3200}]
+        ]));
+        sections.insert("desktop_monitor".into(), json!([[{
+            "Caption": "Generic PnP Monitor", "DeviceID": "DesktopMonitor1", "MonitorManufacturer": "(Standard monitor types)",
+            "PNPDeviceID": "DISPLAY\\DELA0F4\\5&2B0F1F6B&0&UID4352", "ScreenHeight": 1080, "ScreenWidth": 1920, "Status": "OK"
+        }]]));
+        let mut used: usize = sections.values().map(size).sum();
+        let (mut usb, mut adapters) = (Vec::new(), Vec::new());
+        for i in 0.. {
+            if used >= target {
+                break;
+            }
+            let (list, entry) =
+                if i % 4 == 0 { (&mut usb, usb_controller(i)) } else { (&mut adapters, network_adapter(i)) };
+            used += size(&entry);
+            list.push(entry);
+        }
+        sections.insert("usb".into(), Value::Array(usb));
+        sections.insert("network_adapter".into(), Value::Array(adapters));
+        let mut disks = Vec::new();
+        let mut used = 0;
+        while used < target {
+            let n = disks.len();
+            let d = Value::from(format!("LIO-ORG lun{n:04} iSCSI HDD sd{} 100.0 GB", disk_letters(n + 1)));
+            used += size(&d);
+            disks.push(d);
+        }
+        WmiPadding { sections, disks }
+    }
+}
+
+/// One `usb` WMI instance (`Win32_USBController`).
+fn usb_controller(i: usize) -> Value {
+    json!([{
+        "Caption": format!("Intel(R) USB 3.10 eXtensible Host Controller - 1.20 (Microsoft) #{i}"),
+        "DeviceID": format!("PCI\\VEN_8086&DEV_A0ED&SUBSYS_22DA17AA&REV_20\\3&11583659&0&{:02X}", i % 256),
+        "Manufacturer": "Generic USB xHCI Host Controller", "Name": "USB xHCI Compliant Host Controller",
+        "PNPDeviceID": format!("PCI\\VEN_8086&DEV_A0ED\\3&11583659&0&{:02X}", i % 256),
+        "ProtocolSupported": 16, "Status": "OK", "SystemName": "DESKTOP"
+    }])
+}
+
+/// One `network_adapter` WMI instance (`Win32_NetworkAdapter`): miniports and virtual adapters,
+/// as many as real machines list.
+fn network_adapter(i: usize) -> Value {
+    const KINDS: [&str; 5] = [
+        "WAN Miniport (SSTP)",
+        "WAN Miniport (IKEv2)",
+        "Hyper-V Virtual Ethernet Adapter",
+        "Bluetooth Device (Personal Area Network)",
+        "Microsoft Kernel Debug Network Adapter",
+    ];
+    let kind = KINDS[i % KINDS.len()];
+    json!([{
+        "Caption": format!("[{i:08}] {kind}"), "AdapterType": "Ethernet 802.3", "Availability": 3,
+        "Description": kind, "DeviceID": i.to_string(), "GUID": format!("{{{i:08X}-6B4F-4E3D-9A10-1C2D3E4F5A6B}}"),
+        "Index": i, "Installed": true, "InterfaceIndex": 10 + i,
+        "MACAddress": format!("00:15:5D:{:02X}:{:02X}:{:02X}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff),
+        "Manufacturer": "Microsoft", "MaxNumberControlled": 0, "Name": kind, "NetEnabled": false,
+        "PNPDeviceID": format!("SWD\\MSRRAS\\MS_{i:04}MINIPORT"), "PhysicalAdapter": false,
+        "PowerManagementSupported": false, "ProductName": kind, "ServiceName": "RasSstp",
+        "Speed": "9223372036854775807", "SystemName": "DESKTOP", "TimeOfLastReset": "20261128071502.500000+060"
+    }])
+}
+
+/// `a`, `b`, …, `z`, `aa`, … (Linux disk names after `sda`).
+fn disk_letters(mut n: usize) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'a' + (n % 26) as u8);
+        n /= 26;
+        if n == 0 {
+            break;
+        }
+        n -= 1;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// An agent answer (a rendered row or detail of `agent`) as JSON, its `wmi_detail` padded as
+/// [`SimAgent::wmi_detail_kb`] asks, without copying the padding into the value.
+pub struct AgentJson<'a> {
+    pub value: &'a Value,
+    pub agent: &'a SimAgent,
+}
+
+impl Serialize for AgentJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (Some(pad), Value::Object(m)) = (WmiPadding::for_kb(self.agent.wmi_detail_kb), self.value) else {
+            return self.value.serialize(s);
+        };
+        let linux = self.agent.plat == Plat::Linux;
+        let mut map = s.serialize_map(Some(m.len()))?;
+        for (k, v) in m {
+            match (k.as_str(), v) {
+                ("wmi_detail", Value::Object(wmi)) => map.serialize_entry(k, &PaddedWmi { wmi, pad: &pad, linux })?,
+                ("physical_disks", Value::Array(d)) if linux => map.serialize_entry(k, &Chain(d, &pad.disks))?,
+                _ => map.serialize_entry(k, v)?,
+            }
+        }
+        map.end()
+    }
+}
+
+struct PaddedWmi<'a> {
+    wmi: &'a Map<String, Value>,
+    pad: &'a WmiPadding,
+    linux: bool,
+}
+
+impl Serialize for PaddedWmi<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.wmi {
+            match (k.as_str(), v) {
+                ("disks", Value::Array(d)) if self.linux => map.serialize_entry(k, &Chain(d, &self.pad.disks))?,
+                _ => map.serialize_entry(k, v)?,
+            }
+        }
+        if !self.linux {
+            for (k, v) in &self.pad.sections {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// Two arrays as one.
+struct Chain<'a>(&'a [Value], &'a [Value]);
+
+impl Serialize for Chain<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len() + self.1.len()))?;
+        for v in self.0.iter().chain(self.1) {
+            seq.serialize_element(v)?;
+        }
+        seq.end()
     }
 }
 
