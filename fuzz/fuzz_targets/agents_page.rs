@@ -1,5 +1,6 @@
-//! An agent list page (`GET /beta/v1/agent/`, `GET /agents/`) or one agent's detail, and
-//! everything the sync derives from each agent: its scope, status and device snapshot.
+//! An agent list page (`GET /beta/v1/agent/`, `GET /agents/`) or one agent's detail, read from
+//! the bytes and from a parsed value, and everything the sync derives from each agent: its scope,
+//! status and device snapshot.
 #![no_main]
 
 use chrono::Utc;
@@ -18,6 +19,13 @@ fn derive(agent: &Agent) {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // As the client reads them: from the bytes, each agent in its compact form.
+    if let Ok(page) = parse::read_agent_page(data) {
+        page.items.iter().for_each(derive);
+    }
+    if let Ok(agent) = parse::agent_detail_from_slice(data) {
+        derive(&agent);
+    }
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else { return };
     if let Ok((agents, _)) = parse::records::<Agent>(value.clone()) {
         agents.iter().for_each(derive);

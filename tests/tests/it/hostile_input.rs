@@ -8,7 +8,7 @@ use chrono::Utc;
 use proptest::prelude::*;
 use rmm_shared::providers::tactical::alerts::{parse_alert_time, parse_webhook, polled_alert};
 use rmm_shared::providers::tactical::mapping::{MappingContext, SiteIndex, agent_snapshot};
-use rmm_shared::providers::tactical::model::{Agent, Alert, Client, RawRecord, Site, SoftwareRow};
+use rmm_shared::providers::tactical::model::{Agent, Alert, Client, NOT_KEPT, RawRecord, Site, SoftwareRow, WmiFacts};
 use rmm_shared::providers::tactical::parse;
 use rmm_shared::providers::tactical::sync::software_items;
 use rmm_shared::providers::webhook_tenant;
@@ -306,6 +306,17 @@ fn list_answer(record: BoxedStrategy<Value>) -> impl Strategy<Value = Value> {
     ]
 }
 
+/// An agent record as [`Agent::raw`] keeps it.
+fn without_blobs(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Value::Object(m) = &mut v {
+        for k in NOT_KEPT {
+            m.remove(k);
+        }
+    }
+    v
+}
+
 fn derive_agent(agent: &Agent) {
     let _ = (agent.local_ips(), agent.serial_number(), agent.make_model(), agent.cpu_models());
     let _ = (agent.cpu_cores(), agent.disks(), agent.last_seen_at(), agent.boot_time_at());
@@ -386,8 +397,37 @@ proptest! {
     #[test]
     fn single_agents_never_panic(v in agent_record()) {
         let agent = parse::agent_detail(v.clone()).expect("every field is read leniently");
-        prop_assert_eq!(agent.raw(), &v);
+        prop_assert_eq!(agent.raw(), &without_blobs(&v));
         derive_agent(&agent);
+    }
+
+    /// An agent page read from its bytes as they arrive gives the agents a parse of the whole
+    /// answer gives, and fails exactly when it fails; what each agent keeps of `wmi_detail` gives
+    /// what its whole tree gives.
+    #[test]
+    fn agent_pages_read_as_a_stream_match_a_whole_parse(v in list_answer(agent_record())) {
+        let bytes = serde_json::to_vec(&v).unwrap();
+        // The same bytes parsed whole (a float read back may differ from the generated one).
+        let whole: Value = serde_json::from_slice(&bytes).unwrap();
+        let streamed = parse::read_agent_page(&bytes[..]);
+        match parse::records::<Agent>(whole.clone()) {
+            Ok((agents, has_next)) => {
+                let page = streamed.expect("the stream reads what the whole parse reads");
+                prop_assert_eq!(page.has_next, has_next);
+                prop_assert_eq!(page.items.len(), agents.len());
+                let records = match &whole {
+                    Value::Array(a) => a.clone(),
+                    o => o["results"].as_array().cloned().unwrap_or_default(),
+                };
+                for ((s, w), record) in page.items.iter().zip(&agents).zip(&records) {
+                    prop_assert_eq!(format!("{s:?}"), format!("{w:?}"));
+                    prop_assert_eq!(s.raw(), &without_blobs(record));
+                    let tree = record.get("wmi_detail").filter(|w| w.is_object());
+                    prop_assert_eq!(&s.wmi, &tree.map(|t| WmiFacts::from_wmi_detail(t, s.is_posix())));
+                }
+            }
+            Err(_) => prop_assert!(streamed.is_err()),
+        }
     }
 
 }
@@ -448,6 +488,12 @@ proptest! {
         let _ = parse::read_software_rows(&body[..], |_| true);
     }
 
+    #[test]
+    fn agent_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = parse::read_agent_page(&body[..]);
+        let _ = parse::agent_detail_from_slice(&body);
+    }
+
     /// The recorded answers, cut short and with bytes changed, through every parser.
     #[test]
     fn damaged_recorded_answers_never_panic(
@@ -462,6 +508,12 @@ proptest! {
         }
         bytes.truncate(cut.index(bytes.len() + 1));
         let _ = parse::read_software_rows(&bytes[..], |_| true);
+        if let Ok(page) = parse::read_agent_page(&bytes[..]) {
+            page.items.iter().for_each(derive_agent);
+        }
+        if let Ok(agent) = parse::agent_detail_from_slice(&bytes) {
+            derive_agent(&agent);
+        }
         if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
             every_parser(&v);
         }

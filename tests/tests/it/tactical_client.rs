@@ -12,7 +12,10 @@ use rmm_shared::providers::tactical::error::{
     MSG_5XX, MSG_401, MSG_404, MSG_429, MSG_DASHBOARD_HOST, MSG_INVALID_RESPONSE, MSG_UNREACHABLE,
 };
 use rmm_shared::providers::tactical::mapping::{self, AgentScope, MappingContext, SiteIndex};
-use rmm_shared::providers::tactical::model::{Agent, Alert, Client, Page, RawRecord, Site, SoftwareRow};
+use rmm_shared::providers::tactical::model::{
+    Agent, Alert, Client, NOT_KEPT, Page, RawRecord, Site, SoftwareRow, WmiFacts,
+};
+use rmm_shared::providers::tactical::parse;
 use rmm_shared::providers::tactical::{
     AgentQuery, CheckCreds, FnTokenSink, TacticalAuth, TacticalClient, TacticalConfig, TacticalError, TokenSink,
 };
@@ -21,7 +24,7 @@ use rmm_tests::sim::tactical::{
     TOTP_PASSWORD, TOTP_USERNAME, TacticalSim,
 };
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 // ---- helpers ------------------------------------------------------------------------------------
@@ -237,7 +240,7 @@ fn every_recorded_beta_agent_maps_correctly() {
 
         let meta = snap.metadata.as_ref().unwrap();
         assert_eq!(meta["site_id"], Value::from(v["site"].as_i64().unwrap().to_string()));
-        assert_eq!(meta["raw"], v, "raw is the whole agent object");
+        assert_eq!(meta["raw"], without_blobs(&v), "raw is the agent object without wmi_detail and services");
     }
 }
 
@@ -329,6 +332,127 @@ fn recorded_lists_parse() {
     assert_eq!(rows.len(), 30);
     assert!(rows.iter().all(|r| r.agent > 0 && !r.software.is_empty()));
     assert!(rows.iter().flat_map(|r| &r.software).any(|i| i.publisher.is_none()), "some items are name+version only");
+}
+
+fn fixture_bytes(name: &str) -> Vec<u8> {
+    let path = format!("{}/../../shared/fixtures/tactical-rmm-1.5.1/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
+/// A record as [`Agent::raw`] keeps it: without the inventory blobs.
+fn without_blobs(v: &Value) -> Value {
+    let mut v = v.clone();
+    let m = v.as_object_mut().unwrap();
+    for k in NOT_KEPT {
+        m.remove(k);
+    }
+    v
+}
+
+/// A recorded agent page read from its bytes as they arrive: each agent keeps its record without
+/// `wmi_detail` and `services`, and from `wmi_detail` exactly what its whole tree gives, which is
+/// what Tactical itself computes.
+#[test]
+fn recorded_agent_page_reads_compactly() {
+    let page = parse::read_agent_page(&fixture_bytes("beta_agents_p1000.json")[..]).unwrap();
+    let whole = fixture("beta_agents_p1000.json");
+    let records = whole["results"].as_array().unwrap();
+    assert!(!page.has_next);
+    assert_eq!(page.items.len(), records.len());
+    let table: HashMap<String, Value> = fixture("agents.json")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["agent_id"].as_str().unwrap().to_owned(), r.clone()))
+        .collect();
+    let (mut windows, mut linux) = (0, 0);
+    for (agent, v) in page.items.iter().zip(records) {
+        let id = agent.agent_id.clone().unwrap();
+        assert_eq!(agent.raw(), &without_blobs(v), "{id}");
+        assert!(v.get("wmi_detail").is_some_and(Value::is_object) && v.get("services").is_some());
+        let facts = agent.wmi.clone().expect("wmi_detail is read");
+        assert_eq!(facts, WmiFacts::from_wmi_detail(&v["wmi_detail"], agent.is_posix()), "{id}");
+        let t = &table[&id];
+        assert_eq!(facts.serial_number.as_deref(), t["serial_number"].as_str(), "{id}");
+        assert_eq!(facts.local_ips.join(", "), t["local_ips"].as_str().unwrap(), "{id}");
+        assert_eq!(facts.make_model.as_deref(), t["make_model"].as_str(), "{id}");
+        let cpus: Vec<String> = t["cpu_model"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().into()).collect();
+        assert_eq!(facts.cpu_models, cpus, "{id}");
+        if agent.is_posix() {
+            linux += 1;
+            assert_eq!(facts.cpu_cores, None);
+        } else {
+            windows += 1;
+            assert!(facts.cpu_cores.is_some_and(|n| n > 0), "{id}");
+        }
+    }
+    assert!(windows > 0 && linux > 0);
+}
+
+/// The detail answers read from their bytes: the record without the blobs, and from
+/// `wmi_detail` the values Tactical computed into the same answer.
+#[test]
+fn recorded_agent_details_read_compactly() {
+    for name in ["agent_detail.json", "beta_agent_1.json"] {
+        let agent = parse::agent_detail_from_slice(&fixture_bytes(name)).unwrap();
+        let v = fixture(name);
+        assert_eq!(agent.raw(), &without_blobs(&v), "{name}");
+        let facts = agent.wmi.clone().expect("wmi_detail is read");
+        assert_eq!(facts.local_ips.join(", "), v["local_ips"].as_str().unwrap(), "{name}");
+        assert_eq!(facts.make_model.as_deref(), v["make_model"].as_str(), "{name}");
+        let cpus: Vec<String> = v["cpu_model"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().into()).collect();
+        assert_eq!(facts.cpu_models, cpus, "{name}");
+        assert_eq!(facts.serial_number.as_deref(), Some("5B94E13675"), "{name}");
+    }
+    let err = parse::agent_detail_from_slice(b"[1, 2]").unwrap_err();
+    assert!(err.to_string().contains("expected an agent object"), "{err}");
+}
+
+/// Real agents send far more WMI than the recording: more sections, dozens of properties per
+/// object, adapters without addresses, more disks. None of it changes what is read, and none of
+/// it is kept.
+#[test]
+fn large_wmi_detail_reads_like_the_recorded_one() {
+    let filler = |n: usize| -> Value {
+        (0..n).map(|i| (format!("Property{i}"), Value::from("x".repeat(40)))).collect::<serde_json::Map<_, _>>().into()
+    };
+    let records = fixture("beta_agents_p1000.json")["results"].as_array().unwrap().clone();
+    for v in records {
+        let recorded = Agent::from_value(v.clone()).unwrap();
+        let mut big = v.clone();
+        let wmi = big["wmi_detail"].as_object_mut().unwrap();
+        if recorded.is_posix() {
+            let disks = wmi["disks"].as_array_mut().unwrap();
+            disks.extend((0..2000).map(|i| Value::from(format!("LIO-ORG lun{i:04} iSCSI HDD sdx 100.0 GB"))));
+        } else {
+            // More properties on every object the mapping reads, after the ones it reads.
+            for section in ["cpu", "bios", "comp_sys", "comp_sys_prod", "base_board", "network_config"] {
+                for instance in wmi[section].as_array_mut().unwrap() {
+                    for obj in instance.as_array_mut().unwrap() {
+                        obj.as_object_mut().unwrap().extend(filler(40).as_object().unwrap().clone());
+                    }
+                }
+            }
+            // Adapters without an address (Tactical lists every WAN miniport).
+            let adapters = wmi["network_config"].as_array_mut().unwrap();
+            for i in 0..20 {
+                let mut obj = filler(30);
+                obj["IPAddress"] = Value::Null;
+                obj["Description"] = Value::from(format!("WAN Miniport {i}"));
+                adapters.insert(0, json!([obj]));
+            }
+            for section in ["os", "mem", "usb", "network_adapter", "desktop_monitor"] {
+                wmi.insert(section.into(), Value::Array((0..60).map(|_| json!([filler(30)])).collect()));
+            }
+        }
+        big["services"] = Value::Array((0..200).map(|_| filler(8)).collect());
+        let bytes = serde_json::to_vec(&big).unwrap();
+        assert!(bytes.len() > 60_000, "{} bytes", bytes.len());
+        let read = parse::agent_detail_from_slice(&bytes).unwrap();
+        assert_eq!(read.wmi, recorded.wmi, "{:?}", recorded.agent_id);
+        assert_eq!(read.raw(), recorded.raw());
+        assert_eq!(read.wmi, Some(WmiFacts::from_wmi_detail(&big["wmi_detail"], read.is_posix())));
+    }
 }
 
 // ---- simulator fidelity --------------------------------------------------------------------------
@@ -762,20 +886,30 @@ async fn timeouts_are_bounded() {
 }
 
 /// A 2xx answer over the body limit is refused once its length is known (declared, or counted
-/// while a chunked body arrives), without reading the rest and without a retry.
+/// while a chunked body arrives), without reading the rest and without a retry. Agent pages are
+/// streamed, never held whole: the body limit does not apply to them, their own page limit does.
 #[tokio::test]
 async fn answers_over_the_body_limit_are_refused_unread() {
     use rmm_shared::http::HttpError;
     let sim = TacticalSim::start_default().await.unwrap();
     let mut config = TacticalConfig::new(sim.base_url(), TacticalAuth::ApiKey(DEFAULT_API_KEY.to_owned().into()));
-    config.http = HttpConfig { max_body_bytes: 4096, ..fast_http() };
-    let client = TacticalClient::new(config).unwrap();
+    config.http = HttpConfig { max_body_bytes: 1024, ..fast_http() };
+    let client = TacticalClient::new(config.clone()).unwrap();
     client.list_clients().await.expect("a small answer passes");
+    let agents = client.list_agents(&AgentQuery::default()).await.expect("a streamed page passes");
+    assert_eq!(agents.len(), sim.agent_count());
+    let err = client.get_agent(&agents[0].agent_id.clone().unwrap()).await.unwrap_err();
+    assert!(matches!(&err, TacticalError::Http(HttpError::TooLarge { limit: 1024, .. })), "{err:?}");
+    assert!(err.to_string().starts_with("Tactical RMM sent an answer larger than"), "{err}");
+    assert_eq!(sim.hits("GET /agents/{agent_id}/"), 1, "not retried");
+    assert_no_secret(&err, &[DEFAULT_API_KEY]);
+
+    sim.reset_counters();
+    config.max_page_bytes = 4096;
+    let client = TacticalClient::new(config).unwrap();
     let err = client.list_agents(&AgentQuery::default()).await.unwrap_err();
     assert!(matches!(&err, TacticalError::Http(HttpError::TooLarge { limit: 4096, .. })), "{err:?}");
-    assert!(err.to_string().starts_with("Tactical RMM sent an answer larger than"), "{err}");
     assert_eq!(sim.hits("GET /beta/v1/agent/"), 1, "not retried");
-    assert_no_secret(&err, &[DEFAULT_API_KEY]);
 
     // Chunked, no Content-Length: cut off at the first chunk past the limit; the server is still
     // sending when the client gives up.
@@ -807,6 +941,77 @@ async fn answers_over_the_body_limit_are_refused_unread() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let total = sent.load(std::sync::atomic::Ordering::Relaxed);
     assert!(total < 100_000 * 1024, "the client stopped reading ({total} bytes sent)");
+}
+
+/// A streamed page (chunked, no `Content-Length`) is cut off at the chunk past the page limit,
+/// without a retry; within the limit, pages of agents with 100 KB of `wmi_detail` each read
+/// like the recorded sizes.
+#[tokio::test]
+async fn large_agent_pages_stream_within_the_page_limit() {
+    use rmm_shared::http::HttpError;
+    let fleet = FleetSpec { wmi_detail_kb: 100, ..FleetSpec::new(9, 1, 1, 30) };
+    let sim = TacticalSim::start(SimConfig::with_fleet(fleet)).await.unwrap();
+    let mut config = TacticalConfig::new(sim.base_url(), TacticalAuth::ApiKey(DEFAULT_API_KEY.to_owned().into()));
+    config.http = fast_http();
+    config.max_page_bytes = 1 << 20;
+    let err = TacticalClient::new(config.clone()).unwrap().list_agents(&AgentQuery::default()).await.unwrap_err();
+    assert!(matches!(&err, TacticalError::Http(HttpError::TooLarge { limit: 1_048_576, .. })), "{err:?}");
+    assert_eq!(sim.hits("GET /beta/v1/agent/"), 1, "not retried");
+
+    config.max_page_bytes = rmm_shared::providers::tactical::client::DEFAULT_MAX_PAGE_BYTES;
+    config.page_size = 7;
+    let agents = TacticalClient::new(config).unwrap().list_agents(&AgentQuery::default()).await.unwrap();
+    let expected = sim.agents();
+    assert_eq!(agents.len(), expected.len());
+    for (agent, a) in agents.iter().zip(&expected) {
+        assert_eq!(agent.serial_number().as_deref(), Some(a.hardware.serial.as_str()));
+        assert_eq!(agent.make_model(), Some(a.make_model()));
+        assert_eq!(agent.local_ips().join(", "), a.local_ips());
+        assert!(agent.raw().get("wmi_detail").is_none());
+    }
+}
+
+/// A page that breaks off while it arrives is asked for again (as a body read whole is), and the
+/// walk goes on.
+#[tokio::test]
+async fn a_page_broken_off_mid_body_is_asked_again() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let body = serde_json::to_vec(&json!({"count": 1, "next": null, "previous": null, "results": [
+        {"id": 1, "agent_id": "a1", "plat": "linux", "wmi_detail": {"serialnumber": "S-1", "local_ips": ["10.1.2.3/24"]}}
+    ]}))
+    .unwrap();
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = served.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                // The first answer stops halfway and the connection closes.
+                let upto = if n == 0 { body.len() / 2 } else { body.len() };
+                let _ = sock.write_all(&body[..upto]).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    let mut config =
+        TacticalConfig::new(format!("http://{addr}"), TacticalAuth::ApiKey(DEFAULT_API_KEY.to_owned().into()));
+    config.http = fast_http();
+    let agents = TacticalClient::new(config).unwrap().list_agents(&AgentQuery::default()).await.unwrap();
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 2, "asked twice");
+    assert_eq!(agents.len(), 1);
+    assert_eq!(agents[0].serial_number().as_deref(), Some("S-1"));
+    assert_eq!(agents[0].local_ips(), ["10.1.2.3/24"]);
 }
 
 #[tokio::test]

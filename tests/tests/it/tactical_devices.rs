@@ -371,3 +371,84 @@ async fn webhook_alerts_and_the_backfill_follow_algapsa_recording_rules() {
     })
     .await;
 }
+
+/// Agents whose `wmi_detail` is as large as real agents send (100 KB each, pages streamed by the
+/// simulator): the page walk and the single-agent refresh write the same hardware fields as for
+/// the recorded sizes, and no mapping keeps the WMI tree.
+#[tokio::test]
+async fn agents_with_large_wmi_detail_sync_their_hardware_fields() {
+    stores::each_store(|store| async move {
+        let fleet = FleetSpec { wmi_detail_kb: 100, ..FleetSpec::new(5, 2, 2, 10) };
+        let sim = TacticalSim::start(SimConfig::with_fleet(fleet)).await.unwrap();
+        let tactical = client_for(&sim);
+        let db = &store.db;
+        let d = db.dialect();
+        let tenant = stores::tenant(db).await.unwrap();
+        let integration = stores::integration(db, tenant, "tacticalrmm").await.unwrap();
+
+        // The simulator really sends the padded size, as a chunked stream.
+        let page = reqwest::Client::new()
+            .get(format!("{}/beta/v1/agent/?page_size=1000", sim.base_url()))
+            .header("x-api-key", DEFAULT_API_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.content_length(), None, "streamed");
+        let page: serde_json::Value = serde_json::from_slice(&page.bytes().await.unwrap()).unwrap();
+        let results = page["results"].as_array().unwrap();
+        assert_eq!(results.len(), 40);
+        for r in results {
+            let wmi = serde_json::to_vec(&r["wmi_detail"]).unwrap().len();
+            assert!((95 * 1024..110 * 1024).contains(&wmi), "wmi_detail of {} bytes", wmi);
+        }
+
+        sync_organizations(db, tenant, integration, &tactical).await.unwrap();
+        stores::map_each_scope(db, tenant, 2).await;
+        let report = sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Full).await.unwrap();
+        assert_eq!((report.counts.created, report.counts.failed), (40, 0), "{:?}", report.errors);
+        // Refreshed through the detail route (its own padded `wmi_detail`, no `serial_number`).
+        let agents = sim.agents();
+        let windows = agents.iter().find(|a| a.plat.as_str() == "windows").unwrap();
+        let outcome = refresh_agent(db, tenant, integration, &tactical, &windows.agent_id).await.unwrap();
+        assert_eq!(outcome.action, IngestAction::Updated, "{outcome:?}");
+
+        let written = rows(
+            db,
+            &format!(
+                "SELECT m.external_entity_id, a.serial_number, COALESCE(w.lan_ip, s.lan_ip), \
+                 COALESCE(w.cpu_model, s.cpu_model), CAST(COALESCE(w.system_info, s.system_info) AS TEXT), \
+                 CAST(m.metadata AS TEXT) \
+                 FROM tenant_external_entity_mappings m \
+                 JOIN assets a ON a.tenant = m.tenant AND {} = m.alga_entity_id \
+                 LEFT JOIN workstation_assets w ON w.tenant = a.tenant AND w.asset_id = a.asset_id \
+                 LEFT JOIN server_assets s ON s.tenant = a.tenant AND s.asset_id = a.asset_id \
+                 WHERE m.tenant = {} AND m.integration_type = 'tacticalrmm'",
+                d.text("a.asset_id"),
+                d.param(1, ColType::Uuid)
+            ),
+            &[&tenant.to_string()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(written.len(), 40);
+        for row in written {
+            let a = agents.iter().find(|a| Some(a.agent_id.as_str()) == row[0].as_deref()).unwrap();
+            let h = &a.hardware;
+            let cpu = match a.plat.as_str() {
+                "windows" => format!("{}, {}C/{}T", h.cpu, h.cores, h.threads),
+                _ => h.cpu.clone(),
+            };
+            assert_eq!(row[1].as_deref(), Some(h.serial.as_str()), "{} serial", a.hostname);
+            assert_eq!(row[2].as_deref(), Some(a.ipv4.as_str()), "{} lan_ip", a.hostname);
+            assert_eq!(row[3].as_deref(), Some(cpu.as_str()), "{} cpu_model", a.hostname);
+            let info: serde_json::Value = serde_json::from_str(row[4].as_deref().unwrap()).unwrap();
+            assert_eq!(info["make_model"], a.make_model(), "{} make_model", a.hostname);
+            let meta: serde_json::Value = serde_json::from_str(row[5].as_deref().unwrap()).unwrap();
+            assert_eq!(meta["raw"]["hostname"], a.hostname.as_str());
+            assert!(meta["raw"].get("wmi_detail").is_none() && meta["raw"].get("services").is_none(), "{meta}");
+            assert!(row[5].as_ref().unwrap().len() < 16 * 1024, "{} bytes of metadata", row[5].as_ref().unwrap().len());
+        }
+        store
+    })
+    .await;
+}

@@ -7,6 +7,8 @@
 //! - Single agents are read with `GET /agents/<agent_id>/` (the beta detail takes the integer pk).
 //! - Active alerts are asked with `{"resolvedFilter": false, "snoozedFilter": false}`.
 //! - `GET /software/` is one row per agent keyed by the integer pk; it is parsed as a stream.
+//! - Agent pages are parsed as a stream too, each agent into its compact form (no `wmi_detail`
+//!   tree), so a page's memory does not grow with the agents' inventory data.
 //! - Page walks have a page guard, and a 404 `Invalid page.` past the end ends the walk.
 //! - The base path is kept for every endpoint (AlgaPSA drops it for checkcreds/login).
 
@@ -31,7 +33,7 @@ use super::error::TacticalError;
 use super::model::{
     ActiveAlertsFilter, Agent, Alert, CheckCredsResponse, Client, LoginResponse, RawRecord, Site, SoftwareRow,
 };
-use super::parse;
+use super::parse::{self, ListPage};
 use crate::http::{HttpClient, HttpConfig, HttpError, StreamingResponse, UpstreamRequest, UpstreamResponse};
 
 /// Tactical caps `page_size` at 1000 (`StandardResultsSetPagination.max_page_size`).
@@ -109,7 +111,14 @@ pub struct TacticalConfig {
     pub max_pages: u32,
     /// Timeout for `GET /software/`, whose answer covers every agent.
     pub software_timeout: Duration,
+    /// Largest agent page body ([`DEFAULT_MAX_PAGE_BYTES`]). Pages are parsed while they arrive
+    /// and never held whole, so this bounds the transfer, not the memory.
+    pub max_page_bytes: usize,
 }
+
+/// [`TacticalConfig::max_page_bytes`] by default: 1 GiB, a page of 1,000 agents of up to 1 MiB each
+/// (real agents send 20–100 KB of `wmi_detail` and as much of `services`).
+pub const DEFAULT_MAX_PAGE_BYTES: usize = 1 << 30;
 
 impl TacticalConfig {
     pub fn new(instance_url: impl Into<String>, auth: TacticalAuth) -> Self {
@@ -120,6 +129,7 @@ impl TacticalConfig {
             page_size: MAX_PAGE_SIZE,
             max_pages: 10_000,
             software_timeout: Duration::from_secs(300),
+            max_page_bytes: DEFAULT_MAX_PAGE_BYTES,
         }
     }
 }
@@ -224,6 +234,7 @@ pub struct TacticalClient {
     page_size: u32,
     max_pages: u32,
     software_timeout: Duration,
+    max_page_bytes: usize,
     refreshes: AtomicU64,
 }
 
@@ -282,6 +293,7 @@ impl TacticalClient {
             page_size: config.page_size.clamp(1, MAX_PAGE_SIZE),
             max_pages: config.max_pages.max(1),
             software_timeout: config.software_timeout,
+            max_page_bytes: config.max_page_bytes,
             refreshes: AtomicU64::new(0),
         })
     }
@@ -545,7 +557,12 @@ impl TacticalClient {
 
     /// `GET /beta/v1/agent/` with filters, every page.
     pub async fn list_agents(&self, query: &AgentQuery) -> Result<Vec<Agent>, TacticalError> {
-        self.collect_all(self.pages(&["beta", "v1", "agent"], query.params())).await
+        let mut pages = self.agent_pages(query);
+        let mut out = Vec::new();
+        while let Some(page) = pages.next_page().await? {
+            out.extend(page);
+        }
+        Ok(out)
     }
 
     /// `GET /beta/v1/agent/` one page at a time, for page-wise ingestion.
@@ -571,10 +588,36 @@ impl TacticalClient {
     }
 
     async fn get_one(&self, url: Url, endpoint: &str) -> Result<Option<Agent>, TacticalError> {
-        match self.get_value(url, endpoint).await {
-            Ok(v) => parse::agent_detail(v).map(Some).map_err(|e| invalid(endpoint, &e)),
-            Err(e) if e.status() == Some(404) => Ok(None),
-            Err(e) => Err(e),
+        let resp = match self.send_authed(UpstreamRequest::get(url), endpoint).await {
+            Ok(resp) => resp,
+            Err(e) if e.status() == Some(404) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Self::check_not_html(&resp, endpoint)?;
+        parse::agent_detail_from_slice(&resp.body).map(Some).map_err(|e| invalid(endpoint, &e))
+    }
+
+    /// One agent page, parsed on a blocking thread while it arrives ([`parse::read_agent_page`]):
+    /// memory holds a few chunks of the body and the page's compact agents, whatever the size of
+    /// each agent's `wmi_detail`. A body over `max_page_bytes` is refused. A transport failure
+    /// while the body arrives asks for the page again, as [`HttpClient::send`] does for a body it
+    /// reads whole.
+    async fn agent_page(&self, url: &Url, endpoint: &str) -> Result<ListPage<Agent>, TacticalError> {
+        let policy = self.http.config().retry;
+        let mut attempt = 1;
+        loop {
+            let req = UpstreamRequest::get(url.clone());
+            let resp = self.authed(req, endpoint, |http, r| Box::pin(http.send_streaming(r))).await?;
+            let body = StreamedBody::start(resp.limit(self.max_page_bytes)?, endpoint).await?;
+            match body.parse(parse::read_agent_page).await {
+                Err(TacticalError::Http(e)) if e.is_no_response() && attempt < policy.max_attempts.max(1) => {
+                    let delay = policy.backoff_delay(attempt, &mut rand::rng());
+                    tracing::debug!(endpoint, attempt, delay_ms = delay.as_millis() as u64, error = %e, "the page broke off; asking for it again");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
         }
     }
 
@@ -597,7 +640,7 @@ impl TacticalClient {
         let url = self.endpoint(&["software"], &[]);
         let req = UpstreamRequest::get(url).timeout(self.software_timeout);
         let resp = self.authed(req, endpoint, |http, r| Box::pin(http.send_streaming(r))).await?;
-        SoftwareStream::start(resp, endpoint).await
+        Ok(SoftwareStream::start(StreamedBody::start(resp, endpoint).await?))
     }
 
     /// `GET /software/`, every row collected.
@@ -650,8 +693,8 @@ pub struct BetaPager<'c> {
 }
 
 impl BetaPager<'_> {
-    /// The next page's raw records, `None` after the last one.
-    pub async fn next_values(&mut self) -> Result<Option<Vec<Value>>, TacticalError> {
+    /// The next page's URL (counted against the page guard), `None` after the last page.
+    fn next_url(&mut self) -> Result<Option<Url>, TacticalError> {
         if self.done {
             return Ok(None);
         }
@@ -666,28 +709,43 @@ impl BetaPager<'_> {
         let mut query = vec![("page", self.page.to_string()), ("page_size", self.client.page_size.to_string())];
         query.extend(self.params.iter().cloned());
         let segs: Vec<&str> = self.segments.iter().map(String::as_str).collect();
-        let url = self.client.endpoint(&segs, &query);
-        let value = match self.client.get_value(url, &self.endpoint).await {
-            Ok(v) => v,
-            Err(TacticalError::Http(e)) if self.page > 1 && e.status() == Some(404) && is_invalid_page(&e) => {
-                self.done = true;
-                return Ok(None);
-            }
-            Err(e) => {
-                self.done = true;
-                return Err(e);
-            }
-        };
-        match parse::list_page(value) {
+        Ok(Some(self.client.endpoint(&segs, &query)))
+    }
+
+    /// The walk after the answer for the current page: a 404 `Invalid page.` past the first page
+    /// ends it; an error ends it with that error; a page without `next` is the last one.
+    fn settle<T>(&mut self, answer: Result<ListPage<T>, TacticalError>) -> Result<Option<Vec<T>>, TacticalError> {
+        match answer {
             Ok(page) => {
                 self.done = !page.has_next;
                 Ok(Some(page.items))
             }
+            Err(TacticalError::Http(e)) if self.page > 1 && e.status() == Some(404) && is_invalid_page(&e) => {
+                self.done = true;
+                Ok(None)
+            }
             Err(e) => {
                 self.done = true;
-                Err(invalid(&self.endpoint, &e))
+                Err(e)
             }
         }
+    }
+
+    /// The next page's raw records, `None` after the last one.
+    pub async fn next_values(&mut self) -> Result<Option<Vec<Value>>, TacticalError> {
+        let Some(url) = self.next_url()? else { return Ok(None) };
+        let answer = match self.client.get_value(url, &self.endpoint).await {
+            Ok(v) => parse::list_page(v).map_err(|e| invalid(&self.endpoint, &e)),
+            Err(e) => Err(e),
+        };
+        self.settle(answer)
+    }
+
+    /// The next page of agents, streamed ([`TacticalClient::agent_page`]), `None` after the last.
+    async fn next_agents(&mut self) -> Result<Option<Vec<Agent>>, TacticalError> {
+        let Some(url) = self.next_url()? else { return Ok(None) };
+        let answer = self.client.agent_page(&url, &self.endpoint).await;
+        self.settle(answer)
     }
 
     /// Pages fetched so far.
@@ -700,20 +758,15 @@ fn is_invalid_page(e: &HttpError) -> bool {
     e.body().is_some_and(|b| b.contains("Invalid page"))
 }
 
-/// Agents one page at a time.
+/// Agents one page at a time, each page parsed while it arrives into compact agents (no
+/// `wmi_detail` or `services` tree; see [`Agent`]). One page is in memory per pager.
 pub struct AgentPager<'c> {
     inner: BetaPager<'c>,
 }
 
 impl AgentPager<'_> {
     pub async fn next_page(&mut self) -> Result<Option<Vec<Agent>>, TacticalError> {
-        let Some(values) = self.inner.next_values().await? else { return Ok(None) };
-        let endpoint = self.inner.endpoint.clone();
-        values
-            .into_iter()
-            .map(|v| Agent::from_value(v).map_err(|e| invalid(&endpoint, &e)))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+        self.inner.next_agents().await
     }
 
     pub fn pages_fetched(&self) -> u32 {
@@ -725,17 +778,68 @@ impl AgentPager<'_> {
 /// few chunks and one row at a time. Dropping the stream stops the download.
 pub struct SoftwareStream {
     rows: mpsc::Receiver<Result<SoftwareRow, TacticalError>>,
-    pump: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for SoftwareStream {
-    fn drop(&mut self) {
-        self.pump.abort();
-    }
+    _pump: Pump,
 }
 
 impl SoftwareStream {
-    async fn start(mut resp: StreamingResponse, endpoint: &'static str) -> Result<Self, TacticalError> {
+    fn start(body: StreamedBody) -> Self {
+        let (row_tx, rows) = mpsc::channel::<Result<SoftwareRow, TacticalError>>(64);
+        let StreamedBody { mut reader, errors, pump } = body;
+        tokio::task::spawn_blocking(move || {
+            let result = parse::read_software_rows(&mut reader, |row| row_tx.blocking_send(Ok(row)).is_ok());
+            if let Err(e) = result {
+                if e.to_string().contains(parse::SOFTWARE_STOPPED) {
+                    return;
+                }
+                let _ = row_tx.blocking_send(Err(errors.of(e)));
+            }
+        });
+        SoftwareStream { rows, _pump: pump }
+    }
+
+    /// The next row; `None` at the end. After an error, no more rows follow.
+    pub async fn next(&mut self) -> Option<Result<SoftwareRow, TacticalError>> {
+        self.rows.recv().await
+    }
+}
+
+/// A 2xx body read by a blocking parser while it arrives: a task (the pump) forwards its chunks
+/// through a bounded channel, so memory holds a few chunks whatever the body's size. Dropping the
+/// pump stops the download.
+struct StreamedBody {
+    reader: io::BufReader<ChannelReader>,
+    errors: StreamErrors,
+    pump: Pump,
+}
+
+/// Aborts the pump task when dropped.
+struct Pump(tokio::task::JoinHandle<()>);
+
+impl Drop for Pump {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a parse error of a streamed body means: the transport's failure when the body broke off
+/// (the parser then saw it end early), else an invalid answer.
+struct StreamErrors {
+    endpoint: String,
+    transport: Arc<Mutex<Option<HttpError>>>,
+}
+
+impl StreamErrors {
+    fn of(&self, e: serde_json::Error) -> TacticalError {
+        match self.transport.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(http) => TacticalError::Http(http),
+            None => invalid(&self.endpoint, &e),
+        }
+    }
+}
+
+impl StreamedBody {
+    /// Refuses the dashboard's HTML (by content type or first byte), then starts the pump.
+    async fn start(mut resp: StreamingResponse, endpoint: &str) -> Result<Self, TacticalError> {
         if resp.content_type().is_some_and(|t| t == "text/html") {
             return Err(TacticalError::DashboardHost { endpoint: endpoint.into() });
         }
@@ -745,9 +849,8 @@ impl SoftwareStream {
             return Err(TacticalError::DashboardHost { endpoint: endpoint.into() });
         }
         let (chunk_tx, chunk_rx) = mpsc::channel::<Bytes>(8);
-        let (row_tx, rows) = mpsc::channel::<Result<SoftwareRow, TacticalError>>(64);
-        let transport_error: Arc<Mutex<Option<HttpError>>> = Arc::default();
-        let pump_error = transport_error.clone();
+        let transport: Arc<Mutex<Option<HttpError>>> = Arc::default();
+        let pump_error = transport.clone();
         let pump = tokio::spawn(async move {
             if !first.is_empty() && chunk_tx.send(first).await.is_err() {
                 return;
@@ -767,28 +870,29 @@ impl SoftwareStream {
                 }
             }
         });
-        let parse_tx = row_tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let reader = io::BufReader::with_capacity(64 * 1024, ChannelReader { rx: chunk_rx, current: Bytes::new() });
-            let result = parse::read_software_rows(reader, |row| parse_tx.blocking_send(Ok(row)).is_ok());
-            if let Err(e) = result {
-                if e.to_string().contains(parse::SOFTWARE_STOPPED) {
-                    return;
-                }
-                let err = match transport_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                    Some(http) => TacticalError::Http(http),
-                    None => invalid(endpoint, &e),
-                };
-                let _ = parse_tx.blocking_send(Err(err));
-            }
-        });
-        drop(row_tx);
-        Ok(SoftwareStream { rows, pump })
+        Ok(StreamedBody {
+            reader: io::BufReader::with_capacity(64 * 1024, ChannelReader { rx: chunk_rx, current: Bytes::new() }),
+            errors: StreamErrors { endpoint: endpoint.to_owned(), transport },
+            pump: Pump(pump),
+        })
     }
 
-    /// The next row; `None` at the end. After an error, no more rows follow.
-    pub async fn next(&mut self) -> Option<Result<SoftwareRow, TacticalError>> {
-        self.rows.recv().await
+    /// Runs `parse` over the whole body on a blocking thread.
+    async fn parse<T, F>(self, parse: F) -> Result<T, TacticalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(io::BufReader<ChannelReader>) -> Result<T, serde_json::Error> + Send + 'static,
+    {
+        let StreamedBody { reader, errors, pump } = self;
+        let endpoint = errors.endpoint.clone();
+        let parsed = tokio::task::spawn_blocking(move || parse(reader).map_err(|e| errors.of(e))).await;
+        drop(pump);
+        match parsed {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down.
+            Err(e) => Err(TacticalError::InvalidResponse { endpoint, reason: format!("the parser stopped: {e}") }),
+        }
     }
 }
 

@@ -9,7 +9,11 @@
 //! - uptime and `last_reboot_at` come from `boot_time` (AlgaPSA leaves them null);
 //! - `os_type` is the platform (`Windows`/`Linux`/`macOS`), not the first word of the OS string
 //!   ("Microsoft"); `os_version` is the whole OS string;
-//! - `logged_in_username == "None"` is no user.
+//! - `logged_in_username == "None"` is no user;
+//! - `metadata.raw` is the agent without its inventory blobs `wmi_detail` and `services`
+//!   ([`super::model::NOT_KEPT`]): AlgaPSA stores them whole, tens of kilobytes per agent on real
+//!   servers, in every mapping row; what the mapping reads from `wmi_detail` is in the asset's
+//!   columns and extension row.
 //!
 //! The agent status is AlgaPSA's rule applied at a given `now`, from each agent's own
 //! `offline_time`/`overdue_time`. Records without thresholds (the `/agents/` table rows) use
@@ -304,8 +308,8 @@ pub fn extension(agent: &Agent, status: AgentStatus, now: DateTime<Utc>) -> Exte
     }
 }
 
-/// The snapshot of one agent. `metadata` is `{site_id?, site_name?, raw}` like AlgaPSA's engine;
-/// `asset_tag` is AlgaPSA's `tactical:<agent_id>`.
+/// The snapshot of one agent. `metadata` is `{site_id?, site_name?, raw}` like AlgaPSA's engine
+/// (`raw` without [`super::model::NOT_KEPT`]); `asset_tag` is AlgaPSA's `tactical:<agent_id>`.
 pub fn agent_snapshot(agent: &Agent, scope: &AgentScope, ctx: &MappingContext) -> Result<DeviceSnapshot, MappingError> {
     let external_device_id = agent
         .agent_id

@@ -10,17 +10,20 @@
 //!   the computed fields; no `id`, no thresholds, no `wmi_detail`.
 //!
 //! [`Agent`] reads all of them leniently (a field of an unexpected type is treated as absent) and
-//! keeps the whole object in [`Agent::raw`]. The computed properties Tactical derives from
-//! `wmi_detail` (`local_ips`, `serial_number`, `make_model`, `cpu_model`) are reproduced here so the
-//! list rows give the same values as the detail endpoints.
+//! keeps the object in [`Agent::raw`], without its two inventory blobs ([`NOT_KEPT`]): `services`
+//! is skipped unread and `wmi_detail` (20–100 KB per agent on real servers) is read into
+//! [`WmiFacts`] as it is parsed, so its tree is never built. [`WmiFacts`] are the computed
+//! properties Tactical derives from `wmi_detail` (`local_ips`, `serial_number`, `make_model`,
+//! `cpu_model`), reproduced here so the list rows give the same values as the detail endpoints.
 
+use std::fmt;
 use std::net::Ipv4Addr;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use secrecy::SecretString;
-use serde::de::{DeserializeOwned, Deserializer};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// A field that is absent, null, or of an unexpected type reads as `None`.
 fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
@@ -218,44 +221,236 @@ pub struct Agent {
     pub serial_number: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     pub cpu_model: Option<Vec<String>>,
-    /// The whole object as received.
+    /// What the mapping reads from `wmi_detail`, when the record has a `wmi_detail` object.
+    #[serde(skip)]
+    pub wmi: Option<WmiFacts>,
+    /// The object as received, without the keys in [`NOT_KEPT`].
     #[serde(skip)]
     pub raw: Value,
 }
 
-/// Records that keep the object they were read from.
-pub trait RawRecord: DeserializeOwned {
-    fn set_raw(&mut self, raw: Value);
+/// Keys of an agent record that [`Agent::raw`] (and so the mapping's `metadata.raw`) leaves out:
+/// the inventory blobs, tens of kilobytes each on real agents. `wmi_detail` is read into
+/// [`Agent::wmi`]; `services` is not read.
+pub const NOT_KEPT: [&str; 2] = ["wmi_detail", "services"];
 
-    /// Reads the typed fields from `value` and keeps `value` itself as `raw`.
-    fn from_value(value: Value) -> Result<Self, serde_json::Error> {
-        let mut rec = Self::deserialize(&value)?;
-        rec.set_raw(value);
-        Ok(rec)
-    }
+/// The top-level `wmi_detail` keys [`WmiFacts`] are derived from: Windows WMI sections, then the
+/// flat keys of posix agents. Every other key (`os`, `mem`, `usb`, `disk`, `graphics`, …) is skipped
+/// unread.
+const WMI_KEYS: [&str; 10] = [
+    "cpu",
+    "bios",
+    "comp_sys",
+    "comp_sys_prod",
+    "base_board",
+    "network_config",
+    "local_ips",
+    "serialnumber",
+    "make_model",
+    "cpus",
+];
+
+/// The WMI object properties [`WmiFacts`] are derived from; the other properties of the objects of
+/// the [`WMI_KEYS`] sections are skipped unread.
+const WMI_PROPERTIES: [&str; 11] = [
+    "Name",
+    "NumberOfCores",
+    "NumberOfLogicalProcessors",
+    "SerialNumber",
+    "Vendor",
+    "Version",
+    "Model",
+    "SystemFamily",
+    "Manufacturer",
+    "Product",
+    "IPAddress",
+];
+
+/// Tactical's properties computed from `wmi_detail`, derived once when the agent is read (the
+/// tree itself is not kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WmiFacts {
+    /// Posix: `local_ips` as reported (with prefix lengths); Windows: the IPv4 addresses of
+    /// `network_config`.
+    pub local_ips: Vec<String>,
+    /// Posix: `serialnumber`; Windows: the BIOS `SerialNumber`. Tactical's placeholders are `None`.
+    pub serial_number: Option<String>,
+    pub make_model: Option<String>,
+    /// One entry per CPU (Windows adds `, <cores>C/<threads>T`).
+    pub cpu_models: Vec<String>,
+    /// Physical cores, `NumberOfCores` summed over the `cpu` section (Windows).
+    pub cpu_cores: Option<u32>,
+}
+
+/// Records that keep the object they were read from.
+pub trait RawRecord: Sized {
+    /// Reads the typed fields from `value` and keeps the object as `raw`.
+    fn from_value(value: Value) -> Result<Self, serde_json::Error>;
+}
+
+/// The typed fields of `value`, with `value` itself kept in the record's `raw`.
+fn keeping_raw<T: DeserializeOwned>(
+    value: Value,
+    raw: impl FnOnce(&mut T) -> &mut Value,
+) -> Result<T, serde_json::Error> {
+    let mut rec = T::deserialize(&value)?;
+    *raw(&mut rec) = value;
+    Ok(rec)
 }
 
 impl RawRecord for Client {
-    fn set_raw(&mut self, raw: Value) {
-        self.raw = raw;
+    fn from_value(value: Value) -> Result<Self, serde_json::Error> {
+        keeping_raw(value, |r: &mut Self| &mut r.raw)
     }
 }
 
 impl RawRecord for Site {
-    fn set_raw(&mut self, raw: Value) {
-        self.raw = raw;
-    }
-}
-
-impl RawRecord for Agent {
-    fn set_raw(&mut self, raw: Value) {
-        self.raw = raw;
+    fn from_value(value: Value) -> Result<Self, serde_json::Error> {
+        keeping_raw(value, |r: &mut Self| &mut r.raw)
     }
 }
 
 impl RawRecord for Alert {
-    fn set_raw(&mut self, raw: Value) {
-        self.raw = raw;
+    fn from_value(value: Value) -> Result<Self, serde_json::Error> {
+        keeping_raw(value, |r: &mut Self| &mut r.raw)
+    }
+}
+
+/// Agents are read as [`AgentRecord`]s: `raw` without [`NOT_KEPT`], `wmi_detail` into [`WmiFacts`].
+impl RawRecord for Agent {
+    fn from_value(value: Value) -> Result<Self, serde_json::Error> {
+        AgentRecord::deserialize(value).map(|r| r.0)
+    }
+}
+
+/// An [`Agent`] read from any JSON source (a byte stream, a slice, a [`Value`]) without building
+/// the trees of [`NOT_KEPT`]: `services` is skipped, `wmi_detail` is read keeping only
+/// [`WMI_KEYS`] and, inside them, [`WMI_PROPERTIES`] (a few hundred bytes), from which the
+/// agent's [`WmiFacts`] are derived once the whole object (and so its platform) is known. A
+/// duplicated key counts once, the last one wins, as in a [`Value`].
+#[derive(Debug, Clone)]
+pub struct AgentRecord(pub Agent);
+
+impl<'de> Deserialize<'de> for AgentRecord {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(AgentVisitor).map(AgentRecord)
+    }
+}
+
+struct AgentVisitor;
+
+impl<'de> Visitor<'de> for AgentVisitor {
+    type Value = Agent;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an agent object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Agent, A::Error> {
+        let mut raw = Map::new();
+        let mut wmi = None;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "wmi_detail" => {
+                    wmi = Some(map.next_value_seed(Pruned { keep: &WMI_KEYS, inner: &WMI_PROPERTIES })?);
+                }
+                "services" => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                _ => {
+                    let value = map.next_value::<Value>()?;
+                    raw.insert(key, value);
+                }
+            }
+        }
+        let raw = Value::Object(raw);
+        let mut agent = Agent::deserialize(&raw).map_err(de::Error::custom)?;
+        agent.wmi = wmi.filter(Value::is_object).map(|w| WmiFacts::from_wmi_detail(&w, agent.is_posix()));
+        agent.raw = raw;
+        Ok(agent)
+    }
+}
+
+/// Reads any JSON value, keeping of each object only the keys in `keep` (the keys of nested
+/// objects: `inner`) and skipping the rest unread.
+#[derive(Clone, Copy)]
+struct Pruned {
+    keep: &'static [&'static str],
+    inner: &'static [&'static str],
+}
+
+impl<'de> DeserializeSeed<'de> for Pruned {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Pruned {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        self.deserialize(d)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let nested = Pruned { keep: self.inner, ..self };
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(nested)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let nested = Pruned { keep: self.inner, ..self };
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if self.keep.contains(&key.as_str()) {
+                let v = map.next_value_seed(nested)?;
+                out.insert(key, v);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Value::Object(out))
     }
 }
 
@@ -306,6 +501,102 @@ fn wmi_field<'a>(section: &'a [Value], field: &str) -> Option<&'a str> {
     section.iter().find_map(|o| o.get(field)).and_then(Value::as_str)
 }
 
+/// The strings of an array (other elements are skipped); empty when `v` is not an array.
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+impl WmiFacts {
+    /// Tactical's computed properties from a `wmi_detail` object: the flat shape of `linux` and
+    /// `darwin` agents when `posix`, else WMI sections.
+    pub fn from_wmi_detail(wmi: &Value, posix: bool) -> WmiFacts {
+        let cpu_cores = wmi.get("cpu").and_then(Value::as_array).and_then(|cpus| {
+            let total: u64 = cpus
+                .iter()
+                .filter_map(|c| c.as_array())
+                .filter_map(|objs| objs.iter().find_map(|o| o.get("NumberOfCores")).and_then(Value::as_u64))
+                .sum();
+            u32::try_from(total).ok().filter(|n| *n > 0)
+        });
+        if posix {
+            return WmiFacts {
+                local_ips: strings(wmi.get("local_ips")),
+                serial_number: non_placeholder(wmi.get("serialnumber").and_then(Value::as_str)),
+                make_model: non_placeholder(wmi.get("make_model").and_then(Value::as_str)),
+                cpu_models: strings(wmi.get("cpus")),
+                cpu_cores,
+            };
+        }
+        WmiFacts {
+            local_ips: windows_ipv4(wmi),
+            serial_number: non_placeholder(wmi_section(wmi, "bios").and_then(|b| wmi_field(b, "SerialNumber"))),
+            make_model: windows_make_model(wmi),
+            cpu_models: windows_cpus(wmi),
+            cpu_cores,
+        }
+    }
+}
+
+/// The IPv4 addresses of `network_config`.
+fn windows_ipv4(wmi: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for adapter in wmi.get("network_config").and_then(Value::as_array).into_iter().flatten() {
+        let Some(objs) = adapter.as_array() else { continue };
+        let Some(addrs) = objs.iter().find_map(|o| o.get("IPAddress")).and_then(Value::as_array) else {
+            continue;
+        };
+        for ip in addrs.iter().filter_map(Value::as_str) {
+            if ip.parse::<Ipv4Addr>().is_ok() {
+                out.push(ip.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Tactical's `Agent.make_model` on Windows.
+fn windows_make_model(wmi: &Value) -> Option<String> {
+    let windows = || -> Option<String> {
+        let comp_sys = wmi_section(wmi, "comp_sys")?;
+        let comp_sys_prod = wmi_section(wmi, "comp_sys_prod")?;
+        let mut make = wmi_field(comp_sys_prod, "Vendor")?.to_owned();
+        let mut model = wmi_field(comp_sys, "Model")?.to_owned();
+        if model.to_lowercase().contains("to be filled") {
+            let board = wmi_section(wmi, "base_board")?;
+            make = wmi_field(board, "Manufacturer")?.to_owned();
+            model = wmi_field(board, "Product")?.to_owned();
+        }
+        if make.eq_ignore_ascii_case("lenovo")
+            && let Some(family) = wmi_field(comp_sys, "SystemFamily")
+            && !family.to_lowercase().contains("to be filled")
+        {
+            model = family.to_owned();
+        }
+        Some(format!("{make} {model}"))
+    };
+    windows()
+        .or_else(|| wmi_section(wmi, "comp_sys_prod").and_then(|s| wmi_field(s, "Version")).map(str::to_owned))
+        .and_then(|s| non_placeholder(Some(&s)))
+}
+
+/// Windows: `"<Name>, <cores>C/<threads>T"` per CPU when both counts are known, else the name.
+fn windows_cpus(wmi: &Value) -> Vec<String> {
+    let describe = |objs: &Vec<Value>| -> Option<String> {
+        let name = wmi_field(objs, "Name")?;
+        let count = |k: &str| objs.iter().find_map(|o| o.get(k)).and_then(Value::as_u64).filter(|n| *n > 0);
+        Some(match (count("NumberOfCores"), count("NumberOfLogicalProcessors")) {
+            (Some(cores), Some(threads)) => format!("{name}, {cores}C/{threads}T"),
+            _ => name.to_owned(),
+        })
+    };
+    wmi.get("cpu")
+        .and_then(Value::as_array)
+        .map(|cpus| cpus.iter().filter_map(|c| c.as_array().and_then(describe)).collect())
+        .unwrap_or_default()
+}
+
 impl Agent {
     /// `windows` agents report WMI data; `linux`/`darwin` report a flat `wmi_detail`.
     pub fn is_posix(&self) -> bool {
@@ -314,10 +605,6 @@ impl Agent {
 
     pub fn raw(&self) -> &Value {
         &self.raw
-    }
-
-    pub fn wmi_detail(&self) -> Option<&Value> {
-        self.raw.get("wmi_detail").filter(|v| v.is_object())
     }
 
     /// The parsed `last_seen`.
@@ -346,80 +633,22 @@ impl Agent {
     }
 
     /// Tactical's `Agent.local_ips`: the computed field when present, else from `wmi_detail`
-    /// (posix: `local_ips` as reported, with prefix lengths; Windows: the IPv4 addresses of
-    /// `network_config`). Empty when unknown.
+    /// ([`WmiFacts::local_ips`]). Empty when unknown.
     pub fn local_ips(&self) -> Vec<String> {
         if let Some(s) = non_placeholder(self.local_ips.as_deref()) {
             return s.split(',').map(|p| p.trim().to_owned()).filter(|p| !p.is_empty()).collect();
         }
-        let Some(wmi) = self.wmi_detail() else { return Vec::new() };
-        if self.is_posix() {
-            return wmi
-                .get("local_ips")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-                .unwrap_or_default();
-        }
-        let mut out = Vec::new();
-        for adapter in wmi.get("network_config").and_then(Value::as_array).into_iter().flatten() {
-            let Some(objs) = adapter.as_array() else { continue };
-            let Some(addrs) = objs.iter().find_map(|o| o.get("IPAddress")).and_then(Value::as_array) else {
-                continue;
-            };
-            for ip in addrs.iter().filter_map(Value::as_str) {
-                if ip.parse::<Ipv4Addr>().is_ok() {
-                    out.push(ip.to_owned());
-                }
-            }
-        }
-        out
+        self.wmi.as_ref().map(|w| w.local_ips.clone()).unwrap_or_default()
     }
 
-    /// Tactical's `Agent.serial_number`: the computed field, else `wmi_detail.serialnumber`
-    /// (posix) or the BIOS `SerialNumber` (Windows).
+    /// Tactical's `Agent.serial_number`: the computed field, else from `wmi_detail`.
     pub fn serial_number(&self) -> Option<String> {
-        if let Some(s) = non_placeholder(self.serial_number.as_deref()) {
-            return Some(s);
-        }
-        let wmi = self.wmi_detail()?;
-        let s = if self.is_posix() {
-            wmi.get("serialnumber").and_then(Value::as_str)
-        } else {
-            wmi_section(wmi, "bios").and_then(|b| wmi_field(b, "SerialNumber"))
-        };
-        non_placeholder(s)
+        non_placeholder(self.serial_number.as_deref()).or_else(|| self.wmi.as_ref()?.serial_number.clone())
     }
 
-    /// Tactical's `Agent.make_model`.
+    /// Tactical's `Agent.make_model`: the computed field, else from `wmi_detail`.
     pub fn make_model(&self) -> Option<String> {
-        if let Some(s) = non_placeholder(self.make_model.as_deref()) {
-            return Some(s);
-        }
-        let wmi = self.wmi_detail()?;
-        if self.is_posix() {
-            return non_placeholder(wmi.get("make_model").and_then(Value::as_str));
-        }
-        let windows = || -> Option<String> {
-            let comp_sys = wmi_section(wmi, "comp_sys")?;
-            let comp_sys_prod = wmi_section(wmi, "comp_sys_prod")?;
-            let mut make = wmi_field(comp_sys_prod, "Vendor")?.to_owned();
-            let mut model = wmi_field(comp_sys, "Model")?.to_owned();
-            if model.to_lowercase().contains("to be filled") {
-                let board = wmi_section(wmi, "base_board")?;
-                make = wmi_field(board, "Manufacturer")?.to_owned();
-                model = wmi_field(board, "Product")?.to_owned();
-            }
-            if make.eq_ignore_ascii_case("lenovo")
-                && let Some(family) = wmi_field(comp_sys, "SystemFamily")
-                && !family.to_lowercase().contains("to be filled")
-            {
-                model = family.to_owned();
-            }
-            Some(format!("{make} {model}"))
-        };
-        windows()
-            .or_else(|| wmi_section(wmi, "comp_sys_prod").and_then(|s| wmi_field(s, "Version")).map(str::to_owned))
-            .and_then(|s| non_placeholder(Some(&s)))
+        non_placeholder(self.make_model.as_deref()).or_else(|| self.wmi.as_ref()?.make_model.clone())
     }
 
     /// Tactical's `Agent.cpu_model`: one entry per CPU (Windows adds `, <cores>C/<threads>T`).
@@ -427,38 +656,12 @@ impl Agent {
         if let Some(c) = &self.cpu_model {
             return c.iter().filter(|s| !is_tactical_placeholder(s)).cloned().collect();
         }
-        let Some(wmi) = self.wmi_detail() else { return Vec::new() };
-        if self.is_posix() {
-            return wmi
-                .get("cpus")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-                .unwrap_or_default();
-        }
-        // Windows: `"<Name>, <cores>C/<threads>T"` when both counts are known, else the name.
-        let describe = |objs: &Vec<Value>| -> Option<String> {
-            let name = wmi_field(objs, "Name")?;
-            let count = |k: &str| objs.iter().find_map(|o| o.get(k)).and_then(Value::as_u64).filter(|n| *n > 0);
-            Some(match (count("NumberOfCores"), count("NumberOfLogicalProcessors")) {
-                (Some(cores), Some(threads)) => format!("{name}, {cores}C/{threads}T"),
-                _ => name.to_owned(),
-            })
-        };
-        wmi.get("cpu")
-            .and_then(Value::as_array)
-            .map(|cpus| cpus.iter().filter_map(|c| c.as_array().and_then(describe)).collect())
-            .unwrap_or_default()
+        self.wmi.as_ref().map(|w| w.cpu_models.clone()).unwrap_or_default()
     }
 
     /// Physical cores from WMI (`NumberOfCores` summed over CPUs); Windows only.
     pub fn cpu_cores(&self) -> Option<u32> {
-        let cpus = self.wmi_detail()?.get("cpu")?.as_array()?;
-        let total: u64 = cpus
-            .iter()
-            .filter_map(|c| c.as_array())
-            .filter_map(|objs| objs.iter().find_map(|o| o.get("NumberOfCores")).and_then(Value::as_u64))
-            .sum();
-        u32::try_from(total).ok().filter(|n| *n > 0)
+        self.wmi.as_ref()?.cpu_cores
     }
 
     /// `disks` as reported: `[{device, fstype, total, used, free, percent}]`.

@@ -1,22 +1,26 @@
 //! What the client makes of a Tactical answer's body, as plain functions of the body: the list
-//! shapes (bare array or DRF page), the active-alert list, one agent, and the software stream.
-//! The client calls these after its transport checks; the fuzz targets and property tests call
-//! them directly. None of them panics, whatever the input; memory stays proportional to the input
-//! (serde_json's recursion limit bounds nesting), and the software reader holds one row at a time.
+//! shapes (bare array or DRF page), the active-alert list, one agent, the agent pages and the
+//! software stream. The client calls these after its transport checks; the fuzz targets and
+//! property tests call them directly. None of them panics, whatever the input; memory stays
+//! proportional to the input (serde_json's recursion limit bounds nesting), the agent readers hold
+//! each agent in its compact form ([`AgentRecord`]) and the software reader one row at a time.
 
 use std::fmt;
 use std::io::Read;
 
-use serde::de::{self, Deserializer as _, SeqAccess, Visitor};
+use std::marker::PhantomData;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::model::{Agent, Alert, Page, RawRecord, SoftwareRow};
+use super::model::{Agent, AgentRecord, Alert, Page, RawRecord, SoftwareRow};
 
 /// One answer of a beta list endpoint.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ListPage {
-    /// The records of this answer, as received.
-    pub items: Vec<Value>,
+pub struct ListPage<T = Value> {
+    /// The records of this answer (as received, for [`Value`]s).
+    pub items: Vec<T>,
     /// Whether a `next` page follows (a bare array is the whole list).
     pub has_next: bool,
 }
@@ -24,14 +28,72 @@ pub struct ListPage {
 /// A beta list answer: a bare JSON array is the whole list (the client list on the real
 /// server); an object is a DRF page whose `next` says whether another follows.
 pub fn list_page(value: Value) -> Result<ListPage, serde_json::Error> {
-    match value {
-        Value::Array(items) => Ok(ListPage { items, has_next: false }),
-        Value::Object(_) => {
-            let page: Page<Value> = serde_json::from_value(value)?;
-            let has_next = page.next.as_deref().is_some_and(|n| !n.is_empty());
-            Ok(ListPage { items: page.results, has_next })
+    read_list_page(value)
+}
+
+/// [`list_page`] from any JSON source, each record read as a `T`.
+pub fn read_list_page<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<ListPage<T>, D::Error> {
+    d.deserialize_any(ListPageVisitor(PhantomData))
+}
+
+/// A `GET /beta/v1/agent/` answer read from `reader` as it arrives, each agent in its compact
+/// form ([`AgentRecord`]): no agent's `wmi_detail` or `services` tree is ever built, so memory
+/// holds the page's compact agents and the reader's buffer, whatever the body's size. Anything
+/// after the answer other than whitespace is an error.
+pub fn read_agent_page<R: Read>(reader: R) -> Result<ListPage<Agent>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let page: ListPage<AgentRecord> = read_list_page(&mut de)?;
+    de.end()?;
+    Ok(ListPage { items: page.items.into_iter().map(|r| r.0).collect(), has_next: page.has_next })
+}
+
+struct ListPageVisitor<T>(PhantomData<T>);
+
+const NOT_A_LIST: &str = "expected a JSON array or a page object";
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ListPageVisitor<T> {
+    type Value = ListPage<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array or a page object")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ListPage<T>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
         }
-        _ => Err(de::Error::custom("expected a JSON array or a page object")),
+        Ok(ListPage { items, has_next: false })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ListPage<T>, A::Error> {
+        let page = Page::<T>::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        let has_next = page.next.as_deref().is_some_and(|n| !n.is_empty());
+        Ok(ListPage { items: page.results, has_next })
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<ListPage<T>, E> {
+        Err(E::custom(NOT_A_LIST))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<ListPage<T>, E> {
+        Err(E::custom(NOT_A_LIST))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<ListPage<T>, E> {
+        Err(E::custom(NOT_A_LIST))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<ListPage<T>, E> {
+        Err(E::custom(NOT_A_LIST))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<ListPage<T>, E> {
+        Err(E::custom(NOT_A_LIST))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<ListPage<T>, E> {
+        Err(E::custom(NOT_A_LIST))
     }
 }
 
@@ -48,6 +110,14 @@ pub fn agent_detail(value: Value) -> Result<Agent, serde_json::Error> {
         return Err(de::Error::custom("expected an object"));
     }
     Agent::from_value(value)
+}
+
+/// [`agent_detail`] from the answer's bytes, without building its `wmi_detail` tree.
+pub fn agent_detail_from_slice(body: &[u8]) -> Result<Agent, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let agent = AgentRecord::deserialize(&mut de)?;
+    de.end()?;
+    Ok(agent.0)
 }
 
 /// The answer of `PATCH /alerts/` with a filter: an array, or an object holding it under

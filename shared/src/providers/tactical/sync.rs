@@ -98,11 +98,12 @@ pub async fn sync_device_unit(
         let now = Utc::now();
         let ctx = MappingContext { integration_id, now };
         let mut snapshots = Vec::with_capacity(agents.len());
-        for agent in &agents {
+        // Each agent is dropped once mapped: the page is held once, as agents or as snapshots.
+        for agent in agents {
             let mapped = sites
-                .scope_for(agent, Some(&unit.scope))
-                .ok_or_else(|| super::mapping::MappingError::MissingScope(agent_label(agent)))
-                .and_then(|scope| agent_snapshot(agent, &scope, &ctx));
+                .scope_for(&agent, Some(&unit.scope))
+                .ok_or_else(|| super::mapping::MappingError::MissingScope(agent_label(&agent)))
+                .and_then(|scope| agent_snapshot(&agent, &scope, &ctx));
             match mapped {
                 Ok(s) => snapshots.push(s),
                 Err(e) => {
