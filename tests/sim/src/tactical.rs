@@ -206,6 +206,9 @@ struct Inner {
     html_mode: bool,
     fixed_now: Option<DateTime<Utc>>,
     hits: HashMap<String, u64>,
+    /// Requests being answered now, and the most seen at once, per route key.
+    in_flight: HashMap<String, u64>,
+    max_in_flight: HashMap<String, u64>,
     log: Vec<RequestRecord>,
     tokens: HashMap<String, Token>,
     api_keys: HashMap<String, bool>,
@@ -259,6 +262,8 @@ impl TacticalSim {
             html_mode: false,
             fixed_now: config.now,
             hits: HashMap::new(),
+            in_flight: HashMap::new(),
+            max_in_flight: HashMap::new(),
             log: Vec::new(),
             tokens: HashMap::new(),
             api_keys: config.api_keys.iter().map(|k| (k.clone(), true)).collect(),
@@ -336,6 +341,12 @@ impl SimHandle {
         self.state.lock().hits.get(route).copied().unwrap_or(0)
     }
 
+    /// The most requests of a route key answered at once so far (from their arrival until their
+    /// answer is handed to the server).
+    pub fn max_in_flight(&self, route: &str) -> u64 {
+        self.state.lock().max_in_flight.get(route).copied().unwrap_or(0)
+    }
+
     pub fn total_hits(&self) -> u64 {
         self.state.lock().hits.values().sum()
     }
@@ -348,6 +359,7 @@ impl SimHandle {
     pub fn reset_counters(&self) {
         let mut g = self.state.lock();
         g.hits.clear();
+        g.max_in_flight.clear();
         g.log.clear();
     }
 
@@ -679,9 +691,17 @@ impl Endpoint for SimEndpoint {
         let (latency, html_mode, fault) = {
             let mut g = self.state.lock();
             *g.hits.entry(route.clone()).or_insert(0) += 1;
+            let now_in_flight = {
+                let n = g.in_flight.entry(route.clone()).or_insert(0);
+                *n += 1;
+                *n
+            };
+            let max = g.max_in_flight.entry(route.clone()).or_insert(0);
+            *max = (*max).max(now_in_flight);
             let fault = take_fault(&mut g.faults, &route);
             (g.latency, g.html_mode, fault)
         };
+        let _in_flight = InFlight { state: &self.state, route: route.clone() };
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
@@ -744,6 +764,20 @@ impl Endpoint for SimEndpoint {
             });
         }
         Ok(answer.into_response())
+    }
+}
+
+/// Counts a request out of `in_flight` when its handling ends, answered or dropped.
+struct InFlight<'a> {
+    state: &'a SimState,
+    route: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(n) = self.state.lock().in_flight.get_mut(&self.route) {
+            *n = n.saturating_sub(1);
+        }
     }
 }
 

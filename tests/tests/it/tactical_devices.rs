@@ -4,8 +4,10 @@
 use chrono::{Duration, Utc};
 use rmm_shared::db::sql::ColType;
 use rmm_shared::ingest::IngestAction;
+use rmm_shared::providers::tactical::mapping::SiteIndex;
 use rmm_shared::providers::tactical::sync::{
-    DeviceSyncMode, ingest_software, plan_device_units, refresh_agent, sync_devices, sync_organizations,
+    DeviceSyncMode, PAGES_IN_MEMORY, ingest_software, plan_device_units, refresh_agent, sync_device_unit, sync_devices,
+    sync_organizations,
 };
 use rmm_shared::providers::tactical::{TacticalAuth, TacticalClient, TacticalConfig};
 use rmm_shared::runs::{Run, RunKind, RunOutcome};
@@ -451,4 +453,34 @@ async fn agents_with_large_wmi_detail_sync_their_hardware_fields() {
         store
     })
     .await;
+}
+
+/// However many units a worker runs at once, at most `PAGES_IN_MEMORY` agent pages are held by the
+/// process at a time: the other units wait before asking for their next page, and every agent is
+/// still written.
+#[tokio::test]
+async fn units_hold_at_most_pages_in_memory_agent_pages_at_once() {
+    let store = stores::postgres_with(20).await.unwrap();
+    let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(3, 4, 1, 12))).await.unwrap();
+    sim.set_latency(std::time::Duration::from_millis(150));
+    let mut config = TacticalConfig::new(sim.base_url(), TacticalAuth::ApiKey(SecretString::from(DEFAULT_API_KEY)));
+    config.page_size = 4;
+    let tactical = TacticalClient::new(config).unwrap();
+    let db = &store.db;
+    let tenant = stores::tenant(db).await.unwrap();
+    let integration = stores::integration(db, tenant, "tacticalrmm").await.unwrap();
+    sync_organizations(db, tenant, integration, &tactical).await.unwrap();
+    stores::map_each_scope(db, tenant, 4).await;
+    let units = plan_device_units(db, tenant, integration).await.unwrap();
+    assert_eq!(units.len(), 4);
+    let sites = SiteIndex::new(tactical.list_sites().await.unwrap());
+    sim.reset_counters();
+    let runs =
+        units.iter().map(|u| sync_device_unit(db, tenant, integration, &tactical, &sites, u, DeviceSyncMode::Full));
+    let created: u64 = futures::future::join_all(runs).await.into_iter().map(|r| r.unwrap().counts.created).sum();
+    assert_eq!(created, 48);
+    assert_eq!(sim.hits("GET /beta/v1/agent/"), 12, "3 pages of 4 agents per unit");
+    let most = sim.max_in_flight("GET /beta/v1/agent/");
+    assert!((1..=PAGES_IN_MEMORY as u64).contains(&most), "{most} pages asked for at once");
+    store.cleanup().await;
 }

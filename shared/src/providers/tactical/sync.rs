@@ -71,6 +71,15 @@ pub async fn plan_device_units(db: &Db, tenant: Uuid, integration_id: Uuid) -> R
         .collect())
 }
 
+/// Agent pages one process holds at once, whatever `queue.concurrency` (units per worker, 4 by
+/// default): a page is held from the request for it until it is written. A page's agents are
+/// compact (see [`super::model::Agent`]), so a page costs about the same whatever the size of the
+/// agents' `wmi_detail`: some 10 MB as agents or snapshots and as much again while the pipeline
+/// writes it. Units past this bound wait for a turn before asking for their next page.
+pub const PAGES_IN_MEMORY: usize = 2;
+
+static PAGE_TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PAGES_IN_MEMORY);
+
 /// Syncs the agents of one unit, page by page through the shared pipeline. Agents whose site now
 /// belongs to another Tactical client are ingested with that client as their scope, so a moved
 /// agent keeps its asset and follows its new mapping.
@@ -94,7 +103,10 @@ pub async fn sync_device_unit(
         query.last_seen_after = Some(since);
     }
     let mut pages = client.agent_pages(&query);
-    while let Some(agents) = pages.next_page().await? {
+    loop {
+        // Held until the page is written: the page's agents, snapshots and write are its memory.
+        let _turn = PAGE_TURNS.acquire().await.expect("the semaphore is never closed");
+        let Some(agents) = pages.next_page().await? else { break };
         let now = Utc::now();
         let ctx = MappingContext { integration_id, now };
         let mut snapshots = Vec::with_capacity(agents.len());
