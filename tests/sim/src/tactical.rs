@@ -18,8 +18,10 @@
 //!   token with a 180-second TTL; `POST /v2/login/` without `twofactor` is a 500.
 //!
 //! Test controls (on [`SimHandle`]): latency, injected faults (status, 429 + Retry-After, hang,
-//! truncated JSON, HTML), dashboard mode, per-route request counters and a request log (with
-//! each request's `traceparent`), token expiry, and fleet mutations.
+//! truncated JSON, HTML), dashboard mode, per-route request counters (and the most requests
+//! answered at once) and a request log (with each request's `traceparent`), token expiry, and
+//! fleet mutations. [`FleetSpec::wmi_detail_kb`] pads every agent's `wmi_detail` to real agents'
+//! sizes; agent pages are then sent as they are rendered (chunked).
 
 mod fleet;
 mod render;
