@@ -307,7 +307,7 @@ struct Dispatch {
 
 /// A worker name is `<kind>-<host>-<pid>-<ulid>`: its pid.
 fn pid_of_worker(name: &str) -> Option<u32> {
-    name.rsplitn(3, '-').nth(1)?.parse().ok()
+    name.rsplit('-').nth(1)?.parse().ok()
 }
 
 async fn dispatch_of(db: &rmm_shared::db::Db, job: &JobView, pids: &[u32], concurrency: usize) -> Dispatch {
