@@ -6,7 +6,8 @@
 //!   (a name re-used after a crash would keep them `Running` for ever).
 //! * Postgres: kinds whose policy says `listen` wake on LISTEN/NOTIFY (one connection each, of the
 //!   queue's own pool: listeners + 5) and also poll every `poll_interval_ms` (delayed tasks are
-//!   never notified); the other kinds, and SQLite and Redis, poll.
+//!   never notified); the other kinds, and SQLite and Redis, poll. The poll timer is [`Ticker`],
+//!   not apalis's `poll_with_interval`, whose timer stops after a fetch slower than the interval.
 //! * Each job runs in a tokio task of its own: the queue consumers of a process share one task
 //!   (apalis's monitor), and a job run inside it would hold up every consumer's polling and
 //!   heartbeat while it computes, and keep the process's jobs on one core.
@@ -15,11 +16,15 @@
 //! * On shutdown the running jobs get `worker.shutdown_timeout_secs` to finish; tasks fetched but
 //!   not started go back to the queue.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use apalis::prelude::{BackendExt, Monitor, ParallelizeExt, WorkerBuilder, WorkerBuilderExt};
+use apalis::prelude::{Monitor, ParallelizeExt, WorkerBuilder, WorkerBuilderExt};
+use apalis_core::backend::ext::poll_strategy::{PollSnapshot, PollStrategy, PollWith};
 use apalis_postgres::PostgresStorage;
 use apalis_redis::RedisStorage;
 use apalis_sqlite::SqliteStorage;
@@ -86,9 +91,9 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), Runtime
                         .missed_heartbeats(missed),
                 );
                 if entry.policy.listen {
-                    register!(storage.clone().with_pubsub().poll_with_interval(poll))
+                    register!(PollWith::new(storage.clone().with_pubsub(), Ticker::new(poll)))
                 } else {
-                    register!(storage.clone().poll_with_interval(poll))
+                    register!(PollWith::new(storage.clone(), Ticker::new(poll)))
                 }
             }
             Backend::Sqlite(pool) => {
@@ -99,7 +104,7 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), Runtime
                         .heartbeat_interval(heartbeat)
                         .missed_heartbeats(missed),
                 );
-                register!(storage.clone().poll_with_interval(poll))
+                register!(PollWith::new(storage.clone(), Ticker::new(poll)))
             }
             Backend::Redis(conn) => {
                 let storage = RedisStorage::<JobEnvelope>::new(conn.clone()).with_config(
@@ -108,7 +113,7 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), Runtime
                         .heartbeat_interval(heartbeat)
                         .missed_heartbeats(missed),
                 );
-                register!(storage.clone().poll_with_interval(poll))
+                register!(PollWith::new(storage.clone(), Ticker::new(poll)))
             }
         };
     }
@@ -154,6 +159,41 @@ pub async fn run(rt: Runtime, shutdown: CancellationToken) -> Result<(), Runtime
         }
         Ok(()) => Ok(()),
         Err(e) => Err(runtime_err(e)),
+    }
+}
+
+/// Wakes a queue consumer every `interval` to fetch (delayed and retried tasks are never
+/// notified, and SQLite and Redis have no notifications at all).
+///
+/// apalis 1.0's `IntervalStrategy` (`poll_with_interval`) re-arms its timer when it fires but does
+/// not poll the new one, so nothing is registered to wake the consumer at the next tick. The chain
+/// survives only while the consumer happens to be polled again before that tick; once a fetch takes
+/// longer than the interval (a busy database or machine), the consumer sleeps until its next
+/// heartbeat, and a job enqueued meanwhile waits up to `heartbeat_secs` instead of
+/// `poll_interval_ms`. This one polls the re-armed timer at once, which registers the waker.
+pub struct Ticker {
+    interval: Duration,
+    /// Created on the first poll (inside the runtime).
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Ticker {
+    pub fn new(interval: Duration) -> Ticker {
+        Ticker { interval: interval.max(Duration::from_millis(1)), sleep: None }
+    }
+}
+
+impl PollStrategy for Ticker {
+    fn poll_drive(&mut self, cx: &mut Context<'_>, _: &PollSnapshot) -> Poll<Option<()>> {
+        let interval = self.interval;
+        let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(interval)));
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        // Fired: the next tick counts from now, and polling it registers the waker for it.
+        sleep.as_mut().reset(tokio::time::Instant::now() + interval);
+        let _ = sleep.as_mut().poll(cx);
+        Poll::Ready(Some(()))
     }
 }
 
@@ -204,5 +244,53 @@ pub async fn termination_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Wake, Waker};
+
+    use apalis_core::backend::ext::poll_strategy::IntervalStrategy;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Polls `strategy` once its first tick is due, as a consumer starting a fetch does, then
+    /// leaves it alone for three intervals, as a fetch slower than the interval does; returns how
+    /// often the consumer was woken meanwhile.
+    async fn wakes_after_a_tick(strategy: &mut impl PollStrategy) -> usize {
+        let wakes = Arc::new(Wakes::default());
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let snapshot = PollSnapshot::default();
+        assert!(strategy.poll_drive(&mut cx, &snapshot).is_pending(), "no tick before the interval");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(strategy.poll_drive(&mut cx, &snapshot).is_ready(), "a tick after the interval");
+        let before = wakes.0.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        wakes.0.load(Ordering::SeqCst) - before
+    }
+
+    #[tokio::test]
+    async fn the_poll_timer_wakes_the_consumer_at_the_next_tick_even_if_it_is_not_polled_meanwhile() {
+        assert!(wakes_after_a_tick(&mut Ticker::new(Duration::from_millis(20))).await > 0);
+    }
+
+    /// Why [`Ticker`] exists: apalis 1.0's interval strategy arms its next timer without polling
+    /// it, so nothing wakes a consumer that is not polled for another reason. When this fails after
+    /// an apalis upgrade, `poll_with_interval` can be used again.
+    #[tokio::test]
+    async fn apalis_interval_strategy_wakes_nobody_after_a_tick() {
+        assert_eq!(wakes_after_a_tick(&mut IntervalStrategy::new(Duration::from_millis(20))).await, 0);
     }
 }

@@ -38,6 +38,38 @@ pub fn sockets_of(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system, every thread) another process has used so far, in seconds.
+pub fn cpu_secs_of(pid: u32) -> f64 {
+    cpu_secs_in(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time (user + system, every thread) this process has used so far, in seconds.
+pub fn cpu_secs() -> f64 {
+    cpu_secs_in("/proc/self/stat")
+}
+
+/// `utime + stime` of a `/proc/<pid>/stat` file, in seconds.
+fn cpu_secs_in(stat_file: &str) -> f64 {
+    let ticks = std::fs::read_to_string(stat_file).ok().and_then(|s| stat_cpu_ticks(&s));
+    let per_sec = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().filter(|t| *t > 0);
+    match (ticks, per_sec) {
+        (Some(t), Some(hz)) => t as f64 / hz as f64,
+        _ => f64::NAN,
+    }
+}
+
+/// `utime + stime` (fields 14 and 15, in clock ticks) of the text of a `/proc/<pid>/stat` file.
+/// The command name (field 2) is in parentheses and may itself hold spaces or parentheses, so
+/// the fields are counted from the last `)`.
+fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // `rest` starts at field 3 (the state).
+    let mut fields = rest.split_whitespace().skip(14 - 3);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 fn vm_hwm_mb(status_file: &str) -> f64 {
     status_mb(status_file, "VmHWM:")
 }
@@ -62,5 +94,13 @@ mod tests {
         assert_eq!(quantile_ms(&v, 0.99), 99.0);
         assert_eq!(quantile_ms(&v, 1.0), 100.0);
         assert!(quantile_ms(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn cpu_ticks_are_utime_plus_stime_counted_from_the_last_parenthesis() {
+        let stat = "4242 (rmm sync) (x)) S 1 4242 4242 0 -1 4194560 1200 0 0 0 731 86 0 0 20 0 9 0 123 0 0";
+        assert_eq!(stat_cpu_ticks(stat), Some(731 + 86));
+        assert_eq!(stat_cpu_ticks("garbage"), None);
+        assert!(cpu_secs() >= 0.0);
     }
 }

@@ -76,6 +76,8 @@ pub struct SimConfig {
     pub now: Option<DateTime<Utc>>,
     /// How long a `Fault::hang` request waits before answering 504.
     pub hang: Duration,
+    /// The largest page the list endpoints serve, whatever `page_size` asks (Tactical: 1000).
+    pub max_page_size: usize,
 }
 
 impl Default for SimConfig {
@@ -96,6 +98,7 @@ impl Default for SimConfig {
             auto_refresh_ttl: None,
             now: None,
             hang: Duration::from_secs(120),
+            max_page_size: 1000,
         }
     }
 }
@@ -1034,8 +1037,8 @@ impl SimEndpoint {
         Answer::ok(&json!({"expiry": render::dt(expiry), "token": token, "username": user.username, "name": null}))
     }
 
-    /// DRF `StandardResultsSetPagination`: default 100, `page_size` capped at 1000, 404
-    /// `Invalid page.` out of range, absolute `next`/`previous`.
+    /// DRF `StandardResultsSetPagination`: default 100, `page_size` capped at 1000 (or at
+    /// `SimConfig::max_page_size`), 404 `Invalid page.` out of range, absolute `next`/`previous`.
     fn paginate(&self, items: Vec<Value>, path: &str, q: &Query) -> Answer {
         let w = match self.page_window(items.len(), path, q) {
             Ok(w) => w,
@@ -1075,7 +1078,7 @@ impl SimEndpoint {
         let size = qget(q, "page_size")
             .and_then(|v| v.parse::<usize>().ok())
             .filter(|n| *n > 0)
-            .map(|n| n.min(1000))
+            .map(|n| n.min(self.state.config.max_page_size.max(1)))
             .unwrap_or(100);
         let pages = count.div_ceil(size).max(1);
         let page = match qget(q, "page") {
