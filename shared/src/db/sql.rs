@@ -90,6 +90,14 @@ impl Dialect {
         }
     }
 
+    /// `a` and `b` differ, a null equal only to a null.
+    pub fn distinct(self, a: &str, b: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("{a} IS DISTINCT FROM {b}"),
+            Dialect::Sqlite => format!("{a} IS NOT {b}"),
+        }
+    }
+
     /// A uuid column read as text (both dialects decode it as `String`).
     pub fn text(self, expr: &str) -> String {
         format!("CAST({expr} AS TEXT)")
@@ -359,6 +367,8 @@ mod tests {
         );
         assert_eq!(Dialect::Postgres.param(1, ColType::Uuid), "$1::uuid");
         assert_eq!(Dialect::Sqlite.param(1, ColType::Uuid), "?1");
+        assert_eq!(Dialect::Postgres.distinct("t.a", "excluded.a"), "t.a IS DISTINCT FROM excluded.a");
+        assert_eq!(Dialect::Sqlite.distinct("t.a", "excluded.a"), "t.a IS NOT excluded.a");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! interleave (and never deadlock); on SQLite the transaction holds the write lock from its start.
 //! The state is read after the locks are held, so the second ingest sees the first one's rows.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
@@ -13,7 +13,6 @@ use uuid::Uuid;
 
 use super::plan::{AssetRow, AssetWrite, CurrentState, Item, MappingRow, MappingWrite, PagePlan, limits, truncate};
 use super::snapshot::ExtensionSnapshot;
-use super::unchanged;
 use crate::db::sql::{ColType, Tx, fmt_ts};
 use crate::db::{Db, DbError, Dialect};
 
@@ -45,9 +44,9 @@ pub(super) async fn apply_page(
 ) -> Result<PagePlan, DbError> {
     db.in_write_tx(async |tx| {
         lock_devices(tx, tenant, items).await?;
-        let state = load_state(tx, tenant, items).await?;
+        let (state, extensions) = load_state(tx, tenant, items).await?;
         let plan = super::plan::plan_page(items, &state, now);
-        write_plan(tx, tenant, &plan, now).await?;
+        write_plan(tx, tenant, &plan, &extensions, now).await?;
         Ok(plan)
     })
     .await
@@ -75,9 +74,14 @@ async fn lock_devices(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<(
 }
 
 type MappingTuple = (String, String, String, String, Option<String>);
-type AssetTuple = (String, String, Option<String>, Option<String>, Option<String>);
+type AssetTuple = (String, String, Option<String>, Option<String>, Option<String>, bool, bool);
 
-async fn load_state(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<CurrentState, DbError> {
+/// The extension rows that exist, as `(asset_id, table)`.
+type Extensions = HashSet<(Uuid, &'static str)>;
+
+const EXTENSION_TABLES: [&str; 2] = ["workstation_assets", "server_assets"];
+
+async fn load_state(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<(CurrentState, Extensions), DbError> {
     let d = tx.dialect();
     let tenant_s = tenant.to_string();
     let providers: BTreeSet<&str> = items.iter().map(|i| i.snapshot.provider.slug()).collect();
@@ -108,8 +112,10 @@ async fn load_state(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<Cur
     let assets: Vec<AssetTuple> = tx
         .fetch(
             &format!(
-                "SELECT {id}, asset_type, {client}, rmm_provider, rmm_device_id FROM assets \
-                 WHERE tenant = {t} AND (asset_id {m} OR (rmm_provider {p} AND rmm_device_id {e})) \
+                "SELECT {id}, asset_type, {client}, rmm_provider, rmm_device_id, \
+                 EXISTS (SELECT 1 FROM workstation_assets w WHERE w.tenant = assets.tenant AND w.asset_id = assets.asset_id), \
+                 EXISTS (SELECT 1 FROM server_assets s WHERE s.tenant = assets.tenant AND s.asset_id = assets.asset_id) \
+                 FROM assets WHERE tenant = {t} AND (asset_id {m} OR (rmm_provider {p} AND rmm_device_id {e})) \
                  ORDER BY created_at, asset_id",
                 id = d.text("asset_id"),
                 client = d.text("client_id"),
@@ -171,7 +177,15 @@ async fn load_state(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<Cur
         .await?;
 
     let parse = |s: &str| Uuid::parse_str(s).ok();
-    Ok(CurrentState {
+    let mut extensions = Extensions::new();
+    for (id, .., workstation, server) in &assets {
+        for (table, exists) in EXTENSION_TABLES.into_iter().zip([*workstation, *server]) {
+            if let (Some(id), true) = (parse(id), exists) {
+                extensions.insert((id, table));
+            }
+        }
+    }
+    let state = CurrentState {
         mappings: mappings
             .into_iter()
             .filter_map(|(id, integration_type, alga_entity_id, external_entity_id, external_realm_id)| {
@@ -186,7 +200,7 @@ async fn load_state(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<Cur
             .collect(),
         assets: assets
             .into_iter()
-            .filter_map(|(id, asset_type, client, rmm_provider, rmm_device_id)| {
+            .filter_map(|(id, asset_type, client, rmm_provider, rmm_device_id, ..)| {
                 Some(AssetRow {
                     asset_id: parse(&id)?,
                     asset_type,
@@ -200,7 +214,8 @@ async fn load_state(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<Cur
             .into_iter()
             .filter_map(|(i, org, c)| Some(((parse(&i)?, org), parse(&c)?)))
             .collect::<HashMap<_, _>>(),
-    })
+    };
+    Ok((state, extensions))
 }
 
 const ASSET_VALUE_COLS: [(&str, ColType); 10] = [
@@ -244,7 +259,13 @@ fn ts(v: Option<DateTime<Utc>>) -> Value {
     v.map(|t| Value::String(fmt_ts(t))).unwrap_or(Value::Null)
 }
 
-async fn write_plan(tx: &mut Tx, tenant: Uuid, plan: &PagePlan, now: DateTime<Utc>) -> Result<(), DbError> {
+async fn write_plan(
+    tx: &mut Tx,
+    tenant: Uuid,
+    plan: &PagePlan,
+    existing: &Extensions,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
     let d = tx.dialect();
     let tenant_s = tenant.to_string();
     let now_s = fmt_ts(now);
@@ -299,34 +320,9 @@ async fn write_plan(tx: &mut Tx, tenant: Uuid, plan: &PagePlan, now: DateTime<Ut
         );
         tx.execute(&sql, &[&tenant_s, &now_s, &Value::Array(inserts).to_string()]).await?;
     }
-    // Updates that would leave the row as it is only refresh `last_rmm_sync_at`.
-    let mut compare_cols: Vec<(&str, ColType)> = vec![("client_id", U)];
-    compare_cols.extend(ASSET_VALUE_COLS);
-    let update_ids: Vec<Uuid> =
-        plan.assets.iter().filter(|(_, w)| matches!(w, AssetWrite::Update { .. })).map(|(id, _)| *id).collect();
-    let current = unchanged::current_rows(tx, tenant, "assets", "asset_id", &update_ids, &compare_cols).await?;
-    let mut touched = Vec::new();
-    updates.retain(|row| {
-        let mut want = row.as_object().cloned().unwrap_or_default();
-        let id = want.remove("asset_id").and_then(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok()));
-        if want.get("client_id").is_some_and(Value::is_null) {
-            want.remove("client_id");
-        }
-        match id.and_then(|id| current.get(&id).map(|have| (id, have))) {
-            Some((id, have)) if unchanged::holds(have, &want, &compare_cols) => {
-                touched.push(id.to_string());
-                false
-            }
-            _ => true,
-        }
-    });
-    if !touched.is_empty() {
-        tx.execute(
-            &format!("UPDATE assets SET last_rmm_sync_at = {n} WHERE tenant = {t} AND asset_id {}", d.in_json(3, U)),
-            &[&tenant_s, &now_s, &serde_json::to_string(&touched).expect("json")],
-        )
-        .await?;
-    }
+    // One statement for every update. A device whose values are unchanged gets each column's own
+    // value back: the row ends exactly as a refresh of `last_rmm_sync_at` alone would leave it (and,
+    // with no indexed value changed, can be a heap-only update).
     if !updates.is_empty() {
         let mut cols: Vec<(&str, ColType)> = vec![("asset_id", U), ("client_id", U)];
         cols.extend(ASSET_VALUE_COLS);
@@ -348,42 +344,43 @@ async fn write_plan(tx: &mut Tx, tenant: Uuid, plan: &PagePlan, now: DateTime<Ut
         tx.execute(&sql, &[&tenant_s, &now_s, &Value::Array(tombstones).to_string()]).await?;
     }
 
-    // Extension rows, one statement per (table, set of present-only columns).
-    // Rows that already hold every value of their patch are left alone.
-    let mut ext_cols: Vec<(&str, ColType)> = EXT_ALWAYS.to_vec();
-    ext_cols.extend(EXT_PRESENT);
-    let mut current_ext = HashMap::new();
-    for table in ["workstation_assets", "server_assets"] {
-        let ids: Vec<Uuid> = plan.extensions.iter().filter(|(_, t, _)| *t == table).map(|(id, _, _)| *id).collect();
-        current_ext.insert(table, unchanged::current_rows(tx, tenant, table, "asset_id", &ids, &ext_cols).await?);
-    }
-    let mut groups: HashMap<(&'static str, u8), Vec<Value>> = HashMap::new();
+    // Extension rows, one statement per (table, set of present-only columns, row exists). An
+    // existing row that already holds every value of its patch is not written: the `WHERE` compares
+    // in the database, so the current rows are never read back (and, unlike an upsert, an unchanged
+    // row is not even locked).
+    let mut groups: HashMap<(&'static str, u8, bool), Vec<Value>> = HashMap::new();
     for (asset_id, table, ext) in &plan.extensions {
         let (sig, row) = extension_json(*asset_id, ext);
-        let have = current_ext.get(table).and_then(|rows| rows.get(asset_id));
-        if have.is_some_and(|have| unchanged::holds(have, row.as_object().expect("object"), &ext_cols)) {
-            continue;
-        }
-        groups.entry((table, sig)).or_default().push(row);
+        groups.entry((table, sig, existing.contains(&(*asset_id, *table)))).or_default().push(row);
     }
     let mut keys: Vec<_> = groups.keys().copied().collect();
     keys.sort();
-    for key @ (table, sig) in keys {
+    for key @ (table, sig, exists) in keys {
         let rows = groups.remove(&key).unwrap_or_default();
         let mut cols: Vec<(&str, ColType)> = vec![("asset_id", U)];
         cols.extend(EXT_ALWAYS);
         cols.extend(EXT_PRESENT.iter().enumerate().filter(|(i, _)| sig & (1 << i) != 0).map(|(_, c)| *c));
-        let names: Vec<String> = cols.iter().map(|(c, _)| format!("\"{c}\"")).collect();
-        let select: Vec<String> = cols.iter().map(|(c, _)| format!("r.\"{c}\"")).collect();
-        let sets: Vec<String> = cols.iter().skip(1).map(|(c, _)| format!("\"{c}\" = excluded.\"{c}\"")).collect();
-        let sql = format!(
-            "INSERT INTO {table} (tenant, {names}) SELECT {t}, {select} FROM {rs} WHERE true \
-             ON CONFLICT (tenant, asset_id) DO UPDATE SET {sets}",
-            names = names.join(", "),
-            select = select.join(", "),
-            sets = sets.join(", "),
-            rs = d.recordset(2, &cols),
-        );
+        let sql = if exists {
+            let sets: Vec<String> = cols.iter().skip(1).map(|(c, _)| format!("\"{c}\" = r.\"{c}\"")).collect();
+            let differs: Vec<String> =
+                cols.iter().skip(1).map(|(c, _)| d.distinct(&format!("{table}.\"{c}\""), &format!("r.\"{c}\""))).collect();
+            format!(
+                "UPDATE {table} SET {sets} FROM {rs} \
+                 WHERE {table}.tenant = {t} AND {table}.asset_id = r.asset_id AND ({differs})",
+                sets = sets.join(", "),
+                differs = differs.join(" OR "),
+                rs = d.recordset(2, &cols),
+            )
+        } else {
+            let names: Vec<String> = cols.iter().map(|(c, _)| format!("\"{c}\"")).collect();
+            let select: Vec<String> = cols.iter().map(|(c, _)| format!("r.\"{c}\"")).collect();
+            format!(
+                "INSERT INTO {table} (tenant, {names}) SELECT {t}, {select} FROM {rs}",
+                names = names.join(", "),
+                select = select.join(", "),
+                rs = d.recordset(2, &cols),
+            )
+        };
         tx.execute(&sql, &[&tenant_s, &Value::Array(rows).to_string()]).await?;
     }
 
@@ -421,43 +418,8 @@ async fn write_plan(tx: &mut Tx, tenant: Uuid, plan: &PagePlan, now: DateTime<Ut
             MappingWrite::Remove => {}
         }
     }
-    // Synced updates that change nothing only refresh `last_synced_at`.
-    let map_cols = [("alga_entity_id", Text), ("external_realm_id", Text), ("sync_status", Text), ("metadata", Json)];
-    let synced_ids: Vec<Uuid> =
-        plan.mappings.iter().filter(|(_, w)| matches!(w, MappingWrite::Synced { .. })).map(|(id, _)| *id).collect();
-    let current =
-        unchanged::current_rows(tx, tenant, "tenant_external_entity_mappings", "id", &synced_ids, &map_cols).await?;
-    let mut touched = Vec::new();
-    m_updates.retain(|row| {
-        let id = row["id"].as_str().and_then(|s| Uuid::parse_str(s).ok());
-        let Some((id, have)) = id.and_then(|id| current.get(&id).map(|h| (id, h))) else { return true };
-        if row["touch"] == json!(true) {
-            return true;
-        }
-        let mut want = Map::new();
-        if !row["alga_entity_id"].is_null() {
-            want.insert("alga_entity_id".into(), row["alga_entity_id"].clone());
-        }
-        for c in ["external_realm_id", "sync_status", "metadata"] {
-            want.insert(c.into(), row[c].clone());
-        }
-        if unchanged::holds(have, &want, &map_cols) {
-            touched.push(id.to_string());
-            false
-        } else {
-            true
-        }
-    });
-    if !touched.is_empty() {
-        tx.execute(
-            &format!(
-                "UPDATE tenant_external_entity_mappings SET last_synced_at = {n} WHERE tenant = {t} AND id {}",
-                d.in_json(3, U)
-            ),
-            &[&tenant_s, &now_s, &serde_json::to_string(&touched).expect("json")],
-        )
-        .await?;
-    }
+    // One statement for every update; a mapping whose values are unchanged ends as a refresh of
+    // `last_synced_at` alone would leave it.
     if !m_updates.is_empty() {
         let cols = [
             ("id", U),

@@ -8,7 +8,6 @@
 pub mod apply;
 pub mod plan;
 pub mod snapshot;
-mod unchanged;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
