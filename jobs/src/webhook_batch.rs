@@ -31,10 +31,10 @@ use crate::error::RuntimeError;
 /// Most accepts one statement writes.
 pub const MAX_ROWS: usize = 128;
 /// Most bytes of accepts (bodies, tasks, ids) one statement carries, unless a single accept is
-/// larger. sqlx 0.9.0 leaves Nagle's algorithm on (transact-rs/sqlx#4335): a message larger than
-/// the socket's send buffer (16 KiB at first on Linux) goes out in two writes, and the second
-/// waits for PostgreSQL's delayed ACK, about 40 ms. Batches stay under it.
-pub const MAX_BYTES: usize = 12 * 1024;
+/// larger: it bounds a statement's parameters (and the memory a batch holds) whatever the body cap.
+/// It is not a speed setting: with sqlx 0.9.1 batches of any size up to [`MAX_ROWS`] cost the same
+/// per webhook (BENCHMARKS.md, "Webhook ingress").
+pub const MAX_BYTES: usize = 1024 * 1024;
 
 /// One accept, ready to be written.
 #[derive(Debug, Clone)]
@@ -377,7 +377,7 @@ mod tests {
         let mut waiting: VecDeque<_> =
             std::iter::once(big).chain((0..100).map(|i| row(t, &format!("s{i}"), 10.0))).collect();
         for (r, _) in waiting.iter_mut().skip(1) {
-            r.body = "y".repeat(500);
+            r.body = "y".repeat(MAX_BYTES / 40);
         }
         assert_eq!(agents(&take_batch(&mut waiting)), ["big"]);
         let small = take_batch(&mut waiting);
