@@ -33,6 +33,12 @@ pub struct IntegrationBody {
     pub asset_api_url: Option<String>,
     /// Tanium: refresh assets of an empty computer group from the Asset API.
     pub use_asset_api_fallback: Option<bool>,
+    /// NinjaOne: the OAuth app's client id.
+    pub client_id: Option<String>,
+    /// NinjaOne: the OAuth app's client secret.
+    pub client_secret: Option<String>,
+    /// NinjaOne: `US`, `US2`, `EU`, `OC` or `CA`.
+    pub region: Option<String>,
 }
 
 impl From<IntegrationBody> for IntegrationInput {
@@ -47,6 +53,9 @@ impl From<IntegrationBody> for IntegrationInput {
             api_token: b.api_token.map(SecretString::from),
             asset_api_url: b.asset_api_url,
             use_asset_api_fallback: b.use_asset_api_fallback,
+            client_id: b.client_id,
+            client_secret: b.client_secret.map(SecretString::from),
+            region: b.region,
         }
     }
 }

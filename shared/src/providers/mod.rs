@@ -1,6 +1,7 @@
 //! RMM provider clients and their mapping to device snapshots, and what the providers share:
 //! organisation-mapping upserts and the list of mapped scopes.
 
+pub mod ninjaone;
 pub mod tactical;
 pub mod tanium;
 
@@ -98,7 +99,8 @@ pub fn integration(provider: Provider) -> Option<&'static dyn crate::integration
     match provider {
         Provider::TacticalRmm => Some(&tactical::integration::Tactical),
         Provider::Tanium => Some(&tanium::integration::Tanium),
-        Provider::NinjaOne | Provider::LevelIo => None,
+        Provider::NinjaOne => Some(&ninjaone::integration::NinjaOne),
+        Provider::LevelIo => None,
     }
 }
 

@@ -1,0 +1,180 @@
+//! What a NinjaOne integration adds to the provider-neutral integration functions
+//! (`crate::integrations`): its input fields (client id and secret, region, grant), the view
+//! (masked; the token state) and the connection test.
+
+use futures::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::connect;
+use super::token::{self, RECONNECT_REQUIRED};
+use super::{PROVIDER, region_url, secrets};
+use crate::integrations::{
+    Connection, IntegrationError, IntegrationInput, ProviderIntegration, TestOutcome, mask, secret_text,
+};
+use crate::secrets::SecretStore;
+
+/// The NinjaOne parts.
+pub struct NinjaOne;
+
+const GRANTS: [&str; 2] = ["authorization_code", "client_credentials"];
+
+impl ProviderIntegration for NinjaOne {
+    fn refuse_foreign(&self, input: &IntegrationInput) -> Result<(), IntegrationError> {
+        if input.api_key.is_some()
+            || input.username.is_some()
+            || input.password.is_some()
+            || input.api_token.is_some()
+            || input.asset_api_url.is_some()
+            || input.use_asset_api_fallback.is_some()
+        {
+            return Err(IntegrationError::Invalid(
+                "a NinjaOne integration takes client_id, client_secret, region, auth_mode (authorization_code or \
+                 client_credentials) and instance_url; api_key, username, password, api_token, asset_api_url and \
+                 use_asset_api_fallback belong to other providers"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn before_merge(
+        &self,
+        input: &IntegrationInput,
+        settings: &mut Map<String, Value>,
+    ) -> Result<bool, IntegrationError> {
+        let mut changed = false;
+        if let Some(mode) = &input.auth_mode {
+            if !GRANTS.contains(&mode.as_str()) {
+                return Err(IntegrationError::Invalid(
+                    "auth_mode must be authorization_code or client_credentials".into(),
+                ));
+            }
+            changed |= settings.get("auth_mode").and_then(Value::as_str) != Some(mode.as_str());
+            settings.insert("auth_mode".into(), json!(mode));
+        }
+        if let Some(region) = &input.region {
+            let region = region.trim().to_ascii_uppercase();
+            if region_url(&region).is_none() {
+                return Err(IntegrationError::Invalid("region must be one of US, US2, EU, OC, CA".into()));
+            }
+            changed |= settings.get("region").and_then(Value::as_str) != Some(region.as_str());
+            settings.insert("region".into(), json!(region));
+        }
+        Ok(changed)
+    }
+
+    fn check_settings(&self, settings: &Map<String, Value>) -> Result<(), IntegrationError> {
+        match settings.get("region").and_then(Value::as_str) {
+            Some(r) if region_url(r).is_none() => {
+                Err(IntegrationError::Invalid("region must be one of US, US2, EU, OC, CA".into()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn normalize_url(&self, raw: &str) -> Option<String> {
+        super::normalize_base_url(raw).map(|u| u.trim_end_matches('/').to_owned())
+    }
+
+    fn write<'a>(
+        &'a self,
+        store: &'a SecretStore,
+        tenant: Uuid,
+        input: &'a IntegrationInput,
+        _url: Option<&'a str>,
+        settings: &'a mut Map<String, Value>,
+    ) -> BoxFuture<'a, Result<bool, IntegrationError>> {
+        Box::pin(async move {
+            let mut changed = false;
+            let id = input.client_id.as_deref().map(str::trim).filter(|v| !v.is_empty());
+            let secret = input.client_secret.as_ref().map(|s| s.expose_secret().trim()).filter(|v| !v.is_empty());
+            if let Some(id) = id {
+                store.set_tenant_secret(tenant, secrets::CLIENT_ID, Some(&SecretString::from(id.to_owned()))).await?;
+                changed = true;
+            }
+            if let Some(secret) = secret {
+                let v = SecretString::from(secret.to_owned());
+                store.set_tenant_secret(tenant, secrets::CLIENT_SECRET, Some(&v)).await?;
+                changed = true;
+            }
+            settings.entry("auth_mode").or_insert(json!("authorization_code"));
+            settings.entry("region").or_insert(json!("US"));
+            Ok(changed)
+        })
+    }
+
+    fn secrets(&self) -> &'static [&'static str] {
+        &[secrets::CREDENTIALS, secrets::CLIENT_ID, secrets::CLIENT_SECRET]
+    }
+
+    fn url_secret(&self) -> &'static str {
+        // NinjaOne keeps its instance in the integration row (or the region); no secret holds it.
+        "ninjaone_instance_url"
+    }
+
+    fn auth_mode(&self, settings: &Map<String, Value>) -> Value {
+        settings.get("auth_mode").cloned().unwrap_or(json!("authorization_code"))
+    }
+
+    fn credentials<'a>(
+        &'a self,
+        store: &'a SecretStore,
+        tenant: Uuid,
+        settings: &'a Map<String, Value>,
+    ) -> BoxFuture<'a, Value> {
+        Box::pin(async move {
+            let id = secret_text(store, tenant, secrets::CLIENT_ID).await;
+            let secret = secret_text(store, tenant, secrets::CLIENT_SECRET).await;
+            let tokens = token::read_credentials(store, tenant).await.ok().flatten();
+            let lifecycle = settings.get("tokenLifecycle").cloned().unwrap_or(Value::Null);
+            json!({
+                "clientId": id,
+                "hasClientSecret": secret.is_some(),
+                "clientSecretMasked": secret.as_deref().map(mask).unwrap_or_default(),
+                "region": settings.get("region").cloned().unwrap_or(json!("US")),
+                "authorized": tokens.is_some(),
+                "hasRefreshToken": tokens.as_ref().is_some_and(|t| t.refresh_token.is_some()),
+                "accessTokenExpiresAt": tokens.map(|t| t.expires_at),
+                "tokenStatus": lifecycle.get("status").cloned().unwrap_or(Value::Null),
+                "reconnectRequired": lifecycle.get("status").and_then(Value::as_str) == Some(RECONNECT_REQUIRED),
+            })
+        })
+    }
+
+    /// `GET /v2/organizations?pageSize=1` with the stored (or client-credentials) token.
+    fn test<'a>(
+        &'a self,
+        conn: &'a Connection<'a>,
+        tenant: Uuid,
+        config: Option<(Option<String>, Value)>,
+        _totp_code: Option<&'a str>,
+    ) -> BoxFuture<'a, TestOutcome> {
+        Box::pin(async move {
+            let integration = match crate::integrations::load(conn.db, tenant, PROVIDER).await {
+                Ok(Some(i)) => i.integration_id,
+                Ok(None) => return TestOutcome::Failed("the NinjaOne integration does not exist".into()),
+                Err(e) => return TestOutcome::Failed(e.to_string()),
+            };
+            let calls = conn.calls.counter(Some(tenant));
+            let client =
+                match connect::client(conn.db, conn.secrets, tenant, integration, config, conn.upstream, calls).await {
+                    Ok(c) => c,
+                    Err(e) => return TestOutcome::Failed(e.message()),
+                };
+            match client.test_connection().await {
+                Ok(n) => {
+                    let mut detail = Map::new();
+                    detail.insert("organizationsVisible".into(), json!(n > 0));
+                    TestOutcome::Connected(detail)
+                }
+                Err(e) => TestOutcome::Failed(e.to_string()),
+            }
+        })
+    }
+
+    fn failed_test_deactivates(&self) -> bool {
+        false
+    }
+}
