@@ -480,3 +480,171 @@ async fn ninjaone_admin_api_saves_tests_and_runs_the_jobs_and_skips_a_reconnect_
     })
     .await;
 }
+
+// ---- webhooks and alerts --------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ninjaone_webhooks_register_authenticate_record_alerts_and_refresh_devices_and_the_backfill_resets_on_request()
+{
+    use reqwest::Method;
+    use rmm_jobs::JobStatus;
+    use rmm_shared::config::QueueBackend;
+    use rmm_shared::secrets::hmac_sha256_hex;
+    use rmm_tests::runtime::{Ingress, Workers, fast_settings, runtime, wait_finished};
+    const KEY: &str = "ninjaone-admin-bootstrap-key-0123456789";
+    stores::each_store(|store| async move {
+        let db = &store.db;
+        let dir = tempfile::tempdir().unwrap();
+        let sim = sim(NinjaFleetSpec { organizations: 1, devices: 8, ..Default::default() }).await;
+        let mut settings = fast_settings(QueueBackend::Database);
+        settings.upstream.ninjaone_requests_per_second = 0;
+        settings.http.public_url = Some("https://rmm-sync.example.test".into());
+        let rt = runtime(db, settings, dir.path()).await.unwrap();
+        let ing = Ingress::start(&rt, Some(KEY)).await;
+        let tenant = stores::tenant(db).await.unwrap();
+        let base = format!("/tenants/{tenant}/integrations/ninjaone");
+        let body = json!({"instance_url": sim.base_url(), "client_id": sim.client_id(), "client_secret": sim.client_secret()});
+        assert_eq!(ing.api(Method::PUT, &base, KEY, Some(body)).await.0, 200);
+        rt.secrets
+            .set_tenant_secret(tenant, secrets::CREDENTIALS, Some(&SecretString::from(sim.authorize(None).to_string())))
+            .await
+            .unwrap();
+        assert_eq!(ing.api(Method::POST, &format!("{base}/test"), KEY, Some(json!({}))).await.1["success"], json!(true));
+        let workers = Workers::start(&rt);
+        let run = |kind: &'static str, args: Value| {
+            let (ing, base) = (&ing, &base);
+            async move {
+                let (s, b) = ing.api(Method::POST, &format!("{base}/jobs/{kind}"), KEY, Some(json!({"args": args}))).await;
+                assert_eq!(s, 202, "{kind}: {b}");
+                b["job_id"].as_str().unwrap().to_owned()
+            }
+        };
+        let job = wait_finished(&rt, &run("sync-org", json!({})).await, Duration::from_secs(30)).await;
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        stores::map_each_scope(db, tenant, usize::MAX).await;
+        let job = wait_finished(&rt, &run("ninjaone-sync-devices", json!({})).await, Duration::from_secs(60)).await;
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+
+        // The set-up to paste, and the registration through NinjaOne's API.
+        let (s, setup) = ing.api(Method::GET, &format!("{base}/webhook"), KEY, None).await;
+        assert_eq!(s, 200, "{setup}");
+        let secret = setup["secret"].as_str().unwrap().to_owned();
+        assert_eq!(setup["url"], json!(format!("https://rmm-sync.example.test/api/webhooks/ninjaone?tenant={tenant}")));
+        let job = wait_finished(&rt, &run("ninjaone-register-webhook", json!({})).await, Duration::from_secs(30)).await;
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        let registered = sim.webhook().expect("PUT /v2/webhook");
+        assert_eq!(registered["url"], setup["url"]);
+        assert_eq!(registered["headers"][0], json!({"name": "X-Alga-Webhook-Secret", "value": secret}));
+
+        let http = reqwest::Client::new();
+        let post = |body: Value, header: Option<(&'static str, String)>| {
+            let http = http.clone();
+            let url = ing.url(&format!("/api/webhooks/ninjaone?tenant={tenant}"));
+            async move {
+                let bytes = body.to_string();
+                let mut req = http.post(url).header("content-type", "application/json").body(bytes);
+                if let Some((name, value)) = header {
+                    req = req.header(name, value);
+                }
+                let resp = req.send().await.unwrap();
+                (resp.status().as_u16(), resp.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+        let dev = sim.devices()[1].clone();
+        let trigger = json!({"id": 5001, "activityTime": Utc::now().timestamp(), "deviceId": dev.id,
+            "organizationId": dev.organization_id, "type": "CONDITION", "status": "TRIGGERED", "statusCode": "DISK_FULL",
+            "activityType": "CONDITION", "severity": "CRITICAL", "message": "Disk C: is full",
+            "device": {"displayName": dev.name}});
+        // Refused: no credential, a wrong secret, a wrong signature.
+        assert_eq!(post(trigger.clone(), None).await.0, 401);
+        assert_eq!(post(trigger.clone(), Some(("X-Alga-Webhook-Secret", "wrong".into()))).await.0, 401);
+        assert_eq!(post(trigger.clone(), Some(("X-Ninja-Signature", "00ff".into()))).await.0, 401);
+        // An event about no device: acknowledged, nothing recorded (as AlgaPSA).
+        let (s, b) = post(json!({"id": 1, "type": "SYSTEM", "activityType": "USER_LOGGED_IN"}), Some(("X-Alga-Webhook-Secret", secret.clone()))).await;
+        assert_eq!((s, &b["recorded"], &b["reason"]), (200, &json!(false), &json!("no_device_id")), "{b}");
+        // A condition with the secret header: stored, its job records the alert and refreshes the device.
+        sim.update_device(dev.id, |d| d.name = "WS-RENAMED".into());
+        let (s, b) = post(trigger.clone(), Some(("X-Alga-Webhook-Secret", secret.clone()))).await;
+        assert_eq!((s, &b["recorded"]), (200, &json!(true)), "{b}");
+        let job = wait_finished(&rt, b["job_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        let result = job.result.clone().unwrap();
+        assert_eq!((result["counts"]["alerts_recorded"].as_u64(), result["counts"]["updated"].as_u64()), (Some(1), Some(1)), "{result}");
+        let d = db.dialect();
+        let alert = rows(
+            db,
+            &format!(
+                "SELECT status, severity, external_device_id, dedup_key FROM rmm_alerts WHERE tenant = {} AND external_alert_id = '5001'",
+                d.param(1, ColType::Uuid)
+            ),
+            &[&tenant.to_string()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(alert.len(), 1);
+        assert_eq!(alert[0][0].as_deref(), Some("active"));
+        assert_eq!(alert[0][1].as_deref(), Some("critical"));
+        assert_eq!(alert[0][3].as_deref(), Some(format!("{}|DISK_FULL", dev.id).as_str()));
+        let name = scalar(
+            db,
+            &format!("SELECT name FROM assets WHERE tenant = {} AND rmm_device_id = {}", d.param(1, ColType::Uuid), d.param(2, ColType::Text)),
+            &[&tenant.to_string(), &dev.id.to_string()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(name.as_deref(), Some("WS-RENAMED"));
+        // The reset, authenticated by NinjaOne's signature alone: the alert is resolved.
+        let mut reset = trigger.clone();
+        reset["status"] = json!("RESET");
+        let sig = hmac_sha256_hex(secret.as_bytes(), reset.to_string().as_bytes());
+        let (s, b) = post(reset, Some(("X-Ninja-Signature", sig))).await;
+        assert_eq!((s, &b["recorded"]), (200, &json!(true)), "{b}");
+        let job = wait_finished(&rt, b["job_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        let status = scalar(
+            db,
+            &format!("SELECT status FROM rmm_alerts WHERE tenant = {} AND external_alert_id = '5001'", d.param(1, ColType::Uuid)),
+            &[&tenant.to_string()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(status.as_deref(), Some("resolved"));
+        // NODE_DELETED for a device NinjaOne no longer has: its asset is tombstoned.
+        let gone = sim.devices()[2].clone();
+        sim.remove_device(gone.id);
+        let (_, b) = post(
+            json!({"id": 5002, "type": "SYSTEM", "activityType": "NODE_DELETED", "deviceId": gone.id}),
+            Some(("X-Alga-Webhook-Secret", secret.clone())),
+        )
+        .await;
+        let job = wait_finished(&rt, b["job_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        assert_eq!(job.result.as_ref().unwrap()["detail"]["action"], json!("marked_deleted"), "{job:?}");
+
+        // Backfill: NinjaOne's active alerts recorded; one reset in NinjaOne because the admin asked.
+        let active = sim.alerts();
+        assert!(!active.is_empty());
+        let job = wait_finished(&rt, &run("ninjaone-backfill-alerts", json!({})).await, Duration::from_secs(30)).await;
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        assert_eq!(job.result.as_ref().unwrap()["counts"]["created"].as_u64(), Some(active.len() as u64), "{job:?}");
+        assert!(sim.resets().is_empty(), "nothing is reset in NinjaOne unless asked");
+        let uid = active[0]["uid"].as_str().unwrap().to_owned();
+        let job = wait_finished(&rt, &run("ninjaone-backfill-alerts", json!({"reset": [uid.clone()]})).await, Duration::from_secs(30)).await;
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        assert_eq!(sim.resets(), vec![uid.clone()]);
+        let counts = &job.result.as_ref().unwrap()["counts"];
+        assert_eq!((counts["reset_in_ninjaone"].as_u64(), counts["updated"].as_u64()), (Some(1), Some(1)), "{counts}");
+        let status = scalar(
+            db,
+            &format!("SELECT status FROM rmm_alerts WHERE tenant = {} AND external_alert_id = {}", d.param(1, ColType::Uuid), d.param(2, ColType::Text)),
+            &[&tenant.to_string(), &uid],
+        )
+        .await
+        .unwrap();
+        assert_eq!(status.as_deref(), Some("resolved"));
+        workers.stop().await;
+        drop(ing);
+        store
+    })
+    .await;
+}

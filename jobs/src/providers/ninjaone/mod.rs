@@ -1,25 +1,32 @@
 //! NinjaOne job kinds: `sync-org` (organisations → organisation mappings),
 //! `ninjaone-sync-devices` (fanned out as one internal `ninjaone-sync-devices-unit` per mapped
-//! organisation). Each builds the client from the integration row and the tenant's secrets, runs
+//! organisation), `ninjaone-sync-device` (one device and its webhook deliveries),
+//! `ninjaone-backfill-alerts` and `ninjaone-register-webhook`. Each builds the client from the integration row and the tenant's secrets, runs
 //! the provider function of `rmm_shared::providers::ninjaone`, and records the run.
 //!
 //! An integration whose refresh token NinjaOne refused (`settings.tokenLifecycle.status =
 //! reconnect_required`) is not called: its jobs end at once, skipped with that reason.
 
+pub mod alerts;
+
 use std::sync::Mutex;
 
 use futures::future::BoxFuture;
+use rmm_shared::ingest::IngestCounts;
 use rmm_shared::integrations;
 use rmm_shared::providers::Provider;
 use rmm_shared::providers::ninjaone::PROVIDER;
+use rmm_shared::providers::ninjaone::alerts::backfill_alerts;
 use rmm_shared::providers::ninjaone::client::NinjaClient;
 use rmm_shared::providers::ninjaone::connect::{self, ConnectError};
 use rmm_shared::providers::ninjaone::error::NinjaError;
+use rmm_shared::providers::ninjaone::integration::webhook_registration;
 use rmm_shared::providers::ninjaone::sync::{
-    DeviceSyncMode, ReadCounts, SyncError, sync_device_unit, sync_organizations,
+    DeviceSyncMode, ReadCounts, SyncError, refresh_device, sync_device_unit, sync_organizations,
 };
 use rmm_shared::providers::ninjaone::token::needs_reconnect;
-use rmm_shared::runs::RunKind;
+use rmm_shared::runs::{RunKind, RunOutcome};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -27,7 +34,7 @@ use crate::device_sync::{DeviceUnitArgs, SyncDevicesArgs, fan_out, incremental_s
 use crate::kind::{JobKind, JobOutcome, Policy, Scope};
 use crate::org_sync::recorded_org_sync;
 use crate::providers::ProviderJobs;
-use crate::run::{ids, provider_policy, recorded};
+use crate::run::{NoArgs, counts_outcome, ids, provider_policy, recorded};
 use crate::{JobCtx, JobError, Registry, Runtime};
 
 /// NinjaOne in the job runtime.
@@ -41,6 +48,9 @@ impl ProviderJobs for NinjaOne {
     fn register(&self, r: &mut Registry) {
         r.register::<SyncDevices>();
         r.register::<SyncDevicesUnit>();
+        r.register::<SyncDevice>();
+        r.register::<BackfillAlerts>();
+        r.register::<RegisterWebhook>();
     }
 
     fn sync_org<'a>(&'a self, ctx: &'a JobCtx) -> BoxFuture<'a, Result<JobOutcome, JobError>> {
@@ -56,6 +66,10 @@ impl ProviderJobs for NinjaOne {
 
     fn device_sync_kind(&self) -> &'static str {
         SyncDevices::NAME
+    }
+
+    fn webhook_refresh_kind(&self) -> Option<&'static str> {
+        Some(SyncDevice::NAME)
     }
 }
 
@@ -199,5 +213,136 @@ impl JobKind for SyncDevicesUnit {
         .await;
         let read = *read.lock().unwrap_or_else(|e| e.into_inner());
         outcome.map(|o| o.count("listed", read.listed).count("filtered_out", read.filtered_out))
+    }
+}
+
+/// Arguments of `ninjaone-sync-device` (a webhook enqueues it with the delivery's `deviceId`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncDeviceArgs {
+    /// NinjaOne's device id.
+    pub agent_id: String,
+}
+
+/// `ninjaone-sync-device`: the device's stored webhook deliveries (conditions recorded as alerts),
+/// then the device refreshed from NinjaOne (`GET /v2/device/{id}`; a device NinjaOne no longer has
+/// is tombstoned).
+pub struct SyncDevice;
+
+impl JobKind for SyncDevice {
+    const NAME: &'static str = "ninjaone-sync-device";
+    const SCOPE: Scope = Scope::Integration;
+    const PROVIDERS: &'static [Provider] = &[PROVIDER];
+    type Args = SyncDeviceArgs;
+
+    fn policy() -> Policy {
+        Policy { priority: 5, listen: true, ..provider_policy(120) }
+    }
+
+    async fn run(ctx: JobCtx, args: SyncDeviceArgs) -> Result<JobOutcome, JobError> {
+        let (tenant, integration) = ids(&ctx)?;
+        let device_id = args.agent_id.trim();
+        if device_id.is_empty() {
+            return Err(JobError::Permanent("agent_id (the NinjaOne device id) is required".into()));
+        }
+        // Deliveries arriving from now on start another refresh instead of joining this one.
+        crate::webhooks::release_agent(ctx.runtime(), tenant, integration, device_id, ctx.job_id()).await?;
+        // Alerts first: recorded even when NinjaOne cannot be reached for the refresh.
+        let deliveries = alerts::record_pending_deliveries(ctx.runtime(), tenant, integration, device_id).await?;
+        let client = match client_for(&ctx).await? {
+            Ok(c) => c,
+            Err(skipped) => return Ok(skipped.count("alerts_recorded", deliveries.alerts_recorded)),
+        };
+        let outcome = refresh_device(ctx.db(), tenant, integration, &client, device_id).await?;
+        let mut counts = IngestCounts::default();
+        counts.record(outcome.action);
+        let mut job = counts_outcome(&counts)
+            .count("alerts_recorded", deliveries.alerts_recorded)
+            .count("deliveries_other", deliveries.other);
+        job.detail = json!({
+            "device_id": device_id,
+            "action": outcome.action,
+            "asset_id": outcome.asset_id,
+            "error": outcome.error,
+            "removal_event": deliveries.removal,
+        });
+        Ok(job)
+    }
+}
+
+/// Arguments of `ninjaone-backfill-alerts`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillArgs {
+    /// Alert uids to reset in NinjaOne first (`POST /v2/alert/{uid}/reset`); nothing is reset in
+    /// NinjaOne unless an admin lists it here.
+    #[serde(default)]
+    pub reset: Vec<String>,
+}
+
+/// `ninjaone-backfill-alerts`: NinjaOne's active alerts recorded; polled alerts gone remotely
+/// resolved.
+pub struct BackfillAlerts;
+
+impl JobKind for BackfillAlerts {
+    const NAME: &'static str = "ninjaone-backfill-alerts";
+    const SCOPE: Scope = Scope::Integration;
+    const PROVIDERS: &'static [Provider] = &[PROVIDER];
+    type Args = BackfillArgs;
+
+    fn policy() -> Policy {
+        provider_policy(600)
+    }
+
+    async fn run(ctx: JobCtx, args: BackfillArgs) -> Result<JobOutcome, JobError> {
+        let (tenant, integration) = ids(&ctx)?;
+        let client = match client_for(&ctx).await? {
+            Ok(c) => c,
+            Err(skipped) => return Ok(skipped),
+        };
+        recorded(&ctx, "alerts", RunKind::Other, async {
+            let r = backfill_alerts(ctx.db(), tenant, integration, &client, &args.reset).await?;
+            let counts = IngestCounts {
+                processed: r.items_processed,
+                created: r.items_created,
+                updated: r.items_updated,
+                failed: r.items_failed,
+                ..Default::default()
+            };
+            let job = counts_outcome(&counts).count("reset_in_ninjaone", r.reset_in_ninjaone);
+            Ok((RunOutcome { counts, errors: r.errors, cursor: None }, job))
+        })
+        .await
+    }
+}
+
+/// `ninjaone-register-webhook`: `PUT /v2/webhook` with this service's webhook URL for the tenant
+/// and its webhook secret header (made on first use), as AlgaPSA registers it.
+pub struct RegisterWebhook;
+
+impl JobKind for RegisterWebhook {
+    const NAME: &'static str = "ninjaone-register-webhook";
+    const SCOPE: Scope = Scope::Integration;
+    const PROVIDERS: &'static [Provider] = &[PROVIDER];
+    type Args = NoArgs;
+
+    fn policy() -> Policy {
+        provider_policy(120)
+    }
+
+    async fn run(ctx: JobCtx, _args: NoArgs) -> Result<JobOutcome, JobError> {
+        let (tenant, _) = ids(&ctx)?;
+        let client = match client_for(&ctx).await? {
+            Ok(c) => c,
+            Err(skipped) => return Ok(skipped),
+        };
+        let rt = ctx.runtime();
+        let config = webhook_registration(&rt.secrets, tenant, &rt.settings.http)
+            .await
+            .map_err(|e| JobError::Transient(e.public_message()))?;
+        client.register_webhook(&config).await?;
+        let mut job = JobOutcome::default().count("registered", 1);
+        job.detail = json!({ "url": config["url"], "header": "X-Alga-Webhook-Secret" });
+        Ok(job)
     }
 }

@@ -156,10 +156,10 @@ impl NinjaClient {
         }
     }
 
-    /// Active alerts (triggered conditions) of the whole instance, page by page.
-    pub async fn list_alerts(&self) -> Result<Vec<Alert>, NinjaError> {
-        let (alerts, _): (Vec<Alert>, _) = self.get_json(self.url("alerts", &[]), "alerts").await?;
-        Ok(alerts)
+    /// Active alerts (triggered conditions) of the whole instance, each with its JSON as sent.
+    pub async fn list_alerts_raw(&self) -> Result<Vec<(Alert, Value)>, NinjaError> {
+        let (alerts, _): (Vec<Value>, _) = self.get_json(self.url("alerts", &[]), "alerts").await?;
+        Ok(alerts.into_iter().map(|v| (serde_json::from_value(v.clone()).unwrap_or_default(), v)).collect())
     }
 
     /// `POST /v2/alert/{uid}/reset`.

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::connect;
 use super::token::{self, RECONNECT_REQUIRED};
 use super::{PROVIDER, region_url, secrets};
+use crate::config::HttpSettings;
 use crate::integrations::{
     Connection, IntegrationError, IntegrationInput, ProviderIntegration, TestOutcome, mask, secret_text,
 };
@@ -177,4 +178,51 @@ impl ProviderIntegration for NinjaOne {
     fn failed_test_deactivates(&self) -> bool {
         false
     }
+
+    fn webhook_setup<'a>(
+        &'a self,
+        secrets: &'a SecretStore,
+        tenant: Uuid,
+        http: &'a HttpSettings,
+    ) -> Option<BoxFuture<'a, Result<Value, IntegrationError>>> {
+        Some(Box::pin(async move {
+            let registration = webhook_registration(secrets, tenant, http).await?;
+            Ok(json!({
+                "url": registration["url"],
+                "method": "POST",
+                "headerName": "X-Alga-Webhook-Secret",
+                "signatureHeader": "X-Ninja-Signature",
+                "secret": registration["headers"][0]["value"],
+                "registration": registration,
+                "register": "enqueue the ninjaone-register-webhook job to register it with PUT /v2/webhook",
+            }))
+        }))
+    }
+}
+
+/// The body of `PUT /v2/webhook`: this service's webhook URL for the tenant (under the public
+/// URL, else the bind address), NinjaOne's device and organisation references expanded, and the
+/// tenant's webhook secret (made on first use) in `X-Alga-Webhook-Secret` (AlgaPSA's set-up).
+pub async fn webhook_registration(
+    store: &SecretStore,
+    tenant: Uuid,
+    http: &HttpSettings,
+) -> Result<Value, IntegrationError> {
+    let secret = match store.get_tenant_secret(tenant, secrets::WEBHOOK).await? {
+        Some(s) => s.expose_secret().to_owned(),
+        None => {
+            let mut bytes = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+            let s = hex::encode(bytes);
+            store.set_tenant_secret(tenant, secrets::WEBHOOK, Some(&SecretString::from(s.clone()))).await?;
+            s
+        }
+    };
+    let base = http.public_url.clone().unwrap_or_else(|| format!("http://{}", http.bind));
+    let url = format!("{}/api/webhooks/{}?tenant={tenant}", base.trim_end_matches('/'), PROVIDER.slug());
+    Ok(json!({
+        "url": url,
+        "expand": ["device", "organization"],
+        "headers": [{ "name": "X-Alga-Webhook-Secret", "value": secret }],
+    }))
 }

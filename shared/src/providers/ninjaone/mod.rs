@@ -2,6 +2,7 @@
 //! client-credentials grant of an API-service app), the shapes the API sends, the mapping of
 //! devices to device snapshots, and the syncs. See docs/ninjaone-setup.md.
 
+pub mod alerts;
 pub mod client;
 pub mod connect;
 pub mod error;
@@ -16,6 +17,14 @@ use super::Provider;
 /// This provider.
 pub const PROVIDER: Provider = Provider::NinjaOne;
 
+/// NinjaOne's webhook: the tenant's webhook secret in `X-Alga-Webhook-Secret` (the header
+/// `register-webhook` asks NinjaOne to send), or an `X-Ninja-Signature` HMAC of the body under it.
+pub const WEBHOOK: super::WebhookSpec = super::WebhookSpec {
+    secret: secrets::WEBHOOK,
+    signature_header: Some("x-ninja-signature"),
+    parse: alerts::parse_webhook,
+};
+
 /// The tenant secrets of a NinjaOne integration (AlgaPSA's names).
 pub mod secrets {
     /// The OAuth app's client id.
@@ -24,6 +33,9 @@ pub mod secrets {
     pub const CLIENT_SECRET: &str = "ninjaone_client_secret";
     /// `{access_token, refresh_token, expires_at (ms), instance_url}`, as AlgaPSA stores it.
     pub const CREDENTIALS: &str = "ninjaone_credentials";
+    /// The webhook secret (AlgaPSA keeps it in `settings.webhook_secret`; rmm-sync in the secret
+    /// chain, like Tactical's).
+    pub const WEBHOOK: &str = "ninjaone_webhook_secret";
 }
 
 /// NinjaOne's regions and their base URLs (each region is its own instance).

@@ -197,8 +197,8 @@ async fn tombstone_missing(
 }
 
 /// Refreshes one device (`GET /v2/device/{id}`), as the webhook path does. A device NinjaOne no
-/// longer has is reported as skipped; only devices of a mapped organisation are written (the
-/// pipeline skips the others).
+/// longer has (404) is tombstoned when it is mapped, else reported as skipped; only devices of a
+/// mapped organisation are written (the pipeline skips the others).
 pub async fn refresh_device(
     db: &Db,
     tenant: Uuid,
@@ -216,7 +216,7 @@ pub async fn refresh_device(
         return Ok(outcome(IngestAction::Failed, format!("NinjaOne device id {device_id:?} is not a number")));
     };
     let Some(device) = client.get_device(id).await? else {
-        return Ok(outcome(IngestAction::Skipped, format!("NinjaOne device {id} was not found")));
+        return tombstone_device(db, tenant, integration_id, device_id).await;
     };
     let now = Utc::now();
     let snapshot = match device_snapshot(&device, None, integration_id, now) {
@@ -224,5 +224,55 @@ pub async fn refresh_device(
         Err(e) => return Ok(outcome(IngestAction::Failed, e.to_string())),
     };
     let report = ingest_page(db, tenant, &[Item { snapshot: &snapshot, client_id: None }], now).await?;
+    Ok(report.outcomes.into_iter().next().expect("one outcome per item"))
+}
+
+/// Tombstones one mapped device (NinjaOne answered 404 for it); skipped when it is not mapped.
+async fn tombstone_device(
+    db: &Db,
+    tenant: Uuid,
+    integration_id: Uuid,
+    device_id: &str,
+) -> Result<IngestOutcome, SyncError> {
+    let d = db.dialect();
+    let rows: Vec<(String, Option<String>)> = db
+        .fetch(
+            &format!(
+                "SELECT external_realm_id, {} FROM tenant_external_entity_mappings \
+                 WHERE tenant = {} AND integration_type = '{PROVIDER}' AND alga_entity_type = 'asset' \
+                 AND external_entity_id = {}",
+                d.text("metadata"),
+                d.param(1, ColType::Uuid),
+                d.param(2, ColType::Text),
+            ),
+            &[&tenant.to_string(), device_id],
+        )
+        .await?;
+    let Some((scope, metadata)) = rows.into_iter().next() else {
+        return Ok(IngestOutcome {
+            external_device_id: device_id.to_owned(),
+            action: IngestAction::Skipped,
+            asset_id: None,
+            error: Some(format!("NinjaOne device {device_id} was not found")),
+        });
+    };
+    let snapshot = DeviceSnapshot {
+        provider: PROVIDER,
+        integration_id,
+        display_name: device_id.to_owned(),
+        external_device_id: device_id.to_owned(),
+        external_scope_id: scope,
+        lifecycle: Lifecycle::Tombstoned,
+        asset_type: Default::default(),
+        serial_number: None,
+        status: None,
+        location: None,
+        asset_tag: None,
+        agent_status: None,
+        last_seen_at: None,
+        extension: None,
+        metadata: metadata.and_then(|m| serde_json::from_str(&m).ok()),
+    };
+    let report = ingest_page(db, tenant, &[Item { snapshot: &snapshot, client_id: None }], Utc::now()).await?;
     Ok(report.outcomes.into_iter().next().expect("one outcome per item"))
 }
