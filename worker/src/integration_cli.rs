@@ -26,7 +26,7 @@ pub enum IntegrationCommand {
     /// Test the connection (Tactical: the client list; Tanium: the Gateway probe). Success marks
     /// the integration active; a failure prints the reason and exits 1.
     Test {
-        /// tacticalrmm or tanium.
+        /// tacticalrmm, tanium or ninjaone.
         provider: String,
         /// The tenant whose integration is tested.
         #[arg(long)]
@@ -38,7 +38,7 @@ pub enum IntegrationCommand {
     /// Print the integration as JSON: connection state, settings (secrets masked), last sync and
     /// counts (mapped organisations, synced devices by agent status, open alerts).
     Show {
-        /// tacticalrmm or tanium.
+        /// tacticalrmm, tanium or ninjaone.
         provider: String,
         /// The tenant whose integration is shown.
         #[arg(long)]

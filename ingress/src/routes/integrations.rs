@@ -20,7 +20,7 @@ use crate::AppState;
 #[derive(Object, Default)]
 pub struct IntegrationBody {
     pub instance_url: Option<String>,
-    /// `api_key` or `knox`.
+    /// Tactical: `api_key` or `knox`. NinjaOne: `authorization_code` or `client_credentials`.
     pub auth_mode: Option<String>,
     pub api_key: Option<String>,
     pub username: Option<String>,
