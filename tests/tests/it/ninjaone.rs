@@ -474,6 +474,8 @@ async fn ninjaone_admin_api_saves_tests_and_runs_the_jobs_and_skips_a_reconnect_
         assert!(sim.requests().is_empty() && sim.token_requests().is_empty());
         let (_, view) = ing.api(Method::GET, &base, KEY, None).await;
         assert_eq!(view["credentials"]["reconnectRequired"], json!(true), "{view}");
+        let metrics = reqwest::get(ing.url("/metrics")).await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("rmm_sync_integrations_reconnect_required{provider=\"ninjaone\"} 1"), "{metrics}");
         workers.stop().await;
         drop(ing);
         store
