@@ -457,6 +457,18 @@ async fn ninjaone_admin_api_saves_tests_and_runs_the_jobs_and_skips_a_reconnect_
         assert_eq!(detail["mode"], json!("incremental"), "{detail}");
         assert!(detail["filter"]["client"].as_str().unwrap().contains("lastContact"), "{detail}");
 
+        // Software from the fleet-wide report, paged with its cursor.
+        let (_, b) =
+            ing.api(Method::POST, &format!("{base}/jobs/ninjaone-ingest-software"), KEY, Some(json!({}))).await;
+        let job = wait_finished(&rt, b["job_id"].as_str().unwrap(), Duration::from_secs(60)).await;
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        let counts = job.result.as_ref().unwrap()["counts"].clone();
+        assert_eq!((counts["processed"].as_u64(), counts["updated"].as_u64()), (Some(30), Some(10)), "{counts}");
+        assert!(counts["pages"].as_u64().unwrap() > 1, "{counts}");
+        assert_eq!(count(db, tenant, "asset_software WHERE true").await, 30);
+        assert!(sim.requests().iter().any(|r| r.starts_with("GET /v2/queries/software") && r.contains("cursor=")));
+        assert_eq!(sim.request_count("GET /v2/device/"), 0, "no per-device software calls");
+
         // A refused refresh token: the next jobs are skipped with that reason, NinjaOne is not called.
         let mut creds = read_credentials(&rt.secrets, tenant).await.unwrap().unwrap();
         creds.expires_at = 0;

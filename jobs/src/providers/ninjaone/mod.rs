@@ -1,7 +1,7 @@
 //! NinjaOne job kinds: `sync-org` (organisations → organisation mappings),
 //! `ninjaone-sync-devices` (fanned out as one internal `ninjaone-sync-devices-unit` per mapped
 //! organisation), `ninjaone-sync-device` (one device and its webhook deliveries),
-//! `ninjaone-backfill-alerts` and `ninjaone-register-webhook`. Each builds the client from the integration row and the tenant's secrets, runs
+//! `ninjaone-backfill-alerts`, `ninjaone-register-webhook` and `ninjaone-ingest-software`. Each builds the client from the integration row and the tenant's secrets, runs
 //! the provider function of `rmm_shared::providers::ninjaone`, and records the run.
 //!
 //! An integration whose refresh token NinjaOne refused (`settings.tokenLifecycle.status =
@@ -51,6 +51,7 @@ impl ProviderJobs for NinjaOne {
         r.register::<SyncDevice>();
         r.register::<BackfillAlerts>();
         r.register::<RegisterWebhook>();
+        r.register::<IngestSoftware>();
     }
 
     fn sync_org<'a>(&'a self, ctx: &'a JobCtx) -> BoxFuture<'a, Result<JobOutcome, JobError>> {
@@ -344,5 +345,41 @@ impl JobKind for RegisterWebhook {
         let mut job = JobOutcome::default().count("registered", 1);
         job.detail = json!({ "url": config["url"], "header": "X-Alga-Webhook-Secret" });
         Ok(job)
+    }
+}
+
+/// `ninjaone-ingest-software`: the fleet-wide software report (`GET /v2/queries/software`, cursor
+/// paging) → software catalog and per-asset software.
+pub struct IngestSoftware;
+
+impl JobKind for IngestSoftware {
+    const NAME: &'static str = "ninjaone-ingest-software";
+    const SCOPE: Scope = Scope::Integration;
+    const PROVIDERS: &'static [Provider] = &[PROVIDER];
+    type Args = NoArgs;
+
+    fn policy() -> Policy {
+        Policy { concurrency: Some(1), ..provider_policy(1800) }
+    }
+
+    async fn run(ctx: JobCtx, _args: NoArgs) -> Result<JobOutcome, JobError> {
+        let (tenant, _) = ids(&ctx)?;
+        let client = match client_for(&ctx).await? {
+            Ok(c) => c,
+            Err(skipped) => return Ok(skipped),
+        };
+        recorded(&ctx, "software", RunKind::Other, async {
+            let r = rmm_shared::providers::ninjaone::software::ingest_software(ctx.db(), tenant, &client).await?;
+            let counts = IngestCounts {
+                processed: r.items_processed,
+                created: r.items_created,
+                updated: r.items_updated,
+                failed: r.items_failed,
+                ..Default::default()
+            };
+            let job = counts_outcome(&counts).count("devices_unmapped", r.devices_unmapped).count("pages", r.pages);
+            Ok((RunOutcome { counts, errors: r.errors, cursor: None }, job))
+        })
+        .await
     }
 }
