@@ -33,7 +33,17 @@ impl HttpMetrics {
 /// A low-cardinality label for a path: ids (UUIDs, ULIDs, numbers) become `{id}`, unknown paths
 /// collapse to `other`.
 pub fn route_label(path: &str) -> String {
-    let known = ["/api/webhooks/", "/api/v1/", "/healthz", "/readyz", "/metrics", "/status", "/openapi.json", "/docs"];
+    let known = [
+        "/api/webhooks/",
+        "/api/integrations/",
+        "/api/v1/",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/status",
+        "/openapi.json",
+        "/docs",
+    ];
     if !known.iter().any(|k| path.starts_with(k)) {
         return "other".into();
     }

@@ -175,6 +175,24 @@ impl IntegrationsApi {
         ok(json!({ "mapping_id": mapping_id.0, "updated": true }))
     }
 
+    /// OAuth providers (NinjaOne): the provider's authorize URL for the tenant, with a signed
+    /// `state`; the admin's browser goes there, consents, and comes back to
+    /// `/api/integrations/{provider}/callback`, which stores the tokens.
+    #[oai(path = "/tenants/:tenant/integrations/:provider/authorize", method = "get")]
+    async fn authorize(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        tenant: Path<Uuid>,
+        provider: Path<String>,
+    ) -> R {
+        tenant_write(&auth.0, tenant.0)?;
+        let p = provider_of(&provider)?;
+        let conn = state.rt.integrations();
+        let url = svc::oauth_authorize(&conn, tenant.0, p, &state.rt.settings.http).await?;
+        ok(json!({ "url": url, "redirectUri": svc::oauth_redirect_uri(&state.rt.settings.http, p) }))
+    }
+
     /// What to paste into the RMM to send its webhooks here (Tactical: the alert action's URL,
     /// headers and bodies); creates the tenant's webhook secret on first use.
     #[oai(path = "/tenants/:tenant/integrations/:provider/webhook", method = "get")]

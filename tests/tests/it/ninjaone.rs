@@ -420,12 +420,41 @@ async fn ninjaone_admin_api_saves_tests_and_runs_the_jobs_and_skips_a_reconnect_
         let (_, b) = ing.api(Method::POST, &format!("{base}/test"), KEY, Some(json!({}))).await;
         assert_eq!(b["success"], json!(false), "{b}");
         assert!(b["error"].as_str().unwrap().contains("authorize"), "{b}");
-        rt.secrets
-            .set_tenant_secret(tenant, secrets::CREDENTIALS, Some(&SecretString::from(sim.authorize(None).to_string())))
-            .await
-            .unwrap();
+        // The authorization-code flow: the authorize URL (signed state), NinjaOne's consent
+        // (the simulator consents at once), the callback exchanging the code.
+        let (s, b) = ing.api(Method::GET, &format!("{base}/authorize"), KEY, None).await;
+        assert_eq!(s, 200, "{b}");
+        let authorize = url::Url::parse(b["url"].as_str().unwrap()).unwrap();
+        assert!(authorize.as_str().starts_with(&format!("{}/oauth/authorize?", sim.base_url())), "{authorize}");
+        let q: std::collections::HashMap<String, String> = authorize.query_pairs().into_owned().collect();
+        assert_eq!(q["scope"], "monitoring management offline_access");
+        assert_eq!(q["redirect_uri"], b["redirectUri"].as_str().unwrap());
+        assert!(q["redirect_uri"].ends_with("/api/integrations/ninjaone/callback"));
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let consent = http.get(authorize.clone()).send().await.unwrap();
+        assert_eq!(consent.status().as_u16(), 302);
+        let back = url::Url::parse(consent.headers()["location"].to_str().unwrap()).unwrap();
+        let callback = |query: String| {
+            let http = http.clone();
+            let url = ing.url(&format!("/api/integrations/ninjaone/callback?{query}"));
+            async move {
+                let r = http.get(url).send().await.unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            }
+        };
+        // A state that was tampered with is refused, and the code is not spent.
+        let tampered = back.query().unwrap().replace(&tenant.to_string(), &Uuid::new_v4().to_string());
+        let (s, b) = callback(tampered).await;
+        assert_eq!(s, 400, "{b}");
+        let (s, b) = callback(back.query().unwrap().to_owned()).await;
+        assert_eq!((s, &b["success"]), (200, &json!(true)), "{b}");
+        assert_eq!(sim.token_requests(), vec!["authorization_code"]);
+        assert!(read_credentials(&rt.secrets, tenant).await.unwrap().unwrap().refresh_token.is_some());
         let (_, b) = ing.api(Method::POST, &format!("{base}/test"), KEY, Some(json!({}))).await;
         assert_eq!(b["success"], json!(true), "{b}");
+        // Tanium has no OAuth step.
+        let (s, _) = ing.api(Method::GET, &format!("/tenants/{tenant}/integrations/tanium/authorize"), KEY, None).await;
+        assert_eq!(s, 404);
 
         let workers = Workers::start(&rt);
         let (s, b) = ing.api(Method::POST, &format!("{base}/jobs/sync-org"), KEY, Some(json!({}))).await;

@@ -179,6 +179,25 @@ impl ProviderIntegration for NinjaOne {
         false
     }
 
+    fn oauth_authorize<'a>(
+        &'a self,
+        conn: &'a Connection<'a>,
+        tenant: Uuid,
+        redirect_uri: &'a str,
+    ) -> Option<BoxFuture<'a, Result<String, IntegrationError>>> {
+        Some(Box::pin(authorize_url(conn, tenant, redirect_uri)))
+    }
+
+    fn oauth_callback<'a>(
+        &'a self,
+        conn: &'a Connection<'a>,
+        state: &'a str,
+        code: &'a str,
+        redirect_uri: &'a str,
+    ) -> Option<BoxFuture<'a, Result<Uuid, IntegrationError>>> {
+        Some(Box::pin(exchange_code(conn, state, code, redirect_uri)))
+    }
+
     fn webhook_setup<'a>(
         &'a self,
         secrets: &'a SecretStore,
@@ -225,4 +244,89 @@ pub async fn webhook_registration(
         "expand": ["device", "organization"],
         "headers": [{ "name": "X-Alga-Webhook-Secret", "value": secret }],
     }))
+}
+
+/// How long an authorize URL's `state` is accepted.
+const STATE_TTL_SECS: i64 = 900;
+
+async fn integration_row(
+    conn: &Connection<'_>,
+    tenant: Uuid,
+) -> Result<crate::integrations::Integration, IntegrationError> {
+    crate::integrations::require(conn.db, tenant, PROVIDER).await
+}
+
+fn base_of(row: &crate::integrations::Integration) -> Result<url::Url, IntegrationError> {
+    let url = connect::instance_url(row.instance_url.clone(), &Value::Object(row.settings.clone()));
+    super::normalize_base_url(&url)
+        .and_then(|u| url::Url::parse(&u).ok())
+        .ok_or_else(|| IntegrationError::Invalid(format!("{url:?} is not a NinjaOne URL")))
+}
+
+/// NinjaOne's authorize URL: the app's client id, the redirect URI, the scopes, and a `state`
+/// `<tenant>.<expiry>.<HMAC-SHA256 of both under the client secret>`.
+async fn authorize_url(conn: &Connection<'_>, tenant: Uuid, redirect_uri: &str) -> Result<String, IntegrationError> {
+    let row = integration_row(conn, tenant).await?;
+    let app = connect::oauth_app(conn.secrets, tenant).await.map_err(|e| IntegrationError::Invalid(e.message()))?;
+    let payload = format!("{tenant}.{}", chrono::Utc::now().timestamp() + STATE_TTL_SECS);
+    let sig = crate::secrets::hmac_sha256_hex(app.client_secret.expose_secret().as_bytes(), payload.as_bytes());
+    let mut url = base_of(&row)?.join("oauth/authorize").map_err(|e| IntegrationError::Invalid(e.to_string()))?;
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &app.client_id)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("scope", super::SCOPES)
+        .append_pair("state", &format!("{payload}.{sig}"));
+    Ok(url.to_string())
+}
+
+/// The callback: the `state` checked (signature, expiry), the code exchanged at
+/// `<instance>/oauth/token`, the tokens stored and the token state made active again.
+async fn exchange_code(
+    conn: &Connection<'_>,
+    state: &str,
+    code: &str,
+    redirect_uri: &str,
+) -> Result<Uuid, IntegrationError> {
+    let bad = || IntegrationError::Invalid("the authorization state is invalid or expired; start again".into());
+    let mut parts = state.trim().splitn(3, '.');
+    let (Some(t), Some(exp), Some(sig)) = (parts.next(), parts.next(), parts.next()) else { return Err(bad()) };
+    let tenant = Uuid::parse_str(t).map_err(|_| bad())?;
+    let exp: i64 = exp.parse().map_err(|_| bad())?;
+    let app = connect::oauth_app(conn.secrets, tenant).await.map_err(|_| bad())?;
+    let secret = app.client_secret.clone();
+    if !crate::secrets::hmac_matches(sig, Some(&secret), format!("{t}.{exp}").as_bytes())
+        || exp < chrono::Utc::now().timestamp()
+    {
+        return Err(bad());
+    }
+    if code.trim().is_empty() {
+        return Err(IntegrationError::Invalid("NinjaOne sent no authorization code".into()));
+    }
+    let row = integration_row(conn, tenant).await?;
+    let base = base_of(&row)?;
+    let config = crate::http::HttpConfig { provider: "ninjaone", ..crate::http::HttpConfig::default() };
+    let http = crate::http::HttpClient::new(config)
+        .map_err(|e| IntegrationError::Invalid(e.to_string()))?
+        .with_call_counter(conn.calls.counter(Some(tenant)));
+    let answer = token::token_request(
+        &http,
+        &base,
+        &app,
+        &[("grant_type", "authorization_code"), ("code", code.trim()), ("redirect_uri", redirect_uri)],
+    )
+    .await
+    .map_err(|e| IntegrationError::Invalid(format!("NinjaOne refused the authorization code: {e}")))?;
+    let creds = token::Credentials::from_answer(&answer, None, base.as_str().trim_end_matches('/'));
+    token::write_credentials(conn.secrets, tenant, &creds)
+        .await
+        .map_err(|e| IntegrationError::Invalid(e.to_string()))?;
+    let store = token::TokenStore {
+        db: conn.db.clone(),
+        secrets: conn.secrets.clone(),
+        tenant,
+        integration: row.integration_id,
+    };
+    token::mark_authorized(&store).await.map_err(|e| IntegrationError::Invalid(e.to_string()))?;
+    Ok(tenant)
 }
