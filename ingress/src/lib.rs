@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod metrics;
+pub mod oauth;
 pub mod routes;
 pub mod server;
 pub mod status;
@@ -55,6 +56,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
             "/api/webhooks/:provider",
             post(webhook::receive).options(make_sync(|_| poem::http::StatusCode::NO_CONTENT)),
         )
+        .at("/api/integrations/:provider/callback", get(oauth::callback))
         .nest("/api/v1", api)
         .at("/openapi.json", spec)
         .nest("/docs", ui)

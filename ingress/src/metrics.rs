@@ -1,6 +1,7 @@
 //! `/metrics` in the Prometheus text format: HTTP requests of this process, jobs by kind and
 //! status, queue depth and the age of the oldest due job per kind, upstream calls of this process
-//! by provider and status, and rows processed by the retained sync runs.
+//! by provider and status, rows processed by the retained sync runs, and integrations that must be
+//! reconnected.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -32,7 +33,17 @@ impl HttpMetrics {
 /// A low-cardinality label for a path: ids (UUIDs, ULIDs, numbers) become `{id}`, unknown paths
 /// collapse to `other`.
 pub fn route_label(path: &str) -> String {
-    let known = ["/api/webhooks/", "/api/v1/", "/healthz", "/readyz", "/metrics", "/status", "/openapi.json", "/docs"];
+    let known = [
+        "/api/webhooks/",
+        "/api/integrations/",
+        "/api/v1/",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/status",
+        "/openapi.json",
+        "/docs",
+    ];
     if !known.iter().any(|k| path.starts_with(k)) {
         return "other".into();
     }
@@ -147,6 +158,30 @@ pub async fn endpoint(state: Data<&Arc<AppState>>) -> Response {
             }
         }
         Err(e) => tracing::warn!(error = %e, "metrics: ingest counts unavailable"),
+    }
+    // Integrations whose provider refused the refresh token (`settings.tokenLifecycle.status`,
+    // AlgaPSA's place for it): their jobs are skipped until an admin authorizes them again.
+    let status = match db.dialect() {
+        rmm_shared::db::Dialect::Postgres => "settings->'tokenLifecycle'->>'status'",
+        rmm_shared::db::Dialect::Sqlite => "json_extract(settings, '$.tokenLifecycle.status')",
+    };
+    let sql = format!(
+        "SELECT provider, CAST(COUNT(*) AS BIGINT) FROM rmm_integrations WHERE {status} = 'reconnect_required' \
+         GROUP BY provider"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP rmm_sync_integrations_reconnect_required Integrations whose refresh token was refused; their jobs are skipped until they are authorized again."
+    );
+    let _ = writeln!(out, "# TYPE rmm_sync_integrations_reconnect_required gauge");
+    match db.fetch::<(String, i64)>(&sql, &[]).await {
+        Ok(rows) => {
+            for (provider, n) in rows {
+                let _ =
+                    writeln!(out, "rmm_sync_integrations_reconnect_required{{provider=\"{}\"}} {n}", esc(&provider));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: integration token states unavailable"),
     }
     out.with_content_type("text/plain; version=0.0.4").into_response()
 }

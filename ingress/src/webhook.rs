@@ -1,4 +1,4 @@
-//! `POST /api/webhooks/{provider}?tenant=<uuid>` (Tactical: `tacticalrmm`): AlgaPSA's contract
+//! `POST /api/webhooks/{provider}?tenant=<uuid>` (`tacticalrmm`, `ninjaone`): AlgaPSA's contract
 //! (status codes and JSON bodies), with a constant-time secret check, one answer in one time for a wrong secret and an
 //! unknown tenant, a 256 KiB body limit, and a 200 only once the delivery is stored and its job
 //! enqueued (503 when the database cannot take it).
@@ -12,7 +12,7 @@ use poem::{Body, IntoResponse, Request, Response, handler};
 use rmm_jobs::webhooks::{Accepted, Delivery, accept};
 use rmm_shared::events::Event;
 use rmm_shared::providers::{Provider, webhook, webhook_tenant};
-use rmm_shared::secrets::ct_eq_or_none;
+use rmm_shared::secrets::{ct_eq_or_none, hmac_matches};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -51,8 +51,11 @@ pub async fn receive(req: &Request, provider: Path<String>, body: Body, state: D
     let Some(tenant) = webhook_tenant(req.uri().query()) else {
         return error(StatusCode::BAD_REQUEST, "Missing tenant");
     };
-    let presented = req.headers().get(SECRET_HEADER).and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
-    if presented.is_empty() {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
+    let presented = header(SECRET_HEADER);
+    // A provider that signs its deliveries may authenticate with the signature instead.
+    let signature = spec.signature_header.map(header).unwrap_or("");
+    if presented.is_empty() && signature.is_empty() {
         return error(StatusCode::UNAUTHORIZED, "Unauthorized: missing webhook secret");
     }
     // One answer, in one time, for a wrong secret, an unknown tenant, a tenant without a secret
@@ -67,20 +70,47 @@ pub async fn receive(req: &Request, provider: Path<String>, body: Body, state: D
         },
         None => None,
     };
-    let (Some(tenant), true) = (tenant, ct_eq_or_none(presented, stored.as_ref())) else {
+    // The signature covers the body, so the body is read first on that path (within the limit).
+    let mut body = Some(body);
+    let mut bytes = None;
+    let authentic = if presented.is_empty() {
+        let read = match body.take().expect("the body").into_bytes_limit(MAX_BODY).await {
+            Ok(b) => b,
+            Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+                return error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE);
+            }
+            Err(_) => return error(StatusCode::BAD_REQUEST, "Invalid JSON body"),
+        };
+        let ok = hmac_matches(signature, stored.as_ref(), &read);
+        bytes = Some(read);
+        ok
+    } else {
+        ct_eq_or_none(presented, stored.as_ref())
+    };
+    let (Some(tenant), true) = (tenant, authentic) else {
         let floor = Duration::from_millis(state.rt.settings.http.webhook_unauthorized_floor_ms);
         tokio::time::sleep_until((started + floor).into()).await;
         return error(StatusCode::UNAUTHORIZED, "Unauthorized: invalid webhook secret");
     };
-    let bytes = match body.into_bytes_limit(MAX_BODY).await {
-        Ok(b) => b,
-        Err(poem::error::ReadBodyError::PayloadTooLarge) => return error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE),
-        Err(_) => return error(StatusCode::BAD_REQUEST, "Invalid JSON body"),
+    let bytes = match (bytes, body) {
+        (Some(b), _) => b,
+        (None, Some(body)) => match body.into_bytes_limit(MAX_BODY).await {
+            Ok(b) => b,
+            Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+                return error(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE);
+            }
+            Err(_) => return error(StatusCode::BAD_REQUEST, "Invalid JSON body"),
+        },
+        (None, None) => unreachable!("the body is read once"),
     };
     let hook = match (spec.parse)(&bytes) {
         Ok(h) => h,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
+    if hook.device_id.is_empty() {
+        // An event about no device (AlgaPSA answers these 200 and records nothing).
+        return reply(StatusCode::OK, json!({ "ok": true, "recorded": false, "reason": "no_device_id" }));
+    }
     let window = Duration::from_secs(state.rt.settings.http.webhook_coalesce_secs);
     let delivery = Delivery { provider, device_id: &hook.device_id, fields: &hook.fields };
     match accept(&state.rt, tenant, &delivery, window).await {

@@ -177,11 +177,25 @@ pub struct UpstreamSettings {
     pub tanium_requests_per_second: u32,
     /// Relay page size of Tanium Gateway reads (1–1000).
     pub tanium_page_size: u32,
+    /// Requests per second to one NinjaOne instance, all workers together (NinjaOne publishes no
+    /// limit and answers 429 with `Retry-After`, which is honoured).
+    pub ninjaone_requests_per_second: u32,
+    /// Burst of the NinjaOne limit.
+    pub ninjaone_burst: u32,
+    /// Devices per page of NinjaOne's detailed device listing (1–1000).
+    pub ninjaone_page_size: u32,
 }
 
 impl Default for UpstreamSettings {
     fn default() -> Self {
-        UpstreamSettings { rate_limit_redis_url: None, tanium_requests_per_second: 20, tanium_page_size: 250 }
+        UpstreamSettings {
+            rate_limit_redis_url: None,
+            tanium_requests_per_second: 20,
+            tanium_page_size: 250,
+            ninjaone_requests_per_second: 10,
+            ninjaone_burst: 20,
+            ninjaone_page_size: 500,
+        }
     }
 }
 

@@ -22,11 +22,11 @@ pub enum IntegrationCommand {
     /// --instance-url https://api.example.com --api-key -` (the key is read from standard input).
     /// Tanium: `rmm-sync integration set tanium --tenant <uuid>
     /// --instance-url https://example-api.cloud.tanium.com --api-token -`.
-    Set(SetArgs),
+    Set(Box<SetArgs>),
     /// Test the connection (Tactical: the client list; Tanium: the Gateway probe). Success marks
     /// the integration active; a failure prints the reason and exits 1.
     Test {
-        /// tacticalrmm or tanium.
+        /// tacticalrmm, tanium or ninjaone.
         provider: String,
         /// The tenant whose integration is tested.
         #[arg(long)]
@@ -38,7 +38,7 @@ pub enum IntegrationCommand {
     /// Print the integration as JSON: connection state, settings (secrets masked), last sync and
     /// counts (mapped organisations, synced devices by agent status, open alerts).
     Show {
-        /// tacticalrmm or tanium.
+        /// tacticalrmm, tanium or ninjaone.
         provider: String,
         /// The tenant whose integration is shown.
         #[arg(long)]
@@ -55,7 +55,7 @@ pub enum IntegrationCommand {
 
 #[derive(Debug, Args)]
 pub struct SetArgs {
-    /// tacticalrmm or tanium.
+    /// tacticalrmm, tanium or ninjaone.
     provider: String,
     /// The tenant (it must exist: in standalone mode create it with `PUT /api/v1/tenants/{tenant}`).
     #[arg(long)]
@@ -64,8 +64,9 @@ pub struct SetArgs {
     /// Gateway URL (`https://<host>/plugin/products/gateway`; a bare host gets that path).
     #[arg(long)]
     instance_url: Option<String>,
-    /// Tactical: `api_key` (default) or `knox` (user name and password).
-    #[arg(long, value_parser = ["api_key", "knox"])]
+    /// Tactical: `api_key` (default) or `knox` (user name and password). NinjaOne:
+    /// `authorization_code` (default) or `client_credentials` (an API-service app).
+    #[arg(long, value_parser = ["api_key", "knox", "authorization_code", "client_credentials"])]
     auth_mode: Option<String>,
     /// Tactical: the API key. `-` reads it from standard input, which keeps it out of the process
     /// list and the shell history.
@@ -86,6 +87,15 @@ pub struct SetArgs {
     /// Tanium: refresh the assets of an empty computer group from the Asset API.
     #[arg(long, value_name = "true|false")]
     use_asset_api_fallback: Option<bool>,
+    /// NinjaOne: the OAuth app's client id.
+    #[arg(long)]
+    client_id: Option<String>,
+    /// NinjaOne: the OAuth app's client secret (`-`: from standard input).
+    #[arg(long, value_name = "SECRET")]
+    client_secret: Option<String>,
+    /// NinjaOne: the region, `US`, `US2`, `EU`, `OC` or `CA`.
+    #[arg(long)]
+    region: Option<String>,
     /// A JSON object merged key by key into the integration's settings (`null` removes a key),
     /// e.g. `'{"alert_mode":"record"}'`.
     #[arg(long, value_name = "JSON")]
@@ -108,9 +118,12 @@ fn print(v: &Value) {
 
 /// What `integration set` saves; a `-` value is read from `stdin` (one at most).
 fn set_input(a: &SetArgs, stdin: &mut dyn BufRead) -> anyhow::Result<IntegrationInput> {
-    let from_stdin = [&a.api_key, &a.password, &a.api_token].iter().filter(|v| v.as_deref() == Some("-")).count();
+    let from_stdin =
+        [&a.api_key, &a.password, &a.api_token, &a.client_secret].iter().filter(|v| v.as_deref() == Some("-")).count();
     if from_stdin > 1 {
-        anyhow::bail!("only one of --api-key, --password and --api-token can be read from standard input (-)");
+        anyhow::bail!(
+            "only one of --api-key, --password, --api-token and --client-secret can be read from standard input (-)"
+        );
     }
     let mut secret = |v: &Option<String>| -> anyhow::Result<Option<SecretString>> {
         match v.as_deref() {
@@ -146,6 +159,9 @@ fn set_input(a: &SetArgs, stdin: &mut dyn BufRead) -> anyhow::Result<Integration
         api_token: secret(&a.api_token)?,
         asset_api_url: a.asset_api_url.clone(),
         use_asset_api_fallback: a.use_asset_api_fallback,
+        client_id: a.client_id.clone(),
+        client_secret: secret(&a.client_secret)?,
+        region: a.region.clone(),
     };
     let nothing = input.instance_url.is_none()
         && input.auth_mode.is_none()
@@ -155,7 +171,10 @@ fn set_input(a: &SetArgs, stdin: &mut dyn BufRead) -> anyhow::Result<Integration
         && input.settings.is_none()
         && input.api_token.is_none()
         && input.asset_api_url.is_none()
-        && input.use_asset_api_fallback.is_none();
+        && input.use_asset_api_fallback.is_none()
+        && input.client_id.is_none()
+        && input.client_secret.is_none()
+        && input.region.is_none();
     if nothing {
         anyhow::bail!("nothing to set: give --instance-url, credentials or --settings (see --help)");
     }
@@ -167,7 +186,8 @@ pub async fn run(rt: Runtime, cmd: IntegrationCommand) -> anyhow::Result<()> {
     match cmd {
         IntegrationCommand::Set(a) => {
             let stdin = std::io::stdin();
-            if [&a.api_key, &a.password, &a.api_token].iter().any(|v| v.as_deref() == Some("-")) && stdin.is_terminal()
+            if [&a.api_key, &a.password, &a.api_token, &a.client_secret].iter().any(|v| v.as_deref() == Some("-"))
+                && stdin.is_terminal()
             {
                 eprintln!("secret (one line): ");
             }
@@ -220,7 +240,7 @@ mod tests {
 
     fn args(line: &str) -> SetArgs {
         match T::try_parse_from(line.split_whitespace()).unwrap().c {
-            IntegrationCommand::Set(a) => a,
+            IntegrationCommand::Set(a) => *a,
             _ => unreachable!(),
         }
     }

@@ -20,7 +20,7 @@ use crate::AppState;
 #[derive(Object, Default)]
 pub struct IntegrationBody {
     pub instance_url: Option<String>,
-    /// `api_key` or `knox`.
+    /// Tactical: `api_key` or `knox`. NinjaOne: `authorization_code` or `client_credentials`.
     pub auth_mode: Option<String>,
     pub api_key: Option<String>,
     pub username: Option<String>,
@@ -33,6 +33,12 @@ pub struct IntegrationBody {
     pub asset_api_url: Option<String>,
     /// Tanium: refresh assets of an empty computer group from the Asset API.
     pub use_asset_api_fallback: Option<bool>,
+    /// NinjaOne: the OAuth app's client id.
+    pub client_id: Option<String>,
+    /// NinjaOne: the OAuth app's client secret.
+    pub client_secret: Option<String>,
+    /// NinjaOne: `US`, `US2`, `EU`, `OC` or `CA`.
+    pub region: Option<String>,
 }
 
 impl From<IntegrationBody> for IntegrationInput {
@@ -47,6 +53,9 @@ impl From<IntegrationBody> for IntegrationInput {
             api_token: b.api_token.map(SecretString::from),
             asset_api_url: b.asset_api_url,
             use_asset_api_fallback: b.use_asset_api_fallback,
+            client_id: b.client_id,
+            client_secret: b.client_secret.map(SecretString::from),
+            region: b.region,
         }
     }
 }
@@ -164,6 +173,24 @@ impl IntegrationsApi {
         };
         svc::patch_mapping(&state.rt.db, tenant.0, provider, mapping_id.0, &patch).await?;
         ok(json!({ "mapping_id": mapping_id.0, "updated": true }))
+    }
+
+    /// OAuth providers (NinjaOne): the provider's authorize URL for the tenant, with a signed
+    /// `state`; the admin's browser goes there, consents, and comes back to
+    /// `/api/integrations/{provider}/callback`, which stores the tokens.
+    #[oai(path = "/tenants/:tenant/integrations/:provider/authorize", method = "get")]
+    async fn authorize(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        tenant: Path<Uuid>,
+        provider: Path<String>,
+    ) -> R {
+        tenant_write(&auth.0, tenant.0)?;
+        let p = provider_of(&provider)?;
+        let conn = state.rt.integrations();
+        let url = svc::oauth_authorize(&conn, tenant.0, p, &state.rt.settings.http).await?;
+        ok(json!({ "url": url, "redirectUri": svc::oauth_redirect_uri(&state.rt.settings.http, p) }))
     }
 
     /// What to paste into the RMM to send its webhooks here (Tactical: the alert action's URL,

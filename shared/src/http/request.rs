@@ -124,6 +124,15 @@ impl UpstreamRequest {
         Ok(self)
     }
 
+    /// A form body (`Content-Type: application/x-www-form-urlencoded`), as OAuth token endpoints
+    /// take it. The values may be secrets: the request's `Debug` shows only the body's length.
+    pub fn form(mut self, fields: &[(&str, &str)]) -> Self {
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        self.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        self.body = Some(Bytes::from(body));
+        self
+    }
+
     /// Override whether the request may be repeated after a timeout or a 5xx.
     pub fn idempotent(mut self, idempotent: bool) -> Self {
         self.idempotent = idempotent;
@@ -168,6 +177,9 @@ mod tests {
         let u = Url::parse("http://127.0.0.1/").unwrap();
         assert!(UpstreamRequest::get(u.clone()).idempotent);
         assert!(!UpstreamRequest::post(u.clone()).idempotent);
-        assert!(UpstreamRequest::patch(u).idempotent(true).idempotent);
+        assert!(UpstreamRequest::patch(u.clone()).idempotent(true).idempotent);
+        let form = UpstreamRequest::post(u).form(&[("grant_type", "refresh_token"), ("refresh_token", "a b&c")]);
+        assert_eq!(form.body.as_deref(), Some(&b"grant_type=refresh_token&refresh_token=a+b%26c"[..]));
+        assert!(!format!("{form:?}").contains("a+b"));
     }
 }

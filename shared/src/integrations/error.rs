@@ -19,6 +19,9 @@ pub enum IntegrationError {
     /// The provider sends no webhooks rmm-sync takes.
     #[error("{0} integrations take no webhooks")]
     NoWebhook(Provider),
+    /// The provider has no OAuth authorization step.
+    #[error("{0} integrations have no OAuth authorization")]
+    NoOAuth(Provider),
     /// Bad input; the message says what is wrong.
     #[error("{0}")]
     Invalid(String),
@@ -38,7 +41,8 @@ impl IntegrationError {
             | IntegrationError::TenantNotFound
             | IntegrationError::NotFound(_)
             | IntegrationError::MappingNotFound
-            | IntegrationError::NoWebhook(_) => 404,
+            | IntegrationError::NoWebhook(_)
+            | IntegrationError::NoOAuth(_) => 404,
             IntegrationError::Invalid(_) => 400,
             IntegrationError::Conflict(_) => 409,
             IntegrationError::SecretStore(_) | IntegrationError::Db(_) => 503,

@@ -114,6 +114,66 @@ pub trait ProviderIntegration: Send + Sync {
     ) -> Option<BoxFuture<'a, Result<Value, IntegrationError>>> {
         None
     }
+
+    /// OAuth providers: the provider's authorize URL for the tenant (with a signed `state` naming
+    /// the tenant), which sends the admin's browser back to `redirect_uri` with a code. `None`
+    /// for a provider without an OAuth step.
+    fn oauth_authorize<'a>(
+        &'a self,
+        _conn: &'a Connection<'a>,
+        _tenant: Uuid,
+        _redirect_uri: &'a str,
+    ) -> Option<BoxFuture<'a, Result<String, IntegrationError>>> {
+        None
+    }
+
+    /// OAuth providers: checks the `state` made by [`ProviderIntegration::oauth_authorize`],
+    /// exchanges the code for tokens and stores them; returns the tenant.
+    fn oauth_callback<'a>(
+        &'a self,
+        _conn: &'a Connection<'a>,
+        _state: &'a str,
+        _code: &'a str,
+        _redirect_uri: &'a str,
+    ) -> Option<BoxFuture<'a, Result<Uuid, IntegrationError>>> {
+        None
+    }
+}
+
+/// Where an OAuth provider sends the admin's browser back:
+/// `<http.public_url>/api/integrations/<provider>/callback`.
+pub fn oauth_redirect_uri(http: &HttpSettings, provider: Provider) -> String {
+    let base = http.public_url.clone().unwrap_or_else(|| format!("http://{}", http.bind));
+    format!("{}/api/integrations/{}/callback", base.trim_end_matches('/'), provider.slug())
+}
+
+/// [`ProviderIntegration::oauth_authorize`] of `provider`.
+pub async fn oauth_authorize(
+    conn: &Connection<'_>,
+    tenant: Uuid,
+    provider: Provider,
+    http: &HttpSettings,
+) -> Result<String, IntegrationError> {
+    let redirect = oauth_redirect_uri(http, provider);
+    match parts_of(provider)?.oauth_authorize(conn, tenant, &redirect) {
+        Some(f) => f.await,
+        None => Err(IntegrationError::NoOAuth(provider)),
+    }
+}
+
+/// [`ProviderIntegration::oauth_callback`] of `provider`.
+pub async fn oauth_callback(
+    conn: &Connection<'_>,
+    provider: Provider,
+    state: &str,
+    code: &str,
+    http: &HttpSettings,
+) -> Result<Uuid, IntegrationError> {
+    let redirect = oauth_redirect_uri(http, provider);
+    match parts_of(provider)?.oauth_callback(conn, state, code, &redirect) {
+        Some(f) => f.await,
+        None => Err(IntegrationError::NoOAuth(provider)),
+    }
 }
 
 /// [`ProviderIntegration::webhook_setup`] of `provider`.

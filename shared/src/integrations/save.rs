@@ -31,6 +31,12 @@ pub struct IntegrationInput {
     pub asset_api_url: Option<String>,
     /// Tanium: refresh assets of an empty computer group from the Asset API.
     pub use_asset_api_fallback: Option<bool>,
+    /// OAuth providers (NinjaOne): the app's client id.
+    pub client_id: Option<String>,
+    /// OAuth providers (NinjaOne): the app's client secret.
+    pub client_secret: Option<SecretString>,
+    /// Providers with regional instances (NinjaOne: `US`, `US2`, `EU`, `OC`, `CA`).
+    pub region: Option<String>,
 }
 
 /// Saves `input` for the tenant's `provider` integration (created on first save) and returns the

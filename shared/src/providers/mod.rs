@@ -1,6 +1,7 @@
 //! RMM provider clients and their mapping to device snapshots, and what the providers share:
 //! organisation-mapping upserts and the list of mapped scopes.
 
+pub mod ninjaone;
 pub mod tactical;
 pub mod tanium;
 
@@ -55,7 +56,8 @@ impl fmt::Display for Provider {
 /// A webhook delivery as its provider's parser read it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParsedWebhook {
-    /// The device it is about (Tactical's `agent_id`).
+    /// The device it is about (Tactical's `agent_id`). Empty for an event about no device: it is
+    /// acknowledged and not recorded.
     pub device_id: String,
     /// The body as received (stored with the delivery).
     pub fields: serde_json::Map<String, Value>,
@@ -64,11 +66,14 @@ pub struct ParsedWebhook {
 }
 
 /// How the ingress takes a provider's webhooks at `POST /api/webhooks/{provider}?tenant=<uuid>`:
-/// the tenant secret compared with the `X-Alga-Webhook-Secret` header, and the body's parser
-/// (its error is the 400 answer's message).
+/// the tenant secret compared with the `X-Alga-Webhook-Secret` header (or, for a provider that
+/// signs its deliveries, an HMAC-SHA256 of the body under that secret in `signature_header`), and
+/// the body's parser (its error is the 400 answer's message).
 #[derive(Debug, Clone, Copy)]
 pub struct WebhookSpec {
     pub secret: &'static str,
+    /// The header carrying the body's HMAC-SHA256 (hex) under the secret, when the provider signs.
+    pub signature_header: Option<&'static str>,
     pub parse: fn(&[u8]) -> Result<ParsedWebhook, String>,
 }
 
@@ -76,7 +81,8 @@ pub struct WebhookSpec {
 pub fn webhook(provider: Provider) -> Option<WebhookSpec> {
     match provider {
         Provider::TacticalRmm => Some(tactical::WEBHOOK),
-        Provider::Tanium | Provider::NinjaOne | Provider::LevelIo => None,
+        Provider::NinjaOne => Some(ninjaone::WEBHOOK),
+        Provider::Tanium | Provider::LevelIo => None,
     }
 }
 
@@ -98,7 +104,8 @@ pub fn integration(provider: Provider) -> Option<&'static dyn crate::integration
     match provider {
         Provider::TacticalRmm => Some(&tactical::integration::Tactical),
         Provider::Tanium => Some(&tanium::integration::Tanium),
-        Provider::NinjaOne | Provider::LevelIo => None,
+        Provider::NinjaOne => Some(&ninjaone::integration::NinjaOne),
+        Provider::LevelIo => None,
     }
 }
 

@@ -18,7 +18,8 @@ use super::Provider;
 pub const PROVIDER: Provider = Provider::TacticalRmm;
 
 /// Tactical's alert-action webhook.
-pub const WEBHOOK: super::WebhookSpec = super::WebhookSpec { secret: secrets::WEBHOOK, parse: parse_webhook_delivery };
+pub const WEBHOOK: super::WebhookSpec =
+    super::WebhookSpec { secret: secrets::WEBHOOK, signature_header: None, parse: parse_webhook_delivery };
 
 fn parse_webhook_delivery(body: &[u8]) -> Result<super::ParsedWebhook, String> {
     let hook = alerts::parse_webhook(body).map_err(|e| e.to_string())?;
