@@ -177,11 +177,18 @@ pub struct UpstreamSettings {
     pub tanium_requests_per_second: u32,
     /// Relay page size of Tanium Gateway reads (1–1000).
     pub tanium_page_size: u32,
+    /// Requests per second to one Level API host, all workers together (burst: twice as many).
+    pub levelio_requests_per_second: u32,
 }
 
 impl Default for UpstreamSettings {
     fn default() -> Self {
-        UpstreamSettings { rate_limit_redis_url: None, tanium_requests_per_second: 20, tanium_page_size: 250 }
+        UpstreamSettings {
+            rate_limit_redis_url: None,
+            tanium_requests_per_second: 20,
+            tanium_page_size: 250,
+            levelio_requests_per_second: 10,
+        }
     }
 }
 

@@ -362,8 +362,11 @@ async fn write_plan(
         cols.extend(EXT_PRESENT.iter().enumerate().filter(|(i, _)| sig & (1 << i) != 0).map(|(_, c)| *c));
         let sql = if exists {
             let sets: Vec<String> = cols.iter().skip(1).map(|(c, _)| format!("\"{c}\" = r.\"{c}\"")).collect();
-            let differs: Vec<String> =
-                cols.iter().skip(1).map(|(c, _)| d.distinct(&format!("{table}.\"{c}\""), &format!("r.\"{c}\""))).collect();
+            let differs: Vec<String> = cols
+                .iter()
+                .skip(1)
+                .map(|(c, _)| d.distinct(&format!("{table}.\"{c}\""), &format!("r.\"{c}\"")))
+                .collect();
             format!(
                 "UPDATE {table} SET {sets} FROM {rs} \
                  WHERE {table}.tenant = {t} AND {table}.asset_id = r.asset_id AND ({differs})",

@@ -1,6 +1,7 @@
 //! RMM provider clients and their mapping to device snapshots, and what the providers share:
 //! organisation-mapping upserts and the list of mapped scopes.
 
+pub mod levelio;
 pub mod tactical;
 pub mod tanium;
 
@@ -76,7 +77,8 @@ pub struct WebhookSpec {
 pub fn webhook(provider: Provider) -> Option<WebhookSpec> {
     match provider {
         Provider::TacticalRmm => Some(tactical::WEBHOOK),
-        Provider::Tanium | Provider::NinjaOne | Provider::LevelIo => None,
+        Provider::LevelIo => Some(levelio::WEBHOOK),
+        Provider::Tanium | Provider::NinjaOne => None,
     }
 }
 
@@ -98,7 +100,8 @@ pub fn integration(provider: Provider) -> Option<&'static dyn crate::integration
     match provider {
         Provider::TacticalRmm => Some(&tactical::integration::Tactical),
         Provider::Tanium => Some(&tanium::integration::Tanium),
-        Provider::NinjaOne | Provider::LevelIo => None,
+        Provider::LevelIo => Some(&levelio::integration::Level),
+        Provider::NinjaOne => None,
     }
 }
 
