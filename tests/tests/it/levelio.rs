@@ -3,7 +3,6 @@
 //! group, pending updates, incremental window, tombstones), single-device refresh, the alert
 //! backfill, and the jobs and the automation webhook through the ingress.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -344,6 +343,148 @@ async fn backfill_records_active_alerts_resolves_gone_ones_and_resolves_in_level
         assert_eq!(sim.resolved(), vec!["alr_000001".to_owned()]);
         assert!(sim.fleet().alerts[1].resolved_at.is_some());
         assert_eq!(count(db, tenant, "rmm_alerts WHERE status = 'active'").await, 1);
+        store
+    })
+    .await;
+}
+
+// ---- jobs, admin API and the automation webhook --------------------------------------------
+
+async fn post_webhook(
+    ing: &rmm_tests::runtime::Ingress,
+    tenant: Uuid,
+    secret: Option<&str>,
+    body: &Value,
+) -> (u16, Value) {
+    let mut req = ing.http.post(ing.url(&format!("/api/webhooks/levelio?tenant={tenant}"))).json(body);
+    if let Some(s) = secret {
+        req = req.header("X-Alga-Webhook-Secret", s);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_jobs_and_the_automation_webhook() {
+    use reqwest::Method;
+    use rmm_jobs::JobStatus;
+    use rmm_shared::config::QueueBackend;
+    use rmm_tests::runtime::{Ingress, Workers, fast_settings, runtime, wait_finished};
+    const KEY: &str = "levelio-admin-bootstrap-key-0123456789";
+    stores::each_store(|store| async move {
+        let db = &store.db;
+        let dir = tempfile::tempdir().unwrap();
+        let sim = sim(LevelFleetSpec { devices: 24, alerts: 2, ..Default::default() }).await;
+        let mut settings = fast_settings(QueueBackend::Database);
+        settings.upstream.levelio_requests_per_second = 0;
+        let rt = runtime(db, settings, dir.path()).await.unwrap();
+        let ing = Ingress::start(&rt, Some(KEY)).await;
+        let tenant = stores::tenant(db).await.unwrap();
+        let base = format!("/tenants/{tenant}/integrations/levelio");
+
+        // Other providers' fields are refused; the key alone is enough, and the view shows Level's URL.
+        let (s, b) = ing.api(Method::PUT, &base, KEY, Some(json!({"api_token": "x"}))).await;
+        assert_eq!(s, 400, "{b}");
+        let (s, b) = ing.api(Method::PUT, &base, KEY, Some(json!({"api_key": DEFAULT_API_KEY}))).await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["config"]["instanceUrl"], json!("https://api.level.io"), "{b}");
+        assert_eq!(b["credentials"]["hasApiKey"], json!(true));
+        assert!(!b.to_string().contains(DEFAULT_API_KEY), "the key is never returned");
+        let (s, b) = ing.api(Method::PUT, &base, KEY, Some(json!({"instance_url": format!("{}/v2/", sim.base_url())}))).await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["config"]["instanceUrl"], json!(sim.base_url()), "{b}");
+        let (_, b) = ing.api(Method::POST, &format!("{base}/test"), KEY, Some(json!({}))).await;
+        assert_eq!((&b["success"], &b["groupsVisible"]), (&json!(true), &json!(true)), "{b}");
+
+        // The automation step to paste: URL, header with the tenant's secret, body templates.
+        let (s, hook) = ing.api(Method::GET, &format!("{base}/webhook"), KEY, None).await;
+        assert_eq!(s, 200, "{hook}");
+        assert!(hook["url"].as_str().unwrap().ends_with(&format!("/api/webhooks/levelio?tenant={tenant}")), "{hook}");
+        assert_eq!(hook["headerName"], json!("X-Alga-Webhook-Secret"));
+        let template: Value = serde_json::from_str(hook["payloadTemplate"].as_str().unwrap()).unwrap();
+        for f in ["device_id", "event", "alert_id", "severity", "name", "description", "hostname", "group_id", "alert_time", "policy_id"] {
+            assert!(template.get(f).is_some(), "template lacks {f}");
+        }
+        let secret = hook["secret"].as_str().unwrap().to_owned();
+        let (_, again) = ing.api(Method::GET, &format!("{base}/webhook"), KEY, None).await;
+        assert_eq!(again["secret"], json!(secret), "made once");
+
+        // Jobs: a Tactical-only kind is refused; sync-org then levelio-sync-devices.
+        let (s, b) = ing.api(Method::POST, &format!("{base}/jobs/sync-devices"), KEY, Some(json!({}))).await;
+        assert_eq!(s, 400, "{b}");
+        assert!(b.to_string().contains("levelio-sync-devices"), "{b}");
+        let workers = Workers::start(&rt);
+        let (s, b) = ing.api(Method::POST, &format!("{base}/jobs/sync-org"), KEY, Some(json!({}))).await;
+        assert_eq!(s, 202, "{b}");
+        let job = wait_finished(&rt, b["job_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        assert_eq!(count(db, tenant, "rmm_organization_mappings WHERE true").await, 8);
+        map(db, tenant, "grp_000").await;
+        map(db, tenant, "grp_100").await;
+        let (_, b) = ing.api(Method::POST, &format!("{base}/jobs/levelio-sync-devices"), KEY, Some(json!({}))).await;
+        let job = wait_finished(&rt, b["job_id"].as_str().unwrap(), Duration::from_secs(60)).await;
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        let counts = &job.result.as_ref().unwrap()["counts"];
+        assert_eq!((counts["created"].as_u64(), counts["units"].as_u64()), (Some(24), Some(2)), "{job:?}");
+        // One walk of the updates for the whole sync, whatever the number of units.
+        assert_eq!(sim.count("GET /v2/updates"), 1, "{:?}", sim.requests());
+        let (_, b) = ing
+            .api(Method::POST, &format!("{base}/jobs/levelio-sync-devices"), KEY, Some(json!({"args": {"mode": "incremental"}})))
+            .await;
+        let job = wait_finished(&rt, b["job_id"].as_str().unwrap(), Duration::from_secs(60)).await;
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        assert!(job.result.as_ref().unwrap()["detail"]["incremental"].as_str().unwrap().contains("no modified-since"), "{job:?}");
+
+        // The webhook: refused without the secret or a device; stored and turned into a refresh
+        // job that records the alert (organisation from the body's group) and refreshes the device.
+        let dev = sim.fleet().devices[5].clone();
+        let body = json!({"device_id": dev.id, "event": "alert.triggered", "alert_id": "alr_hook_1", "severity": "warning",
+                          "name": "Disk space", "description": "C: below 10%", "hostname": dev.hostname, "group_id": dev.group_id,
+                          "alert_time": "2026-12-01T10:00:00Z", "policy_id": "{{policy_id}}"});
+        assert_eq!(post_webhook(&ing, tenant, None, &body).await.0, 401);
+        assert_eq!(post_webhook(&ing, tenant, Some(&secret), &json!({"event": "x"})).await, (400, json!({"error": "device_id is required"})));
+        sim.reset_log();
+        let (s, reply) = post_webhook(&ing, tenant, Some(&secret), &body).await;
+        assert_eq!(s, 200, "{reply}");
+        let job = wait_finished(&rt, reply["job_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        let result = job.result.as_ref().unwrap();
+        assert_eq!(result["counts"]["alerts_recorded"], json!(1), "{result}");
+        assert_eq!(result["detail"]["action"], json!("updated"), "{result}");
+        assert_eq!(sim.count(&format!("GET /v2/devices/{}", dev.id)), 1, "{:?}", sim.requests());
+        let d = db.dialect();
+        let alert = rows(
+            db,
+            &format!(
+                "SELECT severity, status, message, {} FROM rmm_alerts WHERE tenant = {} AND external_alert_id = 'alr_hook_1'",
+                d.text("asset_id"),
+                d.param(1, ColType::Uuid)
+            ),
+            &[&tenant.to_string()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(alert[0][0].as_deref(), Some("moderate"));
+        assert_eq!(alert[0][1].as_deref(), Some("active"));
+        assert_eq!(alert[0][2].as_deref(), Some("Disk space: C: below 10%"));
+        assert!(alert[0][3].is_some(), "linked to the device's asset");
+        // The resolve event resolves it.
+        let mut resolved = body.clone();
+        resolved["event"] = json!("alert.resolved");
+        let (_, reply) = post_webhook(&ing, tenant, Some(&secret), &resolved).await;
+        let job = wait_finished(&rt, reply["job_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        assert_eq!(count(db, tenant, "rmm_alerts WHERE external_alert_id = 'alr_hook_1' AND status = 'resolved'").await, 1);
+
+        // The backfill job: Level's active alerts recorded; nothing resolved in Level unless asked.
+        let (_, b) = ing.api(Method::POST, &format!("{base}/jobs/levelio-backfill-alerts"), KEY, Some(json!({}))).await;
+        let job = wait_finished(&rt, b["job_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        assert_eq!(job.result.as_ref().unwrap()["counts"]["created"], json!(2), "{job:?}");
+        assert!(sim.resolved().is_empty());
+        workers.stop().await;
+        drop(ing);
         store
     })
     .await;
