@@ -293,6 +293,8 @@ pub enum LevelFault {
 struct Knobs {
     latency: Duration,
     faults: Vec<(LevelFault, Option<u32>)>,
+    /// Requests whose `METHOD path?query` contains the text get the fault, every time.
+    matching: Vec<(String, LevelFault)>,
     /// `METHOD path?query` of every request.
     log: Vec<String>,
     resolved: Vec<String>,
@@ -393,8 +395,16 @@ impl LevelHandle {
         self.data.knobs().faults.push((fault, times));
     }
 
+    /// Answer every request whose `METHOD /path?query` contains `text` (e.g.
+    /// `starting_after=dev_0000099`: the second device page) with `fault`.
+    pub fn fail_matching(&self, text: &str, fault: LevelFault) {
+        self.data.knobs().matching.push((text.to_owned(), fault));
+    }
+
     pub fn clear_faults(&self) {
-        self.data.knobs().faults.clear();
+        let mut k = self.data.knobs();
+        k.faults.clear();
+        k.matching.clear();
     }
 
     /// `METHOD /path?query` of every request received.
@@ -464,13 +474,16 @@ impl Endpoint for LevelEndpoint {
         let auth = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let (latency, fault) = {
             let mut k = self.data.knobs();
-            k.log.push(if query.is_empty() {
+            let line = if query.is_empty() {
                 format!("{} {path}", req.method())
             } else {
                 format!("{} {path}?{query}", req.method())
-            });
-            let fault = match k.faults.first_mut() {
-                Some((f, Some(n))) => {
+            };
+            let matched = k.matching.iter().find(|(t, _)| line.contains(t.as_str())).map(|(_, f)| f.clone());
+            k.log.push(line);
+            let fault = match (matched, k.faults.first_mut()) {
+                (Some(f), _) => Some(f),
+                (None, Some((f, Some(n)))) => {
                     let f = f.clone();
                     *n -= 1;
                     if *n == 0 {
@@ -478,8 +491,8 @@ impl Endpoint for LevelEndpoint {
                     }
                     Some(f)
                 }
-                Some((f, None)) => Some(f.clone()),
-                None => None,
+                (None, Some((f, None))) => Some(f.clone()),
+                (None, None) => None,
             };
             (k.latency, fault)
         };

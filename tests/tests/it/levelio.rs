@@ -348,6 +348,51 @@ async fn backfill_records_active_alerts_resolves_gone_ones_and_resolves_in_level
     .await;
 }
 
+#[tokio::test]
+async fn a_walk_that_breaks_off_fails_its_unit_and_tombstones_nothing() {
+    stores::each_store(|store| async move {
+        let sim = sim(LevelFleetSpec { devices: 400, top_groups: 1, ..Default::default() }).await;
+        let c = client_for(&sim);
+        let db = &store.db;
+        let tenant = stores::tenant(db).await.unwrap();
+        let integration = stores::integration(db, tenant, "levelio").await.unwrap();
+        sync_groups(db, tenant, integration, &c).await.unwrap();
+        map(db, tenant, "grp_000").await;
+        let report = run_all(db, tenant, integration, &c, DeviceSyncMode::Full).await;
+        assert_eq!(report.counts.created, 400, "{:?}", report.errors);
+        let tree = GroupTree::new(&c.list_groups().await.unwrap());
+        let mapped = mapped_groups(db, tenant, integration).await.unwrap();
+        let input = UnitInput { tree: &tree, mapped: &mapped, pending: None };
+        sim.remove_device("dev_0000399");
+        let second_page = "ancestor_group_id=grp_000&limit=100&starting_after=";
+        for (fault, transient) in [
+            (LevelFault::Truncated, true),
+            (LevelFault::Html, false),
+            (LevelFault::Status(401), false),
+            (LevelFault::RateLimited("600".into()), true),
+        ] {
+            sim.clear_faults();
+            sim.reset_log();
+            sim.fail_matching(second_page, fault.clone());
+            let e = sync_root(db, tenant, integration, &c, &input, "grp_000", DeviceSyncMode::Full).await.unwrap_err();
+            let rmm_shared::providers::levelio::sync::SyncError::Level(e) = e else { panic!("{fault:?}: {e}") };
+            assert_eq!(e.is_transient() || e.retry_after().is_some(), transient, "{fault:?}: {e:?}");
+            assert!(sim.count("GET /v2/devices?") >= 2, "{fault:?}: the first page was read");
+            assert_eq!(
+                count(db, tenant, "tenant_external_entity_mappings WHERE sync_status = 'error'").await,
+                0,
+                "{fault:?}: no tombstone after an incomplete walk"
+            );
+        }
+        // Once Level answers again, the complete walk tombstones the device that left.
+        sim.clear_faults();
+        let r = sync_root(db, tenant, integration, &c, &input, "grp_000", DeviceSyncMode::Full).await.unwrap();
+        assert_eq!(r.counts.deleted, 1, "{r:?}");
+        store
+    })
+    .await;
+}
+
 // ---- jobs, admin API and the automation webhook --------------------------------------------
 
 async fn post_webhook(
