@@ -72,7 +72,8 @@ pub fn text(fields: &Map<String, Value>, key: &str) -> Option<String> {
         Value::Bool(b) => b.to_string(),
         _ => return None,
     };
-    (!s.is_empty() && !(s.starts_with("{{") && s.ends_with("}}"))).then_some(s)
+    let unfilled = s.starts_with("{{") && s.ends_with("}}");
+    (!s.is_empty() && !unfilled).then_some(s)
 }
 
 /// Level's severities as AlgaPSA's.
