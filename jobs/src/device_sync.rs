@@ -1,13 +1,14 @@
 //! What every provider's device sync shares: its arguments (`full` or `incremental`), where an
 //! incremental run starts, and the fan-out of a sync into one internal unit job per mapped scope
-//! (Tactical client, …) that any worker process may run ([`crate::units`]).
+//! (Tactical client, …) or per scope the provider chooses, that any worker process may run
+//! ([`crate::units`]).
 
 use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rmm_shared::db::sql::ColType;
-use rmm_shared::providers::{UnitReport, mapped_scopes};
+use rmm_shared::providers::{MappedScope, UnitReport, mapped_scopes};
 use rmm_shared::runs::RunOutcome;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -94,9 +95,31 @@ pub async fn fan_out(
     since: Option<DateTime<Utc>>,
 ) -> Result<(RunOutcome, JobOutcome), JobError> {
     let (tenant, integration) = ids(ctx)?;
+    fan_out_over(ctx, unit_kind, scope_label, since, || async move {
+        Ok(mapped_scopes(ctx.db(), tenant, integration).await?)
+    })
+    .await
+}
+
+/// [`fan_out`] over scopes the provider chooses (`scopes`, called only when the sync is planned,
+/// not when a crashed sync resumes): e.g. one unit per top-level group of a nested hierarchy
+/// rather than one per mapped scope. A unit's `client_id` is the scope's client, or nil when the
+/// unit is not one mapped scope.
+pub async fn fan_out_over<F, Fut>(
+    ctx: &JobCtx,
+    unit_kind: &'static str,
+    scope_label: &str,
+    since: Option<DateTime<Utc>>,
+    scopes: F,
+) -> Result<(RunOutcome, JobOutcome), JobError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Vec<MappedScope>, JobError>>,
+{
+    let (tenant, integration) = ids(ctx)?;
     let provider = ctx.provider().ok_or_else(|| JobError::Permanent("job has no provider".into()))?;
     let fan = crate::units::run_units(ctx, || async {
-        let scopes = mapped_scopes(ctx.db(), tenant, integration).await?;
+        let scopes = scopes().await?;
         let trigger = ctx.envelope().trigger;
         Ok(scopes
             .into_iter()

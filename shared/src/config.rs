@@ -184,6 +184,8 @@ pub struct UpstreamSettings {
     pub ninjaone_burst: u32,
     /// Devices per page of NinjaOne's detailed device listing (1–1000).
     pub ninjaone_page_size: u32,
+    /// Requests per second to one Level API host, all workers together (burst: twice as many).
+    pub levelio_requests_per_second: u32,
 }
 
 impl Default for UpstreamSettings {
@@ -195,6 +197,7 @@ impl Default for UpstreamSettings {
             ninjaone_requests_per_second: 10,
             ninjaone_burst: 20,
             ninjaone_page_size: 500,
+            levelio_requests_per_second: 10,
         }
     }
 }

@@ -1,6 +1,6 @@
-//! `rmm-sync demo`: the whole service on the embedded default, against the Tactical RMM and
-//! Tanium simulators on loopback. Nothing to install, no network: it sets up a tenant with clients
-//! and both integrations, maps the remote organisations to the clients, runs every job kind an
+//! `rmm-sync demo`: the whole service on the embedded default, against the Tactical RMM, Tanium
+//! and Level simulators on loopback. Nothing to install, no network: it sets up a tenant with
+//! clients and the three integrations, maps the remote organisations to the clients, runs every job kind an
 //! operator starts (and a few webhooks), prints what landed in AlgaPSA's tables, and keeps serving
 //! the API, Swagger UI, status page and metrics until Ctrl-C.
 
@@ -15,6 +15,7 @@ use rmm_shared::db::Db;
 use rmm_shared::db::sql::ColType;
 use rmm_shared::integrations::{self as svc, IntegrationInput, MappingPatch};
 use rmm_shared::providers::Provider;
+use rmm_sim::levelio::{LevelFleetSpec, LevelSim};
 use rmm_sim::tactical::{DEFAULT_API_KEY, FleetSpec, SimConfig, TacticalSim};
 use rmm_sim::tanium::{TaniumFleetSpec, TaniumSim, TaniumSimConfig};
 use secrecy::SecretString;
@@ -29,6 +30,8 @@ pub struct DemoSize {
     pub agents_per_site: usize,
     /// Tanium endpoints (in 3 computer groups).
     pub endpoints: usize,
+    /// Level devices (in 2 top-level groups with nested groups).
+    pub level_devices: usize,
 }
 
 /// How long any one demo job may take before the demo gives up on it.
@@ -62,7 +65,7 @@ pub async fn run(settings: Settings, dir: PathBuf, size: DemoSize) -> anyhow::Re
     })?;
     let base = format!("http://{}", listener.local_addr()?);
 
-    step("starting the Tactical RMM and Tanium simulators on 127.0.0.1");
+    step("starting the Tactical RMM, Tanium and Level simulators on 127.0.0.1");
     let fleet = FleetSpec {
         clients: 3,
         sites_per_client: 2,
@@ -79,6 +82,15 @@ pub async fn run(settings: Settings, dir: PathBuf, size: DemoSize) -> anyhow::Re
         ..TaniumFleetSpec::default()
     };
     let tanium = TaniumSim::start(TaniumSimConfig { fleet: tanium_fleet, ..TaniumSimConfig::default() }).await?;
+    let level = LevelSim::start(LevelFleetSpec {
+        top_groups: 2,
+        sites_per_group: 2,
+        devices: size.level_devices,
+        updates_per_device: 3,
+        alerts: 4,
+        ..LevelFleetSpec::default()
+    })
+    .await?;
 
     let db = crate::migrate(&settings).await?;
     let secrets_dir = dir.join("secrets");
@@ -106,7 +118,7 @@ pub async fn run(settings: Settings, dir: PathBuf, size: DemoSize) -> anyhow::Re
     }
 
     let result = tokio::select! {
-        r = populate(&rt, &tactical, &tanium, &base) => r,
+        r = populate(&rt, &tactical, &tanium, &level, &base) => r,
         Some(r) = tasks.join_next() => Err(match r {
             Ok(Err(e)) => e.context("the service stopped during the demo"),
             Ok(Ok(())) => anyhow::anyhow!("the service stopped during the demo"),
@@ -121,6 +133,7 @@ pub async fn run(settings: Settings, dir: PathBuf, size: DemoSize) -> anyhow::Re
             println!();
             println!("Simulated Tactical RMM  {}", tactical.base_url());
             println!("Simulated Tanium        {}", tanium.gateway_url());
+            println!("Simulated Level         {}", level.base_url());
             println!("Database                {}", rt.settings.database_url);
             println!();
             println!("API          {base}/api/v1   (Authorization: Bearer <key>)");
@@ -157,12 +170,13 @@ async fn populate(
     rt: &Runtime,
     tactical: &TacticalSim,
     tanium: &TaniumSim,
+    level: &LevelSim,
     base: &str,
 ) -> anyhow::Result<(Uuid, Vec<Timing>)> {
     let (db, secrets) = (&rt.db, &rt.secrets);
     let e = crate::integration_cli::service_error;
     let tenant = Uuid::new_v4();
-    step("creating a tenant, its clients and both integrations");
+    step("creating a tenant, its clients and the three integrations");
     svc::put_tenant(db, tenant, "Demo MSP", None).await.map_err(e)?;
     let mut clients = Vec::new();
     for c in tactical.clients() {
@@ -183,8 +197,15 @@ async fn populate(
         ..IntegrationInput::default()
     };
     svc::save(db, secrets, tenant, Provider::Tanium, &tanium_input).await.map_err(e)?;
+    let level_input = IntegrationInput {
+        instance_url: Some(level.base_url().to_owned()),
+        api_key: Some(SecretString::from(level.api_key().to_owned())),
+        ..IntegrationInput::default()
+    };
+    svc::save(db, secrets, tenant, Provider::LevelIo, &level_input).await.map_err(e)?;
+    let providers = [Provider::TacticalRmm, Provider::Tanium, Provider::LevelIo];
     let conn = rt.integrations();
-    for p in [Provider::TacticalRmm, Provider::Tanium] {
+    for p in providers {
         let t = svc::test(&conn, tenant, p, None).await.map_err(e)?;
         if !t.success() {
             anyhow::bail!("{p} connection test failed: {}", t.to_json());
@@ -192,19 +213,20 @@ async fn populate(
     }
 
     let mut timings = Vec::new();
-    step("sync-org: Tactical clients and Tanium computer groups");
+    step("sync-org: Tactical clients, Tanium computer groups and Level groups");
     let orgs = [
         enqueue(rt, tenant, Provider::TacticalRmm, "sync-org", json!({})).await?,
         enqueue(rt, tenant, Provider::Tanium, "sync-org", json!({})).await?,
+        enqueue(rt, tenant, Provider::LevelIo, "sync-org", json!({})).await?,
     ];
     for id in &orgs {
         timings.push(wait(rt, id).await?);
     }
     step("mapping the remote organisations to the tenant's clients");
-    for p in [Provider::TacticalRmm, Provider::Tanium] {
+    for p in providers {
         for (i, m) in svc::mappings(db, tenant, p).await.map_err(e)?.iter().enumerate() {
             let name = m.external_organization_name.as_deref().unwrap_or_default();
-            // Tactical clients by name; Tanium groups in turn.
+            // Tactical clients by name; Tanium and Level groups in turn.
             let client = clients.iter().find(|(_, n)| n == name).unwrap_or(&clients[i % clients.len()]).0;
             let id = Uuid::parse_str(&m.mapping_id)?;
             let patch =
@@ -213,10 +235,13 @@ async fn populate(
         }
     }
 
-    step("sync-devices, ingest-software, backfill-alerts (Tactical) and tanium-full-sync");
+    step(
+        "sync-devices, ingest-software, backfill-alerts (Tactical), tanium-full-sync, levelio-sync-devices, levelio-backfill-alerts",
+    );
     let jobs = [
         enqueue(rt, tenant, Provider::TacticalRmm, "sync-devices", json!({ "mode": "full" })).await?,
         enqueue(rt, tenant, Provider::Tanium, "tanium-full-sync", json!({ "mode": "full" })).await?,
+        enqueue(rt, tenant, Provider::LevelIo, "levelio-sync-devices", json!({ "mode": "full" })).await?,
     ];
     for id in &jobs {
         timings.push(wait(rt, id).await?);
@@ -224,6 +249,7 @@ async fn populate(
     let jobs = [
         enqueue(rt, tenant, Provider::TacticalRmm, "ingest-software", json!({})).await?,
         enqueue(rt, tenant, Provider::TacticalRmm, "backfill-alerts", json!({})).await?,
+        enqueue(rt, tenant, Provider::LevelIo, "levelio-backfill-alerts", json!({})).await?,
         rt.queue.enqueue(JobRequest::global("maintenance", Trigger::Admin)).await?,
     ];
     for id in &jobs {
@@ -260,6 +286,30 @@ async fn populate(
             {
                 hook_jobs.push(id.to_owned());
             }
+        }
+    }
+    step("sending a Level automation's webhook (a trigger)");
+    let setup = svc::webhook_setup(secrets, tenant, Provider::LevelIo, &rt.settings.http).await.map_err(e)?;
+    let secret = setup["secret"].as_str().unwrap_or_default().to_owned();
+    if let Some(device) = level.fleet().devices.first() {
+        let body = json!({
+            "device_id": device.id, "event": "alert.triggered", "alert_id": "demo-level-1", "severity": "critical",
+            "name": "Disk space", "description": "C: below 10%", "hostname": device.hostname, "group_id": device.group_id,
+            "alert_time": chrono::Utc::now().to_rfc3339(),
+        });
+        let resp = http
+            .post(format!("{base}{}levelio?tenant={tenant}", rmm_ingress::WEBHOOK_PREFIX))
+            .header("X-Alga-Webhook-Secret", &secret)
+            .json(&body)
+            .send()
+            .await?;
+        let status = resp.status();
+        let answer: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            anyhow::bail!("Level webhook answered {status}: {answer}");
+        }
+        if let Some(id) = answer["job_id"].as_str() {
+            hook_jobs.push(id.to_owned());
         }
     }
     for id in &hook_jobs {
@@ -370,10 +420,10 @@ async fn print_summary(db: &Db, tenant: Uuid, timings: &[Timing]) -> anyhow::Res
     }
     println!();
     println!("Jobs (all ended done)");
-    println!("  {:<18} {:<12} {:>4} {:>10} {:>10}", "kind", "provider", "runs", "total", "slowest");
+    println!("  {:<25} {:<12} {:>4} {:>10} {:>10}", "kind", "provider", "runs", "total", "slowest");
     for ((kind, provider), (n, total, max)) in &by_kind {
         println!(
-            "  {:<18} {:<12} {:>4} {:>8.2} s {:>8.2} s",
+            "  {:<25} {:<12} {:>4} {:>8.2} s {:>8.2} s",
             kind,
             provider,
             n,

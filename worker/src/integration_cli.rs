@@ -22,11 +22,14 @@ pub enum IntegrationCommand {
     /// --instance-url https://api.example.com --api-key -` (the key is read from standard input).
     /// Tanium: `rmm-sync integration set tanium --tenant <uuid>
     /// --instance-url https://example-api.cloud.tanium.com --api-token -`.
+    /// Level: `rmm-sync integration set levelio --tenant <uuid> --api-key -` (the API URL is
+    /// `https://api.level.io` unless `--instance-url` says otherwise).
     Set(Box<SetArgs>),
-    /// Test the connection (Tactical: the client list; Tanium: the Gateway probe). Success marks
+    /// Test the connection (Tactical: the client list; Tanium: the Gateway probe; Level: one
+    /// group). Success marks
     /// the integration active; a failure prints the reason and exits 1.
     Test {
-        /// tacticalrmm, tanium or ninjaone.
+        /// tacticalrmm, tanium, ninjaone or levelio.
         provider: String,
         /// The tenant whose integration is tested.
         #[arg(long)]
@@ -38,13 +41,14 @@ pub enum IntegrationCommand {
     /// Print the integration as JSON: connection state, settings (secrets masked), last sync and
     /// counts (mapped organisations, synced devices by agent status, open alerts).
     Show {
-        /// tacticalrmm, tanium or ninjaone.
+        /// tacticalrmm, tanium, ninjaone or levelio.
         provider: String,
         /// The tenant whose integration is shown.
         #[arg(long)]
         tenant: Uuid,
-        /// Tactical: also print the alert-action webhook to paste into Tactical (URL, headers
-        /// with the webhook secret, trigger and resolve bodies); makes the secret on first use.
+        /// Tactical: also print the alert-action webhook to paste into Tactical; Level: the HTTP
+        /// POST step to add to a Level automation (URL, headers with the webhook secret, trigger
+        /// and resolve bodies); makes the secret on first use.
         #[arg(long)]
         webhook: bool,
         /// Also print the organisation mappings (remote client or group → AlgaPSA client).
@@ -55,20 +59,21 @@ pub enum IntegrationCommand {
 
 #[derive(Debug, Args)]
 pub struct SetArgs {
-    /// tacticalrmm, tanium or ninjaone.
+    /// tacticalrmm, tanium, ninjaone or levelio.
     provider: String,
     /// The tenant (it must exist: in standalone mode create it with `PUT /api/v1/tenants/{tenant}`).
     #[arg(long)]
     tenant: Uuid,
     /// Tactical: the API host (`https://api.example.com`, not the dashboard host). Tanium: the
-    /// Gateway URL (`https://<host>/plugin/products/gateway`; a bare host gets that path).
+    /// Gateway URL (`https://<host>/plugin/products/gateway`; a bare host gets that path). Level:
+    /// the API URL, only when it is not `https://api.level.io`.
     #[arg(long)]
     instance_url: Option<String>,
     /// Tactical: `api_key` (default) or `knox` (user name and password). NinjaOne:
     /// `authorization_code` (default) or `client_credentials` (an API-service app).
     #[arg(long, value_parser = ["api_key", "knox", "authorization_code", "client_credentials"])]
     auth_mode: Option<String>,
-    /// Tactical: the API key. `-` reads it from standard input, which keeps it out of the process
+    /// Tactical or Level: the API key. `-` reads it from standard input, which keeps it out of the process
     /// list and the shell history.
     #[arg(long, value_name = "KEY")]
     api_key: Option<String>,
@@ -213,7 +218,7 @@ pub async fn run(rt: Runtime, cmd: IntegrationCommand) -> anyhow::Result<()> {
             if webhook {
                 view["webhook"] = match svc::webhook_setup(secrets, tenant, p, &rt.settings.http).await {
                     Err(IntegrationError::NoWebhook(_)) => {
-                        anyhow::bail!("--webhook: only Tactical RMM integrations take webhooks")
+                        anyhow::bail!("--webhook: {provider} sends no webhooks to rmm-sync")
                     }
                     setup => setup.map_err(service_error)?,
                 };

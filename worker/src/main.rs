@@ -95,6 +95,9 @@ enum Command {
         /// Simulated Tanium endpoints (in 3 computer groups).
         #[arg(long, default_value_t = 30)]
         endpoints: usize,
+        /// Simulated Level devices (in 2 customers' nested groups).
+        #[arg(long, default_value_t = 30)]
+        level_devices: usize,
     },
     /// Enqueue one job and print its id (e.g. `rmm-sync enqueue maintenance`).
     Enqueue {
@@ -197,8 +200,8 @@ async fn main() -> ExitCode {
         }
         Command::Integration(cmd) => with_runtime(settings, |rt| integration_cli::run(rt, cmd)).await,
         #[cfg(feature = "demo")]
-        Command::Demo { dir, agents_per_site, endpoints } => {
-            demo::run(settings, dir, demo::DemoSize { agents_per_site, endpoints }).await
+        Command::Demo { dir, agents_per_site, endpoints, level_devices } => {
+            demo::run(settings, dir, demo::DemoSize { agents_per_site, endpoints, level_devices }).await
         }
         #[cfg(not(feature = "demo"))]
         Command::Demo { .. } => Err(anyhow::anyhow!(

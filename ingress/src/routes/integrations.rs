@@ -1,5 +1,5 @@
 //! A tenant's integration: settings and credentials, the view, the connection test, disconnect,
-//! organisation mappings, and the Tactical webhook set-up.
+//! organisation mappings, and the webhook set-up (Tactical's alert action, Level's automation step).
 
 use std::sync::Arc;
 
@@ -19,9 +19,12 @@ use crate::AppState;
 /// is merged into what is saved.
 #[derive(Object, Default)]
 pub struct IntegrationBody {
+    /// Tactical: the API host. Tanium: the Gateway URL. Level: the API URL, only when it is not
+    /// `https://api.level.io`.
     pub instance_url: Option<String>,
     /// Tactical: `api_key` or `knox`. NinjaOne: `authorization_code` or `client_credentials`.
     pub auth_mode: Option<String>,
+    /// Tactical or Level: the API key.
     pub api_key: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
@@ -67,7 +70,8 @@ pub struct TestBody {
 
 #[derive(Object, Default)]
 pub struct MappingPatch {
-    /// The AlgaPSA client the Tactical client maps to (`null` unassigns).
+    /// The AlgaPSA client the remote scope (Tactical client, Tanium or Level group) maps to
+    /// (`null` unassigns).
     pub client_id: Option<Option<Uuid>>,
     pub auto_sync_assets: Option<bool>,
     pub default_contact_id: Option<Option<Uuid>>,
@@ -194,7 +198,8 @@ impl IntegrationsApi {
     }
 
     /// What to paste into the RMM to send its webhooks here (Tactical: the alert action's URL,
-    /// headers and bodies); creates the tenant's webhook secret on first use.
+    /// headers and bodies; Level: the HTTP POST step of an automation, the same with a resolve body
+    /// and what each field carries); creates the tenant's webhook secret on first use.
     #[oai(path = "/tenants/:tenant/integrations/:provider/webhook", method = "get")]
     async fn webhook_info(
         &self,

@@ -4,6 +4,7 @@
 //! outside a provider's module names it: the neutral jobs (`sync-org`, device sync fan-out,
 //! webhooks, run recording) ask this registry. What adding a provider takes: docs/providers.md.
 
+pub mod levelio;
 pub mod ninjaone;
 pub mod tactical;
 pub mod tanium;
@@ -36,7 +37,7 @@ pub trait ProviderJobs: Send + Sync + 'static {
 }
 
 /// Every provider rmm-sync runs, in the order the API lists them.
-pub static ALL: &[&dyn ProviderJobs] = &[&tactical::Tactical, &tanium::Tanium, &ninjaone::NinjaOne];
+pub static ALL: &[&dyn ProviderJobs] = &[&tactical::Tactical, &tanium::Tanium, &ninjaone::NinjaOne, &levelio::Level];
 
 /// The provider's jobs, when rmm-sync runs that provider.
 pub fn get(provider: Provider) -> Option<&'static dyn ProviderJobs> {

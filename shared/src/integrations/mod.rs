@@ -80,6 +80,12 @@ pub trait ProviderIntegration: Send + Sync {
     /// The secret holding the instance URL when the row has none.
     fn url_secret(&self) -> &'static str;
 
+    /// The instance URL the view shows when neither the row nor [`Self::url_secret`] has one (a
+    /// provider with a fixed public API host).
+    fn default_instance_url(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The view's `authMode`.
     fn auth_mode(&self, settings: &Map<String, Value>) -> Value;
 

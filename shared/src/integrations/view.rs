@@ -71,7 +71,9 @@ pub async fn view(
     let integ = store::require(db, tenant, provider).await?;
     let instance_url = match &integ.instance_url {
         Some(u) => Some(u.clone()),
-        None => super::secret_text(secrets, tenant, parts.url_secret()).await,
+        None => super::secret_text(secrets, tenant, parts.url_secret())
+            .await
+            .or_else(|| parts.default_instance_url().map(str::to_owned)),
     };
     let credentials = parts.credentials(secrets, tenant, &integ.settings).await;
     let summary = summary(db, tenant, provider, integ.integration_id).await?;

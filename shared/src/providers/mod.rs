@@ -1,6 +1,7 @@
 //! RMM provider clients and their mapping to device snapshots, and what the providers share:
 //! organisation-mapping upserts and the list of mapped scopes.
 
+pub mod levelio;
 pub mod ninjaone;
 pub mod tactical;
 pub mod tanium;
@@ -82,7 +83,8 @@ pub fn webhook(provider: Provider) -> Option<WebhookSpec> {
     match provider {
         Provider::TacticalRmm => Some(tactical::WEBHOOK),
         Provider::NinjaOne => Some(ninjaone::WEBHOOK),
-        Provider::Tanium | Provider::LevelIo => None,
+        Provider::LevelIo => Some(levelio::WEBHOOK),
+        Provider::Tanium => None,
     }
 }
 
@@ -105,7 +107,7 @@ pub fn integration(provider: Provider) -> Option<&'static dyn crate::integration
         Provider::TacticalRmm => Some(&tactical::integration::Tactical),
         Provider::Tanium => Some(&tanium::integration::Tanium),
         Provider::NinjaOne => Some(&ninjaone::integration::NinjaOne),
-        Provider::LevelIo => None,
+        Provider::LevelIo => Some(&levelio::integration::Level),
     }
 }
 

@@ -3,6 +3,7 @@
 //! with nothing installed and no network.
 #![forbid(unsafe_code)]
 
+pub mod levelio;
 pub mod ninjaone;
 pub mod tactical;
 pub mod tanium;

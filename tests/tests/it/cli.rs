@@ -125,9 +125,18 @@ async fn demo_syncs_both_simulators_prints_a_summary_and_serves_until_interrupte
     }
     let agents_per_site = 4; // 3 clients × 2 sites × 4 = 24 agents
     let endpoints = 12;
+    let level_devices = 10;
     let mut child = cmd
         .current_dir(dir.path())
-        .args(["demo", "--agents-per-site", &agents_per_site.to_string(), "--endpoints", &endpoints.to_string()])
+        .args([
+            "demo",
+            "--agents-per-site",
+            &agents_per_site.to_string(),
+            "--endpoints",
+            &endpoints.to_string(),
+            "--level-devices",
+            &level_devices.to_string(),
+        ])
         .env("RMM_SYNC_HTTP__BIND", format!("127.0.0.1:{port}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -168,6 +177,7 @@ async fn demo_syncs_both_simulators_prints_a_summary_and_serves_until_interrupte
     // Every agent and endpoint became an asset (every remote organisation is mapped).
     assert_eq!(count_of("tacticalrmm"), 3 * 2 * agents_per_site as i64, "{text}");
     assert_eq!(count_of("tanium"), endpoints as i64, "{text}");
+    assert_eq!(count_of("levelio"), level_devices as i64, "{text}");
     let alerts = out.iter().find(|l| l.starts_with("Alerts")).unwrap();
     let open: i64 = alerts.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(open > 0, "{alerts}");
@@ -182,6 +192,9 @@ async fn demo_syncs_both_simulators_prints_a_summary_and_serves_until_interrupte
         "backfill-alerts",
         "maintenance",
         "sync-agent",
+        "levelio-sync-devices",
+        "levelio-backfill-alerts",
+        "levelio-sync-device",
     ] {
         assert!(
             out.iter().any(|l| l.trim_start().starts_with(&format!("{kind} "))),

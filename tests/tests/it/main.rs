@@ -19,6 +19,7 @@ mod events;
 mod hostile_http;
 mod hostile_input;
 mod hostile_tanium;
+mod levelio;
 mod ninjaone;
 mod no_secrets_in_logs;
 mod pipeline;
