@@ -15,6 +15,7 @@
 
 pub mod apalis_tables;
 pub mod context;
+pub mod deliveries;
 pub mod device_sync;
 pub mod dispatch;
 pub mod envelope;

@@ -232,13 +232,13 @@ impl JobKind for SyncDevice {
         }
         let rt = ctx.runtime();
         crate::webhooks::release_agent(rt, tenant, integration, device_id, ctx.job_id()).await?;
-        let pending = alerts::pending_deliveries(rt, tenant, integration, device_id).await?;
+        let pending = crate::deliveries::pending(rt, tenant, integration, device_id).await?;
         // The organisation of an alert: the body's group, else the group the device was synced
         // under, else Level's answer (the device read here is reused for the refresh).
         let mut client = None;
         let mut device = None;
         let mut organization = None;
-        if pending.iter().any(|(_, f, _)| rmm_shared::providers::levelio::alerts::text(f, "group_id").is_none()) {
+        if pending.iter().any(|d| rmm_shared::providers::levelio::alerts::text(&d.body, "group_id").is_none()) {
             organization = known_group(ctx.db(), tenant, device_id).await?;
             if organization.is_none()
                 && let Ok(c) = client_for(&ctx).await
