@@ -232,7 +232,7 @@ const ASSET_VALUE_COLS: [(&str, ColType); 10] = [
 ];
 
 /// The always-written extension columns and their types.
-const EXT_ALWAYS: [(&str, ColType); 16] = [
+const EXT_ALWAYS: [(&str, ColType); 11] = [
     ("os_type", Text),
     ("os_version", Text),
     ("agent_version", Text),
@@ -243,13 +243,19 @@ const EXT_ALWAYS: [(&str, ColType); 16] = [
     ("antivirus_status", Text),
     ("antivirus_product", Text),
     ("last_reboot_at", Timestamp),
+    ("system_info", Json),
+];
+
+/// The patch columns: written like the always-written ones unless the snapshot leaves them
+/// untouched (bit 5 of the presence signature says they are written).
+const EXT_PATCHES: [(&str, ColType); 5] = [
     ("pending_patches", Int),
     ("pending_os_patches", Int),
     ("pending_software_patches", Int),
     ("failed_patches", Int),
     ("last_patch_scan_at", Timestamp),
-    ("system_info", Json),
 ];
+const PATCHES_BIT: u8 = 1 << 5;
 
 /// The present-only extension columns, in a fixed order (a bit each in the presence signature).
 const EXT_PRESENT: [(&str, ColType); 5] =
@@ -359,6 +365,9 @@ async fn write_plan(
         let rows = groups.remove(&key).unwrap_or_default();
         let mut cols: Vec<(&str, ColType)> = vec![("asset_id", U)];
         cols.extend(EXT_ALWAYS);
+        if sig & PATCHES_BIT != 0 {
+            cols.extend(EXT_PATCHES);
+        }
         cols.extend(EXT_PRESENT.iter().enumerate().filter(|(i, _)| sig & (1 << i) != 0).map(|(_, c)| *c));
         let sql = if exists {
             let sets: Vec<String> = cols.iter().skip(1).map(|(c, _)| format!("\"{c}\" = r.\"{c}\"")).collect();
@@ -494,13 +503,18 @@ fn extension_json(asset_id: Uuid, e: &ExtensionSnapshot) -> (u8, Value) {
         "os_type": e.os_type, "os_version": e.os_version, "agent_version": e.agent_version,
         "current_user": e.current_user, "uptime_seconds": e.uptime_seconds, "lan_ip": e.lan_ip,
         "wan_ip": e.wan_ip, "antivirus_status": e.antivirus_status, "antivirus_product": e.antivirus_product,
-        "last_reboot_at": ts(e.last_reboot_at), "pending_patches": e.pending_patches,
-        "pending_os_patches": e.pending_os_patches, "pending_software_patches": e.pending_software_patches,
-        "failed_patches": e.failed_patches, "last_patch_scan_at": ts(e.last_patch_scan_at),
-        "system_info": e.system_info,
+        "last_reboot_at": ts(e.last_reboot_at), "system_info": e.system_info,
     });
     let obj = row.as_object_mut().expect("object");
     let mut sig = 0u8;
+    if !e.patches_untouched {
+        sig |= PATCHES_BIT;
+        obj.insert("pending_patches".into(), json!(e.pending_patches));
+        obj.insert("pending_os_patches".into(), json!(e.pending_os_patches));
+        obj.insert("pending_software_patches".into(), json!(e.pending_software_patches));
+        obj.insert("failed_patches".into(), json!(e.failed_patches));
+        obj.insert("last_patch_scan_at".into(), ts(e.last_patch_scan_at));
+    }
     if let Some(v) = &e.cpu_model {
         sig |= 1;
         obj.insert("cpu_model".into(), json!(v));

@@ -463,6 +463,7 @@ fn normalize_extension(e: &ExtensionSnapshot) -> ExtensionSnapshot {
         failed_patches: e.failed_patches,
         last_patch_scan_at: e.last_patch_scan_at,
         system_info: e.system_info.clone().filter(|v| !is_falsy(v)),
+        patches_untouched: e.patches_untouched,
         cpu_model: e.cpu_model.as_ref().map(|m| truncate_opt(m, v)),
         cpu_cores: e.cpu_cores.map(|c| c.map(|c| c.round())),
         ram_gb: e.ram_gb.map(|r| r.map(|r| r.round())),
@@ -483,9 +484,16 @@ fn is_falsy(v: &Value) -> bool {
 }
 
 /// A later patch of the same row in the same page: always-written fields come from the later one,
-/// present-only fields from the later one when it has them.
+/// present-only fields (and the patch columns) from the later one when it has them.
 fn merge_extension(earlier: &ExtensionSnapshot, later: ExtensionSnapshot) -> ExtensionSnapshot {
+    let patches = if later.patches_untouched { earlier } else { &later };
     ExtensionSnapshot {
+        pending_patches: patches.pending_patches,
+        pending_os_patches: patches.pending_os_patches,
+        pending_software_patches: patches.pending_software_patches,
+        failed_patches: patches.failed_patches,
+        last_patch_scan_at: patches.last_patch_scan_at,
+        patches_untouched: patches.patches_untouched,
         cpu_model: later.cpu_model.or_else(|| earlier.cpu_model.clone()),
         cpu_cores: later.cpu_cores.or(earlier.cpu_cores),
         ram_gb: later.ram_gb.or(earlier.ram_gb),

@@ -158,6 +158,12 @@ pub struct ExtensionSnapshot {
     pub last_patch_scan_at: Option<DateTime<Utc>>,
     /// `system_info`: NULL when absent (AlgaPSA overrides the column default).
     pub system_info: Option<serde_json::Value>,
+    /// The five patch columns (`pending_patches` … `last_patch_scan_at`) are left as they are: the
+    /// provider counts patches in a job of their own (NinjaOne's `ninjaone-sync-patches`, as
+    /// AlgaPSA's NinjaOne mapper leaves them unset). By default they are written like the other
+    /// plain fields.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub patches_untouched: bool,
 
     #[serde(default, skip_serializing_if = "Option::is_none", with = "present")]
     pub cpu_model: Option<Option<String>>,

@@ -12,9 +12,10 @@
 //!   `pageSize` and `after` (the last id of the previous page);
 //! - `GET /v2/device/{id}` (404 for an unknown device), `GET /v2/alerts`,
 //!   `POST /v2/alert/{uid}/reset`, `PUT`/`DELETE /v2/webhook`;
-//! - `GET /v2/queries/software` and `/v2/queries/os-patches`: `{cursor: {name, offset, count,
-//!   expires}, results}` paged with `pageSize` and `cursor` (the name of the previous page's cursor);
-//!   `GET /v2/device/{id}/software` and `/v2/device/{id}/os-patches` the same rows per device.
+//! - `GET /v2/queries/software`, `/v2/queries/os-patches` and `/v2/queries/software-patches`:
+//!   `{cursor: {name, offset, count, expires}, results}` paged with `pageSize` and `cursor` (the
+//!   name of the previous page's cursor); `GET /v2/device/{id}/<report>` the same rows per device
+//!   as a bare array. See [`expected_patch_counts`] for the statuses.
 //!
 //! Test controls: latency, injected faults on the `/v2` routes (any status, 429 + `Retry-After`,
 //! an HTML page, a truncated body, every access token expired at once), the request log, the token
@@ -639,11 +640,14 @@ impl NinjaEndpoint {
                     }
                 }
             }
-            ("GET", ["v2", "device", id, report @ ("software" | "os-patches")]) => {
-                let id = id.parse::<i64>().unwrap_or_default();
-                let rows: Vec<Value> =
-                    self.report_rows(report).into_iter().filter(|r| r["deviceId"] == json!(id)).collect();
-                (StatusCode::OK, Value::Array(rows))
+            ("GET", ["v2", "device", id, report @ ("software" | "os-patches" | "software-patches")]) => {
+                let devices = lock(&self.data.devices);
+                match devices.iter().find(|d| id.parse::<i64>().ok() == Some(d.id)) {
+                    Some(d) => (StatusCode::OK, Value::Array(self.device_rows(report, d))),
+                    None => {
+                        (StatusCode::NOT_FOUND, json!({"resultCode": "FAILURE", "errorMessage": "Device not found"}))
+                    }
+                }
             }
             ("GET", ["v2", "alerts"]) => (StatusCode::OK, Value::Array(lock(&self.data.alerts).clone())),
             ("POST", ["v2", "alert", uid, "reset"]) => {
@@ -667,14 +671,13 @@ impl NinjaEndpoint {
                 lock(&self.data.knobs).webhook = None;
                 (StatusCode::NO_CONTENT, Value::Null)
             }
-            ("GET", ["v2", "queries", report @ ("software" | "os-patches")]) => {
-                let rows = self.report_rows(report);
+            ("GET", ["v2", "queries", report @ ("software" | "os-patches" | "software-patches")]) => {
                 let offset = p
                     .get("cursor")
                     .and_then(|c| c.strip_prefix("cur-"))
                     .and_then(|c| c.parse::<usize>().ok())
                     .unwrap_or(0);
-                let page: Vec<Value> = rows.iter().skip(offset).take(page_size).cloned().collect();
+                let page = self.report_page(report, offset, page_size);
                 let next = offset + page.len();
                 (
                     StatusCode::OK,
@@ -688,31 +691,96 @@ impl NinjaEndpoint {
         }
     }
 
-    /// The rows of a query report, for every device.
-    fn report_rows(&self, report: &str) -> Vec<Value> {
-        let spec = &self.data.config.fleet;
+    /// Rows `offset..offset + limit` of a query report over every device (only the page's rows are
+    /// rendered, so paging a large fleet stays linear).
+    fn report_page(&self, report: &str, offset: usize, limit: usize) -> Vec<Value> {
         let devices = lock(&self.data.devices);
-        let mut rows = Vec::new();
+        let (mut seen, mut page) = (0usize, Vec::new());
         for d in devices.iter() {
-            if report == "software" {
-                for s in 0..spec.software_per_device {
-                    rows.push(json!({
-                        "deviceId": d.id, "name": format!("App {s}"), "publisher": "Example Corp",
-                        "version": format!("{}.{}.{}", s + 1, d.id % 10, s), "installDate": "2025-03-04",
-                        "location": format!("C:\\Program Files\\App {s}"), "size": 1_048_576 * (s + 1),
-                        "productCode": format!("{{{:08X}-0000-0000-0000-{:012X}}}", s, d.id), "timestamp": d.last_contact,
-                    }));
-                }
-            } else if d.id % 3 != 0 {
-                for k in 0..spec.patches_per_device {
-                    rows.push(json!({
-                        "deviceId": d.id, "id": format!("patch-{}-{k}", d.id), "name": format!("KB50{:05} cumulative update", k),
-                        "severity": if k == 0 { "CRITICAL" } else { "IMPORTANT" }, "status": "PENDING",
-                        "type": "SECURITY_UPDATES", "kbNumber": format!("KB50{:05}", k), "timestamp": d.last_contact,
-                    }));
+            let n = self.device_row_count(report, d);
+            if seen + n > offset {
+                let rows = self.device_rows(report, d);
+                page.extend(rows.into_iter().skip(offset.saturating_sub(seen)).take(limit - page.len()));
+                if page.len() >= limit {
+                    break;
                 }
             }
+            seen += n;
+        }
+        page
+    }
+
+    fn device_row_count(&self, report: &str, d: &SimDevice) -> usize {
+        let spec = &self.data.config.fleet;
+        match report {
+            "software" => spec.software_per_device,
+            "os-patches" if d.id % 3 != 0 => spec.patches_per_device,
+            "software-patches" if d.id % 2 == 0 => 1,
+            _ => 0,
+        }
+    }
+
+    /// One device's rows of a report.
+    fn device_rows(&self, report: &str, d: &SimDevice) -> Vec<Value> {
+        let spec = &self.data.config.fleet;
+        let mut rows = Vec::new();
+        if report == "software" {
+            for s in 0..spec.software_per_device {
+                rows.push(json!({
+                    "deviceId": d.id, "name": format!("App {s}"), "publisher": "Example Corp",
+                    "version": format!("{}.{}.{}", s + 1, d.id % 10, s), "installDate": "2025-03-04",
+                    "location": format!("C:\\Program Files\\App {s}"), "size": 1_048_576 * (s + 1),
+                    "productCode": format!("{{{:08X}-0000-0000-0000-{:012X}}}", s, d.id), "timestamp": d.last_contact,
+                }));
+            }
+        } else if report == "os-patches" && d.id % 3 != 0 {
+            for k in 0..spec.patches_per_device {
+                rows.push(json!({
+                    "deviceId": d.id, "id": format!("patch-{}-{k}", d.id), "name": format!("KB50{:05} cumulative update", k),
+                    "severity": if k == 0 { "CRITICAL" } else { "IMPORTANT" },
+                    "status": os_patch_status(d.id, k),
+                    "type": "SECURITY_UPDATES", "kbNumber": format!("KB50{:05}", k), "timestamp": d.last_contact,
+                }));
+            }
+        } else if report == "software-patches" && d.id % 2 == 0 {
+            rows.push(json!({
+                "deviceId": d.id, "id": format!("swpatch-{}", d.id), "productIdentifier": "example-browser",
+                "title": "Example Browser", "impact": "CRITICAL", "status": if d.id % 4 == 0 { "FAILED" } else { "PENDING" },
+                "type": "PATCH", "version": "128.0.1", "timestamp": d.last_contact,
+            }));
         }
         rows
     }
+}
+
+/// The status of a device's `k`-th OS patch: the last one of every fifth device `FAILED`, the last
+/// one of every seventh `REJECTED`, the others `PENDING` or `MANUAL`.
+fn os_patch_status(device: i64, k: usize) -> &'static str {
+    if k > 0 && device % 5 == 0 {
+        "FAILED"
+    } else if k > 0 && device % 7 == 0 {
+        "REJECTED"
+    } else if k % 2 == 0 {
+        "PENDING"
+    } else {
+        "MANUAL"
+    }
+}
+
+/// What the patch reports hold for one device: `(pending OS, pending software, failed)`, counting
+/// as rmm-sync should (`FAILED` apart, `REJECTED` not at all).
+pub fn expected_patch_counts(spec: &NinjaFleetSpec, device: i64) -> (i64, i64, i64) {
+    let (mut os, mut failed) = (0, 0);
+    if device % 3 != 0 {
+        for k in 0..spec.patches_per_device {
+            match os_patch_status(device, k) {
+                "FAILED" => failed += 1,
+                "REJECTED" => {}
+                _ => os += 1,
+            }
+        }
+    }
+    let sw = i64::from(device % 2 == 0 && device % 4 != 0);
+    failed += i64::from(device % 4 == 0);
+    (os, sw, failed)
 }

@@ -136,6 +136,7 @@ fn snapshot(i: usize, integration: Uuid, clients: usize, generation: u32) -> Dev
             failed_patches: None,
             last_patch_scan_at: None,
             system_info: Some(json!({"make_model": "Dell OptiPlex 7090", "cpu": "Intel i7"})),
+            patches_untouched: false,
             cpu_model: Some(Some("Intel(R) Core(TM) i7-10700".into())),
             cpu_cores: Some(Some(8.0)),
             ram_gb: Some(Some(15.7)),

@@ -327,6 +327,94 @@ async fn ninjaone_organisations_then_full_incremental_and_single_device_syncs() 
     .await;
 }
 
+// ---- patches --------------------------------------------------------------------------------
+
+async fn patch_counts(db: &Db, tenant: Uuid) -> Vec<(i64, (i64, i64, i64, i64), bool)> {
+    let sql = format!(
+        "SELECT a.rmm_device_id, CAST(e.pending_patches AS TEXT), CAST(e.pending_os_patches AS TEXT), \
+         CAST(e.pending_software_patches AS TEXT), CAST(e.failed_patches AS TEXT), CAST(e.last_patch_scan_at AS TEXT) \
+         FROM assets a JOIN (SELECT tenant, asset_id, pending_patches, pending_os_patches, pending_software_patches, \
+         failed_patches, last_patch_scan_at FROM workstation_assets UNION ALL SELECT tenant, asset_id, pending_patches, \
+         pending_os_patches, pending_software_patches, failed_patches, last_patch_scan_at FROM server_assets) e \
+         ON e.tenant = a.tenant AND e.asset_id = a.asset_id WHERE a.tenant = {} ORDER BY a.rmm_device_id",
+        db.dialect().param(1, ColType::Uuid)
+    );
+    let n = |v: &Option<String>| v.as_deref().map_or(-1, |v| v.parse::<i64>().unwrap());
+    rows(db, &sql, &[&tenant.to_string()])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_deref().unwrap().parse().unwrap(), (n(&r[1]), n(&r[2]), n(&r[3]), n(&r[4])), r[5].is_some()))
+        .collect()
+}
+
+/// Pending patch counts from the fleet-wide reports and from the per-device reads agree with what
+/// NinjaOne holds; the reports take a few calls for the whole fleet; a device sync leaves the
+/// counts alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ninjaone_patch_counts_from_the_fleet_reports_or_per_device_and_the_device_sync_keeps_them() {
+    use rmm_shared::providers::ninjaone::patches::{PatchSource, sync_patches};
+    stores::each_store(|store| async move {
+        let db = &store.db;
+        let spec = NinjaFleetSpec { organizations: 2, devices: 40, patches_per_device: 3, ..Default::default() };
+        let sim = sim(spec.clone()).await;
+        let s = setup(db, &sim, None).await;
+        let c = client(db, &sim, &s, 10);
+        let (tenant, integration) = (s.tenant, s.integration);
+        sync_organizations(db, tenant, integration, &c).await.unwrap();
+        let mapped = stores::map_each_scope(db, tenant, 1).await;
+        sync_device_unit(db, tenant, integration, &c, &mapped[0].0, DeviceSyncMode::Full).await.unwrap();
+        let mapped_devices: Vec<i64> =
+            sim.devices().iter().filter(|d| d.organization_id.to_string() == mapped[0].0).map(|d| d.id).collect();
+        assert_eq!(mapped_devices.len(), 20);
+        // Before any patch sync the counts are unknown.
+        assert!(patch_counts(db, tenant).await.iter().all(|(_, c, scanned)| *c == (-1, -1, -1, -1) && !scanned));
+
+        let expected: Vec<(i64, (i64, i64, i64, i64), bool)> = mapped_devices
+            .iter()
+            .map(|id| {
+                let (os, sw, failed) = rmm_tests::sim::ninjaone::expected_patch_counts(&spec, *id);
+                (*id, (os + sw, os, sw, failed), true)
+            })
+            .collect();
+        assert!(expected.iter().any(|(_, c, _)| c.3 > 0) && expected.iter().any(|(_, c, _)| c.0 == 0));
+
+        sim.reset_log();
+        let r = sync_patches(db, tenant, &c, PatchSource::Reports).await.unwrap();
+        assert_eq!(patch_counts(db, tenant).await, expected);
+        assert_eq!(r.items_updated, 20, "{r:?}");
+        let unmapped_with_rows = sim
+            .devices()
+            .iter()
+            .filter(|d| !mapped_devices.contains(&d.id) && (d.id % 3 != 0 || d.id % 2 == 0))
+            .count();
+        assert_eq!(r.devices_unmapped, unmapped_with_rows as u64, "{r:?}");
+        let report_calls =
+            sim.request_count("GET /v2/queries/os-patches") + sim.request_count("GET /v2/queries/software-patches");
+        assert_eq!(r.calls as usize, report_calls);
+        assert!(report_calls > 2, "paged with the cursor: {report_calls}");
+        assert_eq!(sim.request_count("GET /v2/device/"), 0, "no per-device calls");
+        assert!(sim.requests().iter().any(|q| q.starts_with("GET /v2/queries/os-patches") && q.contains("cursor=")));
+
+        // The device sync leaves the counts as they are.
+        sync_device_unit(db, tenant, integration, &c, &mapped[0].0, DeviceSyncMode::Full).await.unwrap();
+        assert_eq!(patch_counts(db, tenant).await, expected);
+
+        // Per device: the same counts, two calls per mapped device; a device NinjaOne no longer
+        // has keeps its counts.
+        let gone = mapped_devices[1];
+        sim.remove_device(gone);
+        sim.reset_log();
+        let r = sync_patches(db, tenant, &c, PatchSource::PerDevice).await.unwrap();
+        assert_eq!(patch_counts(db, tenant).await, expected);
+        assert_eq!(r.items_updated, 19, "{r:?}");
+        assert_eq!(sim.request_count("GET /v2/device/"), 2 * 19 + 1);
+        assert_eq!(sim.request_count("GET /v2/queries/"), 0);
+        store
+    })
+    .await;
+}
+
 // ---- faults ---------------------------------------------------------------------------------
 
 /// Each NinjaOne fault over a whole organisation walk: retried when a retry can help (5xx, 429
@@ -497,6 +585,30 @@ async fn ninjaone_admin_api_saves_tests_and_runs_the_jobs_and_skips_a_reconnect_
         assert_eq!(count(db, tenant, "asset_software WHERE true").await, 30);
         assert!(sim.requests().iter().any(|r| r.starts_with("GET /v2/queries/software") && r.contains("cursor=")));
         assert_eq!(sim.request_count("GET /v2/device/"), 0, "no per-device software calls");
+
+        // Patch counts: the fleet reports by default, per device when asked; bad arguments refused.
+        for (args, source) in [(json!({}), "reports"), (json!({"args": {"source": "per_device"}}), "per_device")] {
+            let (_, b) = ing.api(Method::POST, &format!("{base}/jobs/ninjaone-sync-patches"), KEY, Some(args)).await;
+            let job = wait_finished(&rt, b["job_id"].as_str().unwrap(), Duration::from_secs(60)).await;
+            assert_eq!(job.status, JobStatus::Done, "{job:?}");
+            let result = job.result.clone().unwrap();
+            assert_eq!(result["detail"]["source"], json!(source), "{result}");
+            assert_eq!(result["counts"]["updated"], json!(10), "{result}");
+        }
+        assert_eq!(
+            count(db, tenant, "workstation_assets WHERE last_patch_scan_at IS NOT NULL").await
+                + count(db, tenant, "server_assets WHERE last_patch_scan_at IS NOT NULL").await,
+            10
+        );
+        let (status, b) = ing
+            .api(
+                Method::POST,
+                &format!("{base}/jobs/ninjaone-sync-patches"),
+                KEY,
+                Some(json!({"args": {"source": "all"}})),
+            )
+            .await;
+        assert_eq!(status, 400, "{b}");
 
         // A refused refresh token: the next jobs are skipped with that reason, NinjaOne is not called.
         let mut creds = read_credentials(&rt.secrets, tenant).await.unwrap().unwrap();

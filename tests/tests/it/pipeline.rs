@@ -401,6 +401,62 @@ async fn a_mapping_whose_asset_was_deleted_is_repointed() {
     .await;
 }
 
+async fn patches(f: &Fixture) -> Vec<Option<String>> {
+    let sql = format!(
+        "SELECT CAST(pending_patches AS TEXT), CAST(pending_os_patches AS TEXT), CAST(failed_patches AS TEXT), os_type \
+         FROM workstation_assets WHERE tenant = {}",
+        f.p(1)
+    );
+    rows(f.db(), &sql, &[&f.tenant.to_string()]).await.unwrap().remove(0)
+}
+
+#[tokio::test]
+async fn patch_columns_are_written_unless_the_snapshot_leaves_them_untouched() {
+    each_store(|f| async move {
+        let mut s = snap(&f, "p1", "c1");
+        s.extension = Some(ExtensionSnapshot {
+            os_type: Some("Windows".into()),
+            pending_patches: Some(4),
+            pending_os_patches: Some(3),
+            failed_patches: Some(1),
+            ..Default::default()
+        });
+        ingest(&f, &[s.clone()]).await;
+        assert_eq!(patches(&f).await, [Some("4".into()), Some("3".into()), Some("1".into()), Some("Windows".into())]);
+
+        // A provider that counts patches elsewhere: the counts stay, the other columns are written.
+        s.extension = Some(ExtensionSnapshot {
+            os_type: Some("Windows 11".into()),
+            patches_untouched: true,
+            ..Default::default()
+        });
+        let r = ingest(&f, &[s.clone()]).await;
+        assert_eq!(r.counts.updated, 1, "{:?}", r.outcomes);
+        assert_eq!(
+            patches(&f).await,
+            [Some("4".into()), Some("3".into()), Some("1".into()), Some("Windows 11".into())]
+        );
+
+        // In one page, a later snapshot that leaves them untouched keeps the earlier one's counts.
+        let mut later = s.clone();
+        s.extension = Some(ExtensionSnapshot { pending_patches: Some(9), ..Default::default() });
+        later.extension = Some(ExtensionSnapshot {
+            os_type: Some("Windows 10".into()),
+            patches_untouched: true,
+            ..Default::default()
+        });
+        ingest(&f, &[s.clone(), later]).await;
+        assert_eq!(patches(&f).await, [Some("9".into()), None, None, Some("Windows 10".into())]);
+
+        // By default (AlgaPSA's pipeline) absent counts are written as NULL.
+        s.extension = Some(ExtensionSnapshot { os_type: Some("Windows".into()), ..Default::default() });
+        ingest(&f, &[s]).await;
+        assert_eq!(patches(&f).await, [None, None, None, Some("Windows".into())]);
+        f
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn long_strings_are_cut_not_failed() {
     each_store(|f| async move {

@@ -1,7 +1,8 @@
 //! NinjaOne job kinds: `sync-org` (organisations → organisation mappings),
 //! `ninjaone-sync-devices` (fanned out as one internal `ninjaone-sync-devices-unit` per mapped
 //! organisation), `ninjaone-sync-device` (one device and its webhook deliveries),
-//! `ninjaone-backfill-alerts`, `ninjaone-register-webhook` and `ninjaone-ingest-software`. Each builds the client from the integration row and the tenant's secrets, runs
+//! `ninjaone-backfill-alerts`, `ninjaone-register-webhook`, `ninjaone-ingest-software` and
+//! `ninjaone-sync-patches`. Each builds the client from the integration row and the tenant's secrets, runs
 //! the provider function of `rmm_shared::providers::ninjaone`, and records the run.
 //!
 //! An integration whose refresh token NinjaOne refused (`settings.tokenLifecycle.status =
@@ -21,6 +22,7 @@ use rmm_shared::providers::ninjaone::client::NinjaClient;
 use rmm_shared::providers::ninjaone::connect::{self, ConnectError};
 use rmm_shared::providers::ninjaone::error::NinjaError;
 use rmm_shared::providers::ninjaone::integration::webhook_registration;
+use rmm_shared::providers::ninjaone::patches::{PatchSource, sync_patches};
 use rmm_shared::providers::ninjaone::sync::{
     DeviceSyncMode, ReadCounts, SyncError, refresh_device, sync_device_unit, sync_organizations,
 };
@@ -52,6 +54,7 @@ impl ProviderJobs for NinjaOne {
         r.register::<BackfillAlerts>();
         r.register::<RegisterWebhook>();
         r.register::<IngestSoftware>();
+        r.register::<SyncPatches>();
     }
 
     fn sync_org<'a>(&'a self, ctx: &'a JobCtx) -> BoxFuture<'a, Result<JobOutcome, JobError>> {
@@ -379,6 +382,50 @@ impl JobKind for IngestSoftware {
             };
             let job = counts_outcome(&counts).count("devices_unmapped", r.devices_unmapped).count("pages", r.pages);
             Ok((RunOutcome { counts, errors: r.errors, cursor: None }, job))
+        })
+        .await
+    }
+}
+
+/// Arguments of `ninjaone-sync-patches`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncPatchesArgs {
+    /// `reports` (default): the fleet-wide query reports; `per_device`: two calls per device.
+    #[serde(default)]
+    pub source: PatchSource,
+}
+
+/// `ninjaone-sync-patches`: pending OS and software patch counts (and failed ones) of every mapped
+/// device on its extension row, from the fleet-wide query reports `GET /v2/queries/os-patches` and
+/// `/v2/queries/software-patches` (or, asked with `source: per_device`, one device at a time).
+pub struct SyncPatches;
+
+impl JobKind for SyncPatches {
+    const NAME: &'static str = "ninjaone-sync-patches";
+    const SCOPE: Scope = Scope::Integration;
+    const PROVIDERS: &'static [Provider] = &[PROVIDER];
+    type Args = SyncPatchesArgs;
+
+    fn policy() -> Policy {
+        Policy { concurrency: Some(1), ..provider_policy(1800) }
+    }
+
+    async fn run(ctx: JobCtx, args: SyncPatchesArgs) -> Result<JobOutcome, JobError> {
+        let (tenant, _) = ids(&ctx)?;
+        let client = match client_for(&ctx).await? {
+            Ok(c) => c,
+            Err(skipped) => return Ok(skipped),
+        };
+        recorded(&ctx, "patches", RunKind::Other, async {
+            let r = sync_patches(ctx.db(), tenant, &client, args.source).await?;
+            let counts = IngestCounts { processed: r.items_processed, updated: r.items_updated, ..Default::default() };
+            let mut job = counts_outcome(&counts)
+                .count("devices_with_pending", r.devices_with_pending)
+                .count("devices_unmapped", r.devices_unmapped)
+                .count("calls", r.calls);
+            job.detail = json!({ "source": r.source });
+            Ok((RunOutcome { counts, errors: Vec::new(), cursor: None }, job))
         })
         .await
     }

@@ -336,6 +336,7 @@ pub fn device_snapshot(
         failed_patches: None,
         last_patch_scan_at: None,
         system_info: Some(system_info(device)),
+        patches_untouched: false,
         cpu_model: Some(cpu_model),
         cpu_cores: Some(cpu_cores),
         ram_gb: Some(device.total_memory.filter(|m| *m > 0.0).map(|m| (m / BYTES_PER_GB).round())),

@@ -181,6 +181,26 @@ impl NinjaClient {
         Ok(())
     }
 
+    /// The rows of one device's report (`GET /v2/device/{id}/<report>`: `os-patches`,
+    /// `software-patches`, `software`), as a bare array or in `results`.
+    pub async fn device_report(&self, id: i64, report: &str) -> Result<Vec<Value>, NinjaError> {
+        let (body, _): (Value, _) = self.get_json(self.url(&format!("device/{id}/{report}"), &[]), report).await?;
+        match body {
+            Value::Array(rows) => Ok(rows),
+            Value::Object(mut o) => match o.remove("results") {
+                Some(Value::Array(rows)) => Ok(rows),
+                _ => Err(NinjaError::InvalidPayload {
+                    what: format!("{report} of device {id}"),
+                    reason: "no results array".into(),
+                }),
+            },
+            _ => Err(NinjaError::InvalidPayload {
+                what: format!("{report} of device {id}"),
+                reason: "not a list".into(),
+            }),
+        }
+    }
+
     /// One page of a query report (`GET /v2/queries/<report>`, fleet-wide): its `results` and the
     /// cursor name for the next page (`None` when this was the last).
     pub async fn query_page(

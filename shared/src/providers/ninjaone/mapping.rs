@@ -201,6 +201,8 @@ pub fn device_snapshot(
             cpu_cores: Some(cores),
             ram_gb: Some(ram),
             disk_usage: Some(Some(disk_usage(&device.volumes))),
+            // Counted by `ninjaone-sync-patches` (see `patches`).
+            patches_untouched: true,
             ..Default::default()
         }
     });

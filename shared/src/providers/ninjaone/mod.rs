@@ -9,6 +9,7 @@ pub mod error;
 pub mod integration;
 pub mod mapping;
 pub mod model;
+pub mod patches;
 pub mod software;
 pub mod sync;
 pub mod token;

@@ -51,7 +51,7 @@ pub fn software_item(row: &Value) -> Option<SoftwareItem> {
 }
 
 /// NinjaOne device id → asset id, from the integration's mappings.
-async fn assets_by_device(db: &Db, tenant: Uuid) -> Result<HashMap<String, Uuid>, DbError> {
+pub(super) async fn assets_by_device(db: &Db, tenant: Uuid) -> Result<HashMap<String, Uuid>, DbError> {
     let d = db.dialect();
     let rows: Vec<(String, String)> = db
         .fetch(
