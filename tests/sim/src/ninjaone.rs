@@ -760,7 +760,7 @@ fn os_patch_status(device: i64, k: usize) -> &'static str {
         "FAILED"
     } else if k > 0 && device % 7 == 0 {
         "REJECTED"
-    } else if k % 2 == 0 {
+    } else if k.is_multiple_of(2) {
         "PENDING"
     } else {
         "MANUAL"
