@@ -329,7 +329,11 @@ async fn ninjaone_organisations_then_full_incremental_and_single_device_syncs() 
 
 // ---- patches --------------------------------------------------------------------------------
 
-async fn patch_counts(db: &Db, tenant: Uuid) -> Vec<(i64, (i64, i64, i64, i64), bool)> {
+/// Per NinjaOne device id: (pending, pending OS, pending software, failed) (-1 for NULL) and
+/// whether `last_patch_scan_at` is set.
+type PatchRow = (i64, (i64, i64, i64, i64), bool);
+
+async fn patch_counts(db: &Db, tenant: Uuid) -> Vec<PatchRow> {
     let sql = format!(
         "SELECT a.rmm_device_id, CAST(e.pending_patches AS TEXT), CAST(e.pending_os_patches AS TEXT), \
          CAST(e.pending_software_patches AS TEXT), CAST(e.failed_patches AS TEXT), CAST(e.last_patch_scan_at AS TEXT) \
@@ -370,7 +374,7 @@ async fn ninjaone_patch_counts_from_the_fleet_reports_or_per_device_and_the_devi
         // Before any patch sync the counts are unknown.
         assert!(patch_counts(db, tenant).await.iter().all(|(_, c, scanned)| *c == (-1, -1, -1, -1) && !scanned));
 
-        let expected: Vec<(i64, (i64, i64, i64, i64), bool)> = mapped_devices
+        let expected: Vec<PatchRow> = mapped_devices
             .iter()
             .map(|id| {
                 let (os, sw, failed) = rmm_tests::sim::ninjaone::expected_patch_counts(&spec, *id);
