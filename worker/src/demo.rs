@@ -1,8 +1,8 @@
-//! `rmm-sync demo`: the whole service on the embedded default, against the Tactical RMM, Tanium
-//! and Level simulators on loopback. Nothing to install, no network: it sets up a tenant with
-//! clients and the three integrations, maps the remote organisations to the clients, runs every job kind an
-//! operator starts (and a few webhooks), prints what landed in AlgaPSA's tables, and keeps serving
-//! the API, Swagger UI, status page and metrics until Ctrl-C.
+//! `rmm-sync demo`: the whole service on the embedded default, against the Tactical RMM, Tanium,
+//! Level and NinjaOne simulators on loopback. Nothing to install, no network: it sets up a tenant
+//! with clients and the four integrations, maps the remote organisations to the clients, runs every
+//! job kind an operator starts (and a few webhooks), prints what landed in AlgaPSA's tables, and
+//! keeps serving the API, Swagger UI, status page and metrics until Ctrl-C.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use rmm_shared::db::sql::ColType;
 use rmm_shared::integrations::{self as svc, IntegrationInput, MappingPatch};
 use rmm_shared::providers::Provider;
 use rmm_sim::levelio::{LevelFleetSpec, LevelSim};
+use rmm_sim::ninjaone::{NinjaFleetSpec, NinjaSim, NinjaSimConfig};
 use rmm_sim::tactical::{DEFAULT_API_KEY, FleetSpec, SimConfig, TacticalSim};
 use rmm_sim::tanium::{TaniumFleetSpec, TaniumSim, TaniumSimConfig};
 use secrecy::SecretString;
@@ -32,6 +33,8 @@ pub struct DemoSize {
     pub endpoints: usize,
     /// Level devices (in 2 top-level groups with nested groups).
     pub level_devices: usize,
+    /// NinjaOne devices (in 3 organisations).
+    pub ninjaone_devices: usize,
 }
 
 /// How long any one demo job may take before the demo gives up on it.
@@ -65,7 +68,7 @@ pub async fn run(settings: Settings, dir: PathBuf, size: DemoSize) -> anyhow::Re
     })?;
     let base = format!("http://{}", listener.local_addr()?);
 
-    step("starting the Tactical RMM, Tanium and Level simulators on 127.0.0.1");
+    step("starting the Tactical RMM, Tanium, Level and NinjaOne simulators on 127.0.0.1");
     let fleet = FleetSpec {
         clients: 3,
         sites_per_client: 2,
@@ -91,6 +94,14 @@ pub async fn run(settings: Settings, dir: PathBuf, size: DemoSize) -> anyhow::Re
         ..LevelFleetSpec::default()
     })
     .await?;
+    let ninja_fleet = NinjaFleetSpec {
+        organizations: 3,
+        devices: size.ninjaone_devices,
+        software_per_device: 4,
+        patches_per_device: 3,
+        ..NinjaFleetSpec::default()
+    };
+    let ninja = NinjaSim::start(NinjaSimConfig { fleet: ninja_fleet, ..NinjaSimConfig::default() }).await?;
 
     let db = crate::migrate(&settings).await?;
     let secrets_dir = dir.join("secrets");
@@ -117,8 +128,9 @@ pub async fn run(settings: Settings, dir: PathBuf, size: DemoSize) -> anyhow::Re
         tasks.spawn(async move { rmm_jobs::worker::run(rt, token).await.map_err(anyhow::Error::from) });
     }
 
+    let sims = Sims { tactical: &tactical, tanium: &tanium, level: &level, ninja: &ninja };
     let result = tokio::select! {
-        r = populate(&rt, &tactical, &tanium, &level, &base) => r,
+        r = populate(&rt, &sims, &base) => r,
         Some(r) = tasks.join_next() => Err(match r {
             Ok(Err(e)) => e.context("the service stopped during the demo"),
             Ok(Ok(())) => anyhow::anyhow!("the service stopped during the demo"),
@@ -134,6 +146,7 @@ pub async fn run(settings: Settings, dir: PathBuf, size: DemoSize) -> anyhow::Re
             println!("Simulated Tactical RMM  {}", tactical.base_url());
             println!("Simulated Tanium        {}", tanium.gateway_url());
             println!("Simulated Level         {}", level.base_url());
+            println!("Simulated NinjaOne      {}", ninja.base_url());
             println!("Database                {}", rt.settings.database_url);
             println!();
             println!("API          {base}/api/v1   (Authorization: Bearer <key>)");
@@ -165,18 +178,21 @@ struct Timing {
     error: Option<String>,
 }
 
+/// The simulated RMM servers.
+struct Sims<'a> {
+    tactical: &'a TacticalSim,
+    tanium: &'a TaniumSim,
+    level: &'a LevelSim,
+    ninja: &'a NinjaSim,
+}
+
 /// Sets up the tenant and runs the jobs; returns the tenant and the jobs' timings.
-async fn populate(
-    rt: &Runtime,
-    tactical: &TacticalSim,
-    tanium: &TaniumSim,
-    level: &LevelSim,
-    base: &str,
-) -> anyhow::Result<(Uuid, Vec<Timing>)> {
+async fn populate(rt: &Runtime, sims: &Sims<'_>, base: &str) -> anyhow::Result<(Uuid, Vec<Timing>)> {
+    let Sims { tactical, tanium, level, ninja } = *sims;
     let (db, secrets) = (&rt.db, &rt.secrets);
     let e = crate::integration_cli::service_error;
     let tenant = Uuid::new_v4();
-    step("creating a tenant, its clients and the three integrations");
+    step("creating a tenant, its clients and the four integrations");
     svc::put_tenant(db, tenant, "Demo MSP", None).await.map_err(e)?;
     let mut clients = Vec::new();
     for c in tactical.clients() {
@@ -203,7 +219,16 @@ async fn populate(
         ..IntegrationInput::default()
     };
     svc::save(db, secrets, tenant, Provider::LevelIo, &level_input).await.map_err(e)?;
-    let providers = [Provider::TacticalRmm, Provider::Tanium, Provider::LevelIo];
+    // NinjaOne as an API-service app (client-credentials grant): no browser consent needed.
+    let ninja_input = IntegrationInput {
+        instance_url: Some(ninja.base_url().to_owned()),
+        auth_mode: Some("client_credentials".into()),
+        client_id: Some(ninja.client_id().to_owned()),
+        client_secret: Some(SecretString::from(ninja.client_secret().to_owned())),
+        ..IntegrationInput::default()
+    };
+    svc::save(db, secrets, tenant, Provider::NinjaOne, &ninja_input).await.map_err(e)?;
+    let providers = [Provider::TacticalRmm, Provider::Tanium, Provider::LevelIo, Provider::NinjaOne];
     let conn = rt.integrations();
     for p in providers {
         let t = svc::test(&conn, tenant, p, None).await.map_err(e)?;
@@ -213,12 +238,11 @@ async fn populate(
     }
 
     let mut timings = Vec::new();
-    step("sync-org: Tactical clients, Tanium computer groups and Level groups");
-    let orgs = [
-        enqueue(rt, tenant, Provider::TacticalRmm, "sync-org", json!({})).await?,
-        enqueue(rt, tenant, Provider::Tanium, "sync-org", json!({})).await?,
-        enqueue(rt, tenant, Provider::LevelIo, "sync-org", json!({})).await?,
-    ];
+    step("sync-org: Tactical clients, Tanium computer groups, Level groups and NinjaOne organisations");
+    let mut orgs = Vec::new();
+    for p in providers {
+        orgs.push(enqueue(rt, tenant, p, "sync-org", json!({})).await?);
+    }
     for id in &orgs {
         timings.push(wait(rt, id).await?);
     }
@@ -226,7 +250,7 @@ async fn populate(
     for p in providers {
         for (i, m) in svc::mappings(db, tenant, p).await.map_err(e)?.iter().enumerate() {
             let name = m.external_organization_name.as_deref().unwrap_or_default();
-            // Tactical clients by name; Tanium and Level groups in turn.
+            // Tactical clients by name; Tanium and Level groups and NinjaOne organisations in turn.
             let client = clients.iter().find(|(_, n)| n == name).unwrap_or(&clients[i % clients.len()]).0;
             let id = Uuid::parse_str(&m.mapping_id)?;
             let patch =
@@ -236,12 +260,15 @@ async fn populate(
     }
 
     step(
-        "sync-devices, ingest-software, backfill-alerts (Tactical), tanium-full-sync, levelio-sync-devices, levelio-backfill-alerts",
+        "sync-devices, ingest-software, backfill-alerts (Tactical), tanium-full-sync, levelio-sync-devices, \
+         levelio-backfill-alerts, ninjaone-sync-devices, ninjaone-ingest-software, ninjaone-sync-patches, \
+         ninjaone-backfill-alerts",
     );
     let jobs = [
         enqueue(rt, tenant, Provider::TacticalRmm, "sync-devices", json!({ "mode": "full" })).await?,
         enqueue(rt, tenant, Provider::Tanium, "tanium-full-sync", json!({ "mode": "full" })).await?,
         enqueue(rt, tenant, Provider::LevelIo, "levelio-sync-devices", json!({ "mode": "full" })).await?,
+        enqueue(rt, tenant, Provider::NinjaOne, "ninjaone-sync-devices", json!({ "mode": "full" })).await?,
     ];
     for id in &jobs {
         timings.push(wait(rt, id).await?);
@@ -250,6 +277,9 @@ async fn populate(
         enqueue(rt, tenant, Provider::TacticalRmm, "ingest-software", json!({})).await?,
         enqueue(rt, tenant, Provider::TacticalRmm, "backfill-alerts", json!({})).await?,
         enqueue(rt, tenant, Provider::LevelIo, "levelio-backfill-alerts", json!({})).await?,
+        enqueue(rt, tenant, Provider::NinjaOne, "ninjaone-ingest-software", json!({})).await?,
+        enqueue(rt, tenant, Provider::NinjaOne, "ninjaone-sync-patches", json!({})).await?,
+        enqueue(rt, tenant, Provider::NinjaOne, "ninjaone-backfill-alerts", json!({})).await?,
         rt.queue.enqueue(JobRequest::global("maintenance", Trigger::Admin)).await?,
     ];
     for id in &jobs {
@@ -307,6 +337,31 @@ async fn populate(
         let answer: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
             anyhow::bail!("Level webhook answered {status}: {answer}");
+        }
+        if let Some(id) = answer["job_id"].as_str() {
+            hook_jobs.push(id.to_owned());
+        }
+    }
+    step("sending a NinjaOne webhook (a triggered condition)");
+    let setup = svc::webhook_setup(secrets, tenant, Provider::NinjaOne, &rt.settings.http).await.map_err(e)?;
+    let secret = setup["secret"].as_str().unwrap_or_default().to_owned();
+    if let Some(device) = ninja.devices().first() {
+        let body = json!({
+            "id": 9001, "activityTime": chrono::Utc::now().timestamp(), "deviceId": device.id,
+            "organizationId": device.organization_id, "type": "CONDITION", "status": "TRIGGERED",
+            "statusCode": "DISK_FULL", "activityType": "CONDITION", "severity": "CRITICAL",
+            "message": "Disk C: is below 10%", "device": {"displayName": device.name},
+        });
+        let resp = http
+            .post(format!("{base}{}ninjaone?tenant={tenant}", rmm_ingress::WEBHOOK_PREFIX))
+            .header("X-Alga-Webhook-Secret", &secret)
+            .json(&body)
+            .send()
+            .await?;
+        let status = resp.status();
+        let answer: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            anyhow::bail!("NinjaOne webhook answered {status}: {answer}");
         }
         if let Some(id) = answer["job_id"].as_str() {
             hook_jobs.push(id.to_owned());
@@ -410,6 +465,17 @@ async fn print_summary(db: &Db, tenant: Uuid, timings: &[Timing]) -> anyhow::Res
     let facts = one(format!("SELECT CAST(COUNT(*) AS BIGINT) FROM asset_facts WHERE tenant = {p1}")).await?;
     println!("Software     {titles} titles, {installs} installs on {with_sw} assets");
     println!("Facts        {facts} (Tanium criticality)");
+    let mut pending = 0;
+    let mut with_pending = 0;
+    for table in ["workstation_assets", "server_assets"] {
+        pending +=
+            one(format!("SELECT CAST(COALESCE(SUM(pending_patches), 0) AS BIGINT) FROM {table} WHERE tenant = {p1}"))
+                .await?;
+        with_pending +=
+            one(format!("SELECT CAST(COUNT(*) AS BIGINT) FROM {table} WHERE tenant = {p1} AND pending_patches > 0"))
+                .await?;
+    }
+    println!("Patches      {pending} pending on {with_pending} assets");
 
     let mut by_kind: BTreeMap<(String, String), (usize, Duration, Duration)> = BTreeMap::new();
     for t in timings {

@@ -78,9 +78,10 @@ enum Command {
     /// the store directly).
     #[command(subcommand)]
     Integration(integration_cli::IntegrationCommand),
-    /// Try the whole service with nothing installed: starts simulated Tactical RMM and Tanium
-    /// servers on 127.0.0.1, sets up a tenant with clients and both integrations on a fresh SQLite
-    /// database (in --dir, cleared first), runs every job kind and a few alert webhooks, prints
+    /// Try the whole service with nothing installed: starts simulated Tactical RMM, Tanium, Level
+    /// and NinjaOne servers on 127.0.0.1, sets up a tenant with clients and the four integrations
+    /// on a fresh SQLite database (in --dir, cleared first), runs every job kind and a few alert
+    /// webhooks, prints
     /// what was synced and the URLs of the API, Swagger UI, status page and metrics, and serves
     /// until Ctrl-C. Listens on http.bind (RMM_SYNC_HTTP__BIND, default 127.0.0.1:8080).
     /// Only in builds with the `demo` cargo feature (the default; not the container image).
@@ -98,6 +99,9 @@ enum Command {
         /// Simulated Level devices (in 2 customers' nested groups).
         #[arg(long, default_value_t = 30)]
         level_devices: usize,
+        /// Simulated NinjaOne devices (in 3 organisations).
+        #[arg(long, default_value_t = 30)]
+        ninjaone_devices: usize,
     },
     /// Enqueue one job and print its id (e.g. `rmm-sync enqueue maintenance`).
     Enqueue {
@@ -200,8 +204,9 @@ async fn main() -> ExitCode {
         }
         Command::Integration(cmd) => with_runtime(settings, |rt| integration_cli::run(rt, cmd)).await,
         #[cfg(feature = "demo")]
-        Command::Demo { dir, agents_per_site, endpoints, level_devices } => {
-            demo::run(settings, dir, demo::DemoSize { agents_per_site, endpoints, level_devices }).await
+        Command::Demo { dir, agents_per_site, endpoints, level_devices, ninjaone_devices } => {
+            demo::run(settings, dir, demo::DemoSize { agents_per_site, endpoints, level_devices, ninjaone_devices })
+                .await
         }
         #[cfg(not(feature = "demo"))]
         Command::Demo { .. } => Err(anyhow::anyhow!(

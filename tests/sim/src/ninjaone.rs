@@ -633,7 +633,7 @@ impl NinjaEndpoint {
             ("GET", ["v2", "device", id]) => {
                 let orgs = lock(&self.data.orgs).clone();
                 let devices = lock(&self.data.devices);
-                match devices.iter().find(|d| id.parse::<i64>().ok() == Some(d.id)) {
+                match find_device(&devices, id) {
                     Some(d) => (StatusCode::OK, render_device(d, &orgs)),
                     None => {
                         (StatusCode::NOT_FOUND, json!({"resultCode": "FAILURE", "errorMessage": "Device not found"}))
@@ -642,7 +642,7 @@ impl NinjaEndpoint {
             }
             ("GET", ["v2", "device", id, report @ ("software" | "os-patches" | "software-patches")]) => {
                 let devices = lock(&self.data.devices);
-                match devices.iter().find(|d| id.parse::<i64>().ok() == Some(d.id)) {
+                match find_device(&devices, id) {
                     Some(d) => (StatusCode::OK, Value::Array(self.device_rows(report, d))),
                     None => {
                         (StatusCode::NOT_FOUND, json!({"resultCode": "FAILURE", "errorMessage": "Device not found"}))
@@ -751,6 +751,12 @@ impl NinjaEndpoint {
         }
         rows
     }
+}
+
+/// A device by its id in the path (the fleet is kept in id order).
+fn find_device<'a>(devices: &'a [SimDevice], id: &str) -> Option<&'a SimDevice> {
+    let id = id.parse::<i64>().ok()?;
+    devices.binary_search_by_key(&id, |d| d.id).ok().map(|i| &devices[i])
 }
 
 /// The status of a device's `k`-th OS patch: the last one of every fifth device `FAILED`, the last

@@ -126,6 +126,7 @@ async fn demo_syncs_both_simulators_prints_a_summary_and_serves_until_interrupte
     let agents_per_site = 4; // 3 clients × 2 sites × 4 = 24 agents
     let endpoints = 12;
     let level_devices = 10;
+    let ninjaone_devices = 12;
     let mut child = cmd
         .current_dir(dir.path())
         .args([
@@ -136,6 +137,8 @@ async fn demo_syncs_both_simulators_prints_a_summary_and_serves_until_interrupte
             &endpoints.to_string(),
             "--level-devices",
             &level_devices.to_string(),
+            "--ninjaone-devices",
+            &ninjaone_devices.to_string(),
         ])
         .env("RMM_SYNC_HTTP__BIND", format!("127.0.0.1:{port}"))
         .stdout(Stdio::piped())
@@ -178,12 +181,15 @@ async fn demo_syncs_both_simulators_prints_a_summary_and_serves_until_interrupte
     assert_eq!(count_of("tacticalrmm"), 3 * 2 * agents_per_site as i64, "{text}");
     assert_eq!(count_of("tanium"), endpoints as i64, "{text}");
     assert_eq!(count_of("levelio"), level_devices as i64, "{text}");
+    assert_eq!(count_of("ninjaone"), ninjaone_devices as i64, "{text}");
     let alerts = out.iter().find(|l| l.starts_with("Alerts")).unwrap();
     let open: i64 = alerts.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(open > 0, "{alerts}");
     assert!(alerts.contains("resolved"), "{alerts}");
     let titles: i64 = field("Software").parse().unwrap();
     assert!(titles > 0, "{text}");
+    let pending: i64 = field("Patches").parse().unwrap();
+    assert!(pending > 0, "{text}");
     for kind in [
         "sync-org",
         "sync-devices",
@@ -195,6 +201,11 @@ async fn demo_syncs_both_simulators_prints_a_summary_and_serves_until_interrupte
         "levelio-sync-devices",
         "levelio-backfill-alerts",
         "levelio-sync-device",
+        "ninjaone-sync-devices",
+        "ninjaone-ingest-software",
+        "ninjaone-sync-patches",
+        "ninjaone-backfill-alerts",
+        "ninjaone-sync-device",
     ] {
         assert!(
             out.iter().any(|l| l.trim_start().starts_with(&format!("{kind} "))),
