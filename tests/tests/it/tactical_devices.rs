@@ -455,11 +455,12 @@ async fn agents_with_large_wmi_detail_sync_their_hardware_fields() {
     .await;
 }
 
-/// However many units a worker runs at once, at most `PAGES_IN_MEMORY` agent pages are held by the
-/// process at a time: the other units wait before asking for their next page, and every agent is
+/// Units wait on Tactical together: every unit's request for a page is out at once (the server's
+/// time holds no page turn), while at most `PAGES_IN_MEMORY` answers are read and held at a time
+/// (the bound on memory, measured by `bench-tactical-sync --wmi-detail-kb 100`); every agent is
 /// still written.
 #[tokio::test]
-async fn units_hold_at_most_pages_in_memory_agent_pages_at_once() {
+async fn units_wait_on_tactical_together_and_every_agent_is_written() {
     let store = stores::postgres_with(20).await.unwrap();
     let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(3, 4, 1, 12))).await.unwrap();
     sim.set_latency(std::time::Duration::from_millis(150));
@@ -481,6 +482,6 @@ async fn units_hold_at_most_pages_in_memory_agent_pages_at_once() {
     assert_eq!(created, 48);
     assert_eq!(sim.hits("GET /beta/v1/agent/"), 12, "3 pages of 4 agents per unit");
     let most = sim.max_in_flight("GET /beta/v1/agent/");
-    assert!((1..=PAGES_IN_MEMORY as u64).contains(&most), "{most} pages asked for at once");
+    assert!(most > PAGES_IN_MEMORY as u64, "only {most} pages asked for at once by 4 units");
     store.cleanup().await;
 }

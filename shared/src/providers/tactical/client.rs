@@ -25,7 +25,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc};
 use tracing::Instrument;
 use url::Url;
 
@@ -602,12 +602,25 @@ impl TacticalClient {
     /// each agent's `wmi_detail`. A body over `max_page_bytes` is refused. A transport failure
     /// while the body arrives asks for the page again, as [`HttpClient::send`] does for a body it
     /// reads whole.
-    async fn agent_page(&self, url: &Url, endpoint: &str) -> Result<ListPage<Agent>, TacticalError> {
+    ///
+    /// With `turns`, a turn is taken once the answer's head has arrived and before its body is
+    /// read, and handed back with the page: waiting on the server holds no turn, reading and
+    /// holding the page does.
+    async fn agent_page(
+        &self,
+        url: &Url,
+        endpoint: &str,
+        turns: Option<&'static Semaphore>,
+        turn: &mut Option<SemaphorePermit<'static>>,
+    ) -> Result<ListPage<Agent>, TacticalError> {
         let policy = self.http.config().retry;
         let mut attempt = 1;
         loop {
             let req = UpstreamRequest::get(url.clone());
             let resp = self.authed(req, endpoint, |http, r| Box::pin(http.send_streaming(r))).await?;
+            if let (Some(turns), None) = (turns, turn.as_ref()) {
+                *turn = Some(turns.acquire().await.expect("the semaphore is never closed"));
+            }
             let body = StreamedBody::start(resp.limit(self.max_page_bytes)?, endpoint).await?;
             match body.parse(parse::read_agent_page).await {
                 Err(TacticalError::Http(e)) if e.is_no_response() && attempt < policy.max_attempts.max(1) => {
@@ -742,10 +755,14 @@ impl BetaPager<'_> {
     }
 
     /// The next page of agents, streamed ([`TacticalClient::agent_page`]), `None` after the last.
-    async fn next_agents(&mut self) -> Result<Option<Vec<Agent>>, TacticalError> {
+    async fn next_agents(
+        &mut self,
+        turns: Option<&'static Semaphore>,
+    ) -> Result<Option<(Vec<Agent>, Option<SemaphorePermit<'static>>)>, TacticalError> {
         let Some(url) = self.next_url()? else { return Ok(None) };
-        let answer = self.client.agent_page(&url, &self.endpoint).await;
-        self.settle(answer)
+        let mut turn = None;
+        let answer = self.client.agent_page(&url, &self.endpoint, turns, &mut turn).await;
+        Ok(self.settle(answer)?.map(|agents| (agents, turn)))
     }
 
     /// Pages fetched so far.
@@ -766,7 +783,24 @@ pub struct AgentPager<'c> {
 
 impl AgentPager<'_> {
     pub async fn next_page(&mut self) -> Result<Option<Vec<Agent>>, TacticalError> {
-        self.inner.next_agents().await
+        Ok(self.inner.next_agents(None).await?.map(|(agents, _)| agents))
+    }
+
+    /// The next page, read only once a turn of `turns` is free. The turn is taken when the
+    /// answer's head arrives (after the server's own time, which holds nothing) and is returned
+    /// with the page, to be held until the page is written: the number of pages a process reads
+    /// and holds at once is bounded by `turns`, not the number of requests waiting on the server.
+    pub async fn next_page_within(
+        &mut self,
+        turns: &'static Semaphore,
+    ) -> Result<Option<(Vec<Agent>, SemaphorePermit<'static>)>, TacticalError> {
+        match self.inner.next_agents(Some(turns)).await? {
+            Some((agents, Some(turn))) => Ok(Some((agents, turn))),
+            // Not reached (a page is returned only once its body was read under a turn); a turn
+            // is taken anyway so the bound holds whatever the pager does.
+            Some((agents, None)) => Ok(Some((agents, turns.acquire().await.expect("the semaphore is never closed")))),
+            None => Ok(None),
+        }
     }
 
     pub fn pages_fetched(&self) -> u32 {

@@ -71,11 +71,13 @@ pub async fn plan_device_units(db: &Db, tenant: Uuid, integration_id: Uuid) -> R
         .collect())
 }
 
-/// Agent pages one process holds at once, whatever `queue.concurrency` (units per worker, 4 by
-/// default): a page is held from the request for it until it is written. A page's agents are
+/// Agent pages one process reads and holds at once, whatever `queue.concurrency` (units per
+/// worker, 4 by default): a page is held from the moment its answer starts to arrive until it is
+/// written. Waiting on Tactical holds nothing, so every unit's request can wait on the server at
+/// once (a real server takes seconds to render a page of 1,000 agents). A page's agents are
 /// compact (see [`super::model::Agent`]), so a page costs about the same whatever the size of the
 /// agents' `wmi_detail`: some 10 MB as agents or snapshots and as much again while the pipeline
-/// writes it. Units past this bound wait for a turn before asking for their next page.
+/// writes it. Units past this bound wait for a turn before reading their next page.
 pub const PAGES_IN_MEMORY: usize = 2;
 
 static PAGE_TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PAGES_IN_MEMORY);
@@ -103,10 +105,10 @@ pub async fn sync_device_unit(
         query.last_seen_after = Some(since);
     }
     let mut pages = client.agent_pages(&query);
-    loop {
-        // Held until the page is written: the page's agents, snapshots and write are its memory.
-        let _turn = PAGE_TURNS.acquire().await.expect("the semaphore is never closed");
-        let Some(agents) = pages.next_page().await? else { break };
+    // Each page is written while the next one is asked for: the server's time for page k+1 passes
+    // during the write of page k. The turn of a page is held until it is written.
+    let mut next = pages.next_page_within(&PAGE_TURNS).await?;
+    while let Some((agents, turn)) = next {
         let now = Utc::now();
         let ctx = MappingContext { integration_id, now };
         let mut snapshots = Vec::with_capacity(agents.len());
@@ -124,10 +126,18 @@ pub async fn sync_device_unit(
                 }
             }
         }
-        let items: Vec<Item<'_>> = snapshots.iter().map(|s| Item { snapshot: s, client_id: None }).collect();
-        let page = ingest_page(db, tenant, &items, now).await?;
+        let write = async move {
+            // The page (its turn and snapshots) goes when its write ends, not when the next page
+            // arrives: a unit waiting for its next page holds no other.
+            let _turn = turn;
+            let items: Vec<Item<'_>> = snapshots.iter().map(|s| Item { snapshot: s, client_id: None }).collect();
+            ingest_page(db, tenant, &items, now).await
+        };
+        let (page, following) = tokio::join!(write, pages.next_page_within(&PAGE_TURNS));
+        let page = page?;
         report.counts.add(&page.counts);
         report.errors.extend(page.outcomes.iter().filter(|o| o.action == IngestAction::Failed).filter_map(error_of));
+        next = following?;
     }
     Ok(report)
 }
