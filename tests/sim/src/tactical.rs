@@ -520,6 +520,18 @@ impl SimHandle {
         }
     }
 
+    /// The agent's BIOS serial number (in its `wmi_detail`, where Tactical derives `serial_number`).
+    pub fn set_serial(&self, pk: i64, serial: &str) -> bool {
+        let mut g = self.state.lock();
+        match g.fleet.agent_mut(pk) {
+            Some(a) => {
+                a.hardware.serial = serial.to_owned();
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn set_software(&self, pk: i64, software: Vec<Value>) -> bool {
         let mut g = self.state.lock();
         match g.fleet.agent_mut(pk) {
