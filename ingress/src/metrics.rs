@@ -139,16 +139,25 @@ pub async fn endpoint(state: Data<&Arc<AppState>>) -> Response {
     let db = &state.rt.db;
     let sql = format!(
         "SELECT provider, CAST(COALESCE(SUM(items_processed), 0) AS BIGINT), CAST(COALESCE(SUM(items_created), 0) AS BIGINT), \
-         CAST(COALESCE(SUM(items_updated), 0) AS BIGINT) FROM {} GROUP BY provider",
+         CAST(COALESCE(SUM(items_updated), 0) AS BIGINT), CAST(COALESCE(SUM(items_placeholder_serials), 0) AS BIGINT) \
+         FROM {} GROUP BY provider",
         db.ours("sync_runs")
     );
-    let _ =
-        writeln!(out, "# HELP rmm_sync_rows_ingested Rows processed, created and updated by the retained sync runs.");
+    let _ = writeln!(
+        out,
+        "# HELP rmm_sync_rows_ingested Rows processed, created and updated by the retained sync runs, and the devices \
+         among them whose serial number is a placeholder (action placeholder_serial)."
+    );
     let _ = writeln!(out, "# TYPE rmm_sync_rows_ingested gauge");
-    match db.fetch::<(String, i64, i64, i64)>(&sql, &[]).await {
+    match db.fetch::<(String, i64, i64, i64, i64)>(&sql, &[]).await {
         Ok(rows) => {
-            for (provider, processed, created, updated) in rows {
-                for (what, n) in [("processed", processed), ("created", created), ("updated", updated)] {
+            for (provider, processed, created, updated, placeholders) in rows {
+                for (what, n) in [
+                    ("processed", processed),
+                    ("created", created),
+                    ("updated", updated),
+                    ("placeholder_serial", placeholders),
+                ] {
                     let _ = writeln!(
                         out,
                         "rmm_sync_rows_ingested{{provider=\"{}\",action=\"{what}\"}} {n}",

@@ -137,6 +137,7 @@ pub struct IntegrationRow {
     pub deleted: Option<i64>,
     pub skipped: Option<i64>,
     pub failed: Option<i64>,
+    pub placeholder_serials: Option<i64>,
 }
 
 async fn integrations(db: &Db, tenant: Option<Uuid>) -> Result<Vec<IntegrationRow>, DbError> {
@@ -153,7 +154,8 @@ async fn integrations(db: &Db, tenant: Option<Uuid>) -> Result<Vec<IntegrationRo
          r.status AS run_status, {} AS run_started_at, {} AS run_finished_at, \
          CAST(r.items_processed AS BIGINT) AS processed, CAST(r.items_created AS BIGINT) AS created, \
          CAST(r.items_updated AS BIGINT) AS updated, CAST(r.items_deleted AS BIGINT) AS deleted, \
-         CAST(r.items_skipped AS BIGINT) AS skipped, CAST(r.items_failed AS BIGINT) AS failed \
+         CAST(r.items_skipped AS BIGINT) AS skipped, CAST(r.items_failed AS BIGINT) AS failed, \
+         CAST(r.items_placeholder_serials AS BIGINT) AS placeholder_serials \
          FROM rmm_integrations i LEFT JOIN {runs} r ON r.tenant = i.tenant AND r.integration_id = i.integration_id \
          AND r.run_id = (SELECT r2.run_id FROM {runs} r2 WHERE r2.tenant = i.tenant \
          AND r2.integration_id = i.integration_id ORDER BY r2.started_at DESC LIMIT 1) \
@@ -404,7 +406,9 @@ fn integrations_table(h: &mut String, d: &StatusData) {
     h.push_str(
         "<table><thead><tr><th>tenant</th><th>provider</th><th>status</th><th>last sync</th><th>last run</th>\
          <th>started</th><th>took</th><th>processed</th><th>created</th><th>updated</th><th>deleted</th>\
-         <th>skipped</th><th>failed</th><th>sync error</th></tr></thead><tbody>",
+         <th>skipped</th><th>failed</th><th title=\"devices whose serial number is a placeholder such as To Be \
+         Filled By O.E.M.: stored, never used to identify a device\">placeholder serials</th><th>sync error</th>\
+         </tr></thead><tbody>",
     );
     let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "–".into());
     for i in &d.integrations {
@@ -427,7 +431,8 @@ fn integrations_table(h: &mut String, d: &StatusData) {
             h,
             "<tr data-tenant=\"{0}\"><td>{0}</td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td>{5}</td>\
              <td>{6}</td><td class=\"n\">{7}</td><td class=\"n\">{8}</td><td class=\"n\">{9}</td><td class=\"n\">{10}</td>\
-             <td class=\"n\">{11}</td><td class=\"n{failed_class}\">{12}</td><td><div class=\"err\">{13}</div></td></tr>",
+             <td class=\"n\">{11}</td><td class=\"n{failed_class}\">{12}</td><td class=\"n\">{13}</td>\
+             <td><div class=\"err\">{14}</div></td></tr>",
             esc(&i.tenant),
             esc(&i.provider),
             status,
@@ -441,6 +446,7 @@ fn integrations_table(h: &mut String, d: &StatusData) {
             n(i.deleted),
             n(i.skipped),
             n(i.failed),
+            n(i.placeholder_serials),
             i.sync_error.as_deref().map(esc).unwrap_or_default(),
         );
     }

@@ -175,5 +175,8 @@ where
 }
 
 fn report_outcome(r: &UnitReport) -> JobOutcome {
-    counts_outcome(&r.counts).count("units", r.units).count("units_failed", r.units_failed)
+    counts_outcome(&r.counts)
+        .count("placeholder_serials", r.counts.placeholder_serials)
+        .count("units", r.units)
+        .count("units_failed", r.units_failed)
 }

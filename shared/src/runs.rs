@@ -175,10 +175,11 @@ impl Run {
         let mut q = Binds::new(db);
         let status = q.push(if ok { "completed" } else { "failed" }, ColType::Text);
         let finished = q.push(&now, ColType::Timestamp);
-        let counts: Vec<String> = [c.processed, c.created, c.updated, c.deleted, c.skipped, c.failed]
-            .iter()
-            .map(|n| q.push(&n.to_string(), ColType::Int))
-            .collect();
+        let counts: Vec<String> =
+            [c.processed, c.created, c.updated, c.deleted, c.skipped, c.failed, c.placeholder_serials]
+                .iter()
+                .map(|n| q.push(&n.to_string(), ColType::Int))
+                .collect();
         let errors = q.push(&json!(outcome.errors.iter().take(100).collect::<Vec<_>>()).to_string(), ColType::Json);
         let cursor = match outcome.cursor {
             Some(cur) => q.push(&json!({ "since": fmt_ts(cur) }).to_string(), ColType::Json),
@@ -188,8 +189,8 @@ impl Run {
         let tenant = q.push(&self.tenant.to_string(), ColType::Uuid);
         let sql = format!(
             "UPDATE {} SET status = {status}, finished_at = {finished}, items_processed = {}, items_created = {}, \
-             items_updated = {}, items_deleted = {}, items_skipped = {}, items_failed = {}, errors = {errors}, \
-             cursor = {cursor} WHERE run_id = {run_id} AND tenant = {tenant}",
+             items_updated = {}, items_deleted = {}, items_skipped = {}, items_failed = {}, \
+             items_placeholder_serials = {}, errors = {errors}, cursor = {cursor} WHERE run_id = {run_id} AND tenant = {tenant}",
             db.ours("sync_runs"),
             counts[0],
             counts[1],
@@ -197,6 +198,7 @@ impl Run {
             counts[3],
             counts[4],
             counts[5],
+            counts[6],
         );
         q.execute(&sql).await?;
 

@@ -7,7 +7,8 @@
 //!   retried because the request never reached the server);
 //! - `Retry-After` on 429 (and 503): a short wait (≤ [`RetryPolicy::retry_after_threshold`]) is
 //!   slept in place, a longer one is returned as [`HttpError::RateLimited`] /
-//!   [`HttpError::Status`] carrying the duration, so the job runtime can schedule a durable retry;
+//!   [`HttpError::Status`] carrying the duration, so the job runtime can schedule a durable retry
+//!   (a request built with [`UpstreamRequest::final_on_429`] gets its 429 back at once);
 //! - a per-upstream rate limit (keyed by the upstream origin) shared by every client of the process
 //!   through [`RateLimiterRegistry`], and by every process when the Redis limiter of
 //!   [`crate::ratelimit`] is installed ([`install_process_rate_limiter`]);
@@ -321,6 +322,9 @@ impl HttpClient {
         let body = read_error_body(resp).await;
         if status == StatusCode::TOO_MANY_REQUESTS {
             let err = HttpError::RateLimited { upstream, retry_after, attempts: attempt };
+            if !req.retry_429 {
+                return Attempt::Done(Err(err));
+            }
             return match retry_after {
                 Some(d) if d > policy.retry_after_threshold => Attempt::Done(Err(err)),
                 _ if last => Attempt::Done(Err(err)),

@@ -37,6 +37,8 @@ pub struct UpstreamRequest {
     pub(super) idempotent: bool,
     pub(super) timeout: Option<Duration>,
     pub(super) retry: Option<RetryPolicy>,
+    /// Whether a 429 may be waited out and repeated in place (see [`UpstreamRequest::final_on_429`]).
+    pub(super) retry_429: bool,
 }
 
 impl fmt::Debug for UpstreamRequest {
@@ -48,6 +50,7 @@ impl fmt::Debug for UpstreamRequest {
             .field("body_len", &self.body.as_ref().map(|b| b.len()))
             .field("idempotent", &self.idempotent)
             .field("timeout", &self.timeout)
+            .field("retry_429", &self.retry_429)
             .finish()
     }
 }
@@ -60,7 +63,16 @@ impl UpstreamRequest {
             method,
             Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
         );
-        UpstreamRequest { method, url, headers: HeaderMap::new(), body: None, idempotent, timeout: None, retry: None }
+        UpstreamRequest {
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: None,
+            idempotent,
+            timeout: None,
+            retry: None,
+            retry_429: true,
+        }
     }
 
     pub fn get(url: Url) -> Self {
@@ -136,6 +148,15 @@ impl UpstreamRequest {
     /// Override whether the request may be repeated after a timeout or a 5xx.
     pub fn idempotent(mut self, idempotent: bool) -> Self {
         self.idempotent = idempotent;
+        self
+    }
+
+    /// A 429 answer ends the request at once as [`HttpError::RateLimited`], whatever its
+    /// `Retry-After`: for calls an upstream counts even when it refuses them, or whose refusal
+    /// the caller must report rather than wait out (Tactical's throttled logins). Connection
+    /// errors, timeouts and 5xx are retried as usual.
+    pub fn final_on_429(mut self) -> Self {
+        self.retry_429 = false;
         self
     }
 

@@ -4,9 +4,14 @@
 //! database); [`apply`] loads the rows a page touches and writes the plan with set-based statements
 //! in one transaction per page. A page that fails is retried device by device, so one bad device
 //! costs only itself and every device's asset, extension row and mapping stay together.
+//!
+//! Devices are correlated with existing rows by the provider's device id only (mapping in the
+//! same scope, in any scope, then `(rmm_provider, rmm_device_id)`), never by serial number; a
+//! placeholder serial ([`serial`]) is stored as reported and counted.
 
 pub mod apply;
 pub mod plan;
+pub mod serial;
 pub mod snapshot;
 
 use chrono::{DateTime, Utc};
@@ -34,8 +39,15 @@ impl IngestReport {
         self.outcomes.iter().filter_map(|o| o.error.as_deref())
     }
 
-    fn push(&mut self, outcome: IngestOutcome) {
+    /// Records the outcome of `snapshot`'s device; a created or updated device whose serial is a
+    /// placeholder is counted as such.
+    fn push(&mut self, outcome: IngestOutcome, snapshot: &DeviceSnapshot) {
         self.counts.record(outcome.action);
+        if matches!(outcome.action, IngestAction::Created | IngestAction::Updated)
+            && serial::is_reported_placeholder(snapshot.serial_number.as_deref())
+        {
+            self.counts.placeholder_serials += 1;
+        }
         self.outcomes.push(outcome);
     }
 }
@@ -54,8 +66,9 @@ pub async fn ingest_page(
     }
     match apply_with_retry(db, tenant, items, now).await {
         Ok(plan) => {
-            for o in plan.outcomes {
-                report.push(o);
+            // One outcome per item, in order.
+            for (o, item) in plan.outcomes.into_iter().zip(items) {
+                report.push(o, item.snapshot);
             }
             if report.counts.created > 0 {
                 refresh_planner_stats(db).await;
@@ -66,16 +79,16 @@ pub async fn ingest_page(
             if is_connection_error(&e) {
                 return Err(e);
             }
-            report.push(failed(items[0].snapshot, &e));
+            report.push(failed(items[0].snapshot, &e), items[0].snapshot);
             return Ok(report);
         }
         Err(e) => tracing::warn!(error = %e, devices = items.len(), "page failed; retrying its devices one by one"),
     }
     for item in items {
         match apply_with_retry(db, tenant, std::slice::from_ref(item), now).await {
-            Ok(plan) => plan.outcomes.into_iter().for_each(|o| report.push(o)),
+            Ok(plan) => plan.outcomes.into_iter().for_each(|o| report.push(o, item.snapshot)),
             Err(e) if is_connection_error(&e) => return Err(e),
-            Err(e) => report.push(failed(item.snapshot, &e)),
+            Err(e) => report.push(failed(item.snapshot, &e), item.snapshot),
         }
     }
     Ok(report)

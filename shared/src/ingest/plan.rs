@@ -797,6 +797,38 @@ mod tests {
     }
 
     #[test]
+    fn serials_never_correlate_devices() {
+        // Two white-box PCs with the same placeholder serial, and two clones with the same real
+        // serial: four devices, four assets, each serial stored as reported.
+        let client = Uuid::from_u128(7);
+        let with_serial = |device: &str, serial: &str| {
+            let mut s = snap(device, "c1");
+            s.serial_number = Some(serial.into());
+            s
+        };
+        let snaps = [
+            with_serial("a1", "To Be Filled By O.E.M."),
+            with_serial("a2", "To Be Filled By O.E.M."),
+            with_serial("a3", "5CG1234XYZ"),
+            with_serial("a4", "5CG1234XYZ"),
+        ];
+        let p = plan(&snaps, &state_with_client("c1", client));
+        assert!(p.outcomes.iter().all(|o| o.action == IngestAction::Created), "{:?}", p.outcomes);
+        let ids: std::collections::HashSet<_> = p.outcomes.iter().map(|o| o.asset_id).collect();
+        assert_eq!(ids.len(), 4);
+        assert_eq!(p.mappings.len(), 4);
+        let serials: Vec<&str> = p
+            .assets
+            .iter()
+            .map(|(_, w)| match w {
+                AssetWrite::Insert { values, .. } => values.serial_number.as_str(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(serials, ["To Be Filled By O.E.M.", "To Be Filled By O.E.M.", "5CG1234XYZ", "5CG1234XYZ"]);
+    }
+
+    #[test]
     fn long_ids_are_cut_consistently() {
         let long = "d".repeat(300);
         let p = plan(&[snap(&long, "c1")], &state_with_client("c1", Uuid::from_u128(7)));

@@ -214,7 +214,9 @@ pub struct IngestOutcome {
 }
 
 /// Run counters with AlgaPSA's semantics: every attempted device is processed; skipped devices are
-/// counted as processed only; failed = number of errors.
+/// counted as processed only; failed = number of errors. `placeholder_serials` is ours: devices
+/// created or updated whose reported serial number is a placeholder
+/// ([`super::serial::is_reported_placeholder`]); they are among `created` and `updated` too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct IngestCounts {
     pub processed: u64,
@@ -223,6 +225,8 @@ pub struct IngestCounts {
     pub deleted: u64,
     pub skipped: u64,
     pub failed: u64,
+    #[serde(default)]
+    pub placeholder_serials: u64,
 }
 
 impl IngestCounts {
@@ -244,6 +248,7 @@ impl IngestCounts {
         self.deleted += other.deleted;
         self.skipped += other.skipped;
         self.failed += other.failed;
+        self.placeholder_serials += other.placeholder_serials;
     }
 }
 

@@ -15,7 +15,12 @@
 //! - `GET /software/` one row per agent keyed by the integer pk; `GET /software/<agent_id>/`;
 //! - auth: `X-API-KEY` or `Authorization: Token`; 401 bodies as the real server's;
 //! - `POST /v2/checkcreds/`: 400 `"Bad credentials"`, `{"totp": true}` for TOTP users, else a
-//!   token with a 180-second TTL; `POST /v2/login/` without `twofactor` is a 500.
+//!   token with a 180-second TTL; `POST /v2/login/` without `twofactor` is a 500;
+//! - the login throttle of Tactical 1.5.0+ when switched on ([`SimConfig::login_throttle`],
+//!   [`SimHandle::set_login_throttle`]): Django REST framework's `AnonRateThrottle` with a
+//!   per-minute and a per-day scope for each of the two endpoints, counted before credentials are
+//!   checked, refused requests not counted; 429 `{"detail": "Request was throttled. Expected
+//!   available in N seconds."}` with `Retry-After: N`.
 //!
 //! Test controls (on [`SimHandle`]): latency, injected faults (status, 429 + Retry-After, hang,
 //! truncated JSON, HTML), dashboard mode, per-route request counters (and the most requests
@@ -78,6 +83,23 @@ pub struct SimConfig {
     pub hang: Duration,
     /// The largest page the list endpoints serve, whatever `page_size` asks (Tactical: 1000).
     pub max_page_size: usize,
+    /// Tactical's login throttle; `None` (the default) is off.
+    pub login_throttle: Option<LoginThrottle>,
+}
+
+/// Tactical's login throttle (since 1.5.0; `TRMM_CHECK_CREDS_MIN_THROTTLE`,
+/// `TRMM_CHECK_CREDS_DAY_THROTTLE`, `TRMM_LOGIN_MIN_THROTTLE`, `TRMM_LOGIN_DAY_THROTTLE`):
+/// `POST /v2/checkcreds/` and `POST /v2/login/` each have a per-minute and a per-day count of
+/// anonymous requests per client address (all of the simulator's callers share one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginThrottle {
+    pub per_minute: u32,
+    pub per_day: u32,
+}
+
+impl LoginThrottle {
+    /// Tactical's defaults: 10 a minute, 300 a day.
+    pub const TACTICAL: LoginThrottle = LoginThrottle { per_minute: 10, per_day: 300 };
 }
 
 impl Default for SimConfig {
@@ -99,6 +121,7 @@ impl Default for SimConfig {
             now: None,
             hang: Duration::from_secs(120),
             max_page_size: 1000,
+            login_throttle: None,
         }
     }
 }
@@ -218,6 +241,9 @@ struct Inner {
     tokens: HashMap<String, Token>,
     api_keys: HashMap<String, bool>,
     tokens_issued: u64,
+    login_throttle: Option<LoginThrottle>,
+    /// DRF's throttle history per scope (`check_creds_min`, …): request times, newest first.
+    throttle_history: HashMap<&'static str, Vec<DateTime<Utc>>>,
 }
 
 struct SimState {
@@ -273,6 +299,8 @@ impl TacticalSim {
             tokens: HashMap::new(),
             api_keys: config.api_keys.iter().map(|k| (k.clone(), true)).collect(),
             tokens_issued: 0,
+            login_throttle: config.login_throttle,
+            throttle_history: HashMap::new(),
         };
         let mut state = None;
         let served = crate::serve(|base_url| {
@@ -384,6 +412,16 @@ impl SimHandle {
         self.state.lock().tokens_issued
     }
 
+    /// Switch Tactical's login throttle on (with these rates) or off. The counts so far are kept.
+    pub fn set_login_throttle(&self, throttle: Option<LoginThrottle>) {
+        self.state.lock().login_throttle = throttle;
+    }
+
+    /// Forget the throttle's counts (Tactical keeps them in its cache).
+    pub fn reset_login_throttle(&self) {
+        self.state.lock().throttle_history.clear();
+    }
+
     /// Mark an API key expired (`401 {"detail":"The token has expired."}`).
     pub fn expire_api_key(&self, key: &str) {
         if let Some(v) = self.state.lock().api_keys.get_mut(key) {
@@ -476,6 +514,18 @@ impl SimHandle {
         match g.fleet.agent_mut(pk) {
             Some(a) => {
                 a.logged_in_username = user.to_owned();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The agent's BIOS serial number (in its `wmi_detail`, where Tactical derives `serial_number`).
+    pub fn set_serial(&self, pk: i64, serial: &str) -> bool {
+        let mut g = self.state.lock();
+        match g.fleet.agent_mut(pk) {
+            Some(a) => {
+                a.hardware.serial = serial.to_owned();
                 true
             }
             None => false,
@@ -854,8 +904,18 @@ impl SimEndpoint {
         let q = parse_query(query);
         match (&route, method) {
             (Route::Root, &Method::GET) => return Answer::ok(&json!({"status": "ok"})),
-            (Route::CheckCreds, &Method::POST) => return self.checkcreds(body),
-            (Route::Login, &Method::POST) => return self.login(body),
+            (Route::CheckCreds | Route::Login, &Method::POST) => {
+                // DRF authenticates first (a bad token is a 401); only anonymous requests are
+                // throttled, before the credentials are looked at.
+                if *auth != SeenAuth::None {
+                    if let Err(a) = self.authenticate(auth) {
+                        return a;
+                    }
+                } else if let Some(a) = self.throttle(&route) {
+                    return a;
+                }
+                return if route == Route::CheckCreds { self.checkcreds(body) } else { self.login(body) };
+            }
             _ => {}
         }
         if let Err(a) = self.authenticate(auth) {
@@ -987,6 +1047,61 @@ impl SimEndpoint {
             },
             SeenAuth::None => Err(unauthorized("Authentication credentials were not provided.")),
         }
+    }
+
+    /// DRF's `check_throttles` with the two `AnonRateThrottle` scopes of the endpoint: each scope
+    /// drops the requests older than its window, refuses when it holds its rate, else records this
+    /// request (a scope that allows records it even when the other refuses). The answer to a
+    /// refused request waits for the longest of the scopes' waits.
+    fn throttle(&self, route: &Route) -> Option<Answer> {
+        let mut g = self.state.lock();
+        let rates = g.login_throttle?;
+        let now = g.fixed_now.unwrap_or_else(Utc::now);
+        let scopes: [(&'static str, u32, i64); 2] = match route {
+            Route::CheckCreds => {
+                [("check_creds_min", rates.per_minute, 60), ("check_creds_day", rates.per_day, 86_400)]
+            }
+            Route::Login => [("login_min", rates.per_minute, 60), ("login_day", rates.per_day, 86_400)],
+            _ => return None,
+        };
+        let mut refused = false;
+        let mut waits: Vec<f64> = Vec::new();
+        for (scope, num, duration) in scopes {
+            let history = g.throttle_history.entry(scope).or_default();
+            let window_start = now - chrono::Duration::seconds(duration);
+            while history.last().is_some_and(|t| *t <= window_start) {
+                history.pop();
+            }
+            if history.len() >= num as usize {
+                refused = true;
+                // SimpleRateThrottle.wait()
+                let remaining = match history.last() {
+                    Some(oldest) => duration as f64 - (now - *oldest).as_seconds_f64(),
+                    None => duration as f64,
+                };
+                let available = num as i64 - history.len() as i64 + 1;
+                if available > 0 {
+                    waits.push(remaining / available as f64);
+                }
+            } else {
+                history.insert(0, now);
+            }
+        }
+        if !refused {
+            return None;
+        }
+        let wait = waits.into_iter().reduce(f64::max).map(|w| w.ceil().max(0.0) as u64);
+        Some(match wait {
+            Some(n) => {
+                let unit = if n == 1 { "second" } else { "seconds" };
+                Answer::detail(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    &format!("Request was throttled. Expected available in {n} {unit}."),
+                )
+                .with_header(header::RETRY_AFTER, n.to_string())
+            }
+            None => Answer::detail(StatusCode::TOO_MANY_REQUESTS, "Request was throttled."),
+        })
     }
 
     fn find_user(&self, body: Option<&Value>) -> Option<SimUser> {

@@ -36,5 +36,6 @@ mod status_page;
 mod support;
 mod tactical_client;
 mod tactical_devices;
+mod tactical_knox;
 mod tanium;
 mod tracing_otlp;

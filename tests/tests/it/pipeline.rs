@@ -486,3 +486,93 @@ async fn long_strings_are_cut_not_failed() {
     })
     .await;
 }
+
+/// `(rmm_device_id, asset_id, serial_number)` of every asset of the tenant.
+async fn assets_by_device(f: &Fixture) -> Vec<Vec<Option<String>>> {
+    let sql = format!(
+        "SELECT rmm_device_id, CAST(asset_id AS TEXT), serial_number FROM assets WHERE tenant = {} ORDER BY rmm_device_id",
+        f.p(1)
+    );
+    rows(f.db(), &sql, &[&f.tenant.to_string()]).await.unwrap()
+}
+
+/// The asset id and serial of a device in [`assets_by_device`]'s rows.
+fn serial_of(rows: &[Vec<Option<String>>], device: &str) -> Option<(String, Option<String>)> {
+    rows.iter().find(|r| r[0].as_deref() == Some(device)).map(|r| (r[1].clone().unwrap(), r[2].clone()))
+}
+
+/// White-box PCs: a placeholder serial is stored as reported, never merges two devices (not even
+/// when their mappings are gone), and is counted in the run; devices of every provider alike.
+#[tokio::test]
+async fn placeholder_serials_are_stored_counted_and_never_merge_devices() {
+    each_store(|f| async move {
+        let device = |provider: Provider, id: &str, serial: Option<&str>| {
+            let mut s = snap(&f, id, "c1");
+            s.provider = provider;
+            s.serial_number = serial.map(str::to_owned);
+            s
+        };
+        let page = vec![
+            device(Provider::TacticalRmm, "wb1", Some("To Be Filled By O.E.M.")),
+            device(Provider::TacticalRmm, "wb2", Some("To Be Filled By O.E.M.")),
+            device(Provider::NinjaOne, "wb3", Some("System Serial Number")),
+            device(Provider::LevelIo, "wb4", Some("0")),
+            device(Provider::Tanium, "wb5", Some("Default string")),
+            device(Provider::TacticalRmm, "real", Some("5CG1234XYZ")),
+            device(Provider::TacticalRmm, "bare", None),
+        ];
+        let r = ingest(&f, &page).await;
+        assert_eq!((r.counts.created, r.counts.failed, r.counts.placeholder_serials), (7, 0, 5), "{:?}", r.outcomes);
+        let first = assets_by_device(&f).await;
+        assert_eq!(first.len(), 7, "seven devices, seven assets");
+        let (wb1, s1) = serial_of(&first, "wb1").unwrap();
+        let (wb2, s2) = serial_of(&first, "wb2").unwrap();
+        assert_ne!(wb1, wb2, "the two white-box PCs are two assets");
+        assert_eq!((s1.as_deref(), s2.as_deref()), (Some("To Be Filled By O.E.M."), Some("To Be Filled By O.E.M.")));
+        assert_eq!(serial_of(&first, "wb4").unwrap().1.as_deref(), Some("0"), "stored as reported");
+        assert_eq!(serial_of(&first, "bare").unwrap().1.as_deref(), Some(""), "no serial is '' as AlgaPSA writes it");
+
+        // The mappings of the white-box PCs are lost: each still finds its own asset.
+        let sql = format!(
+            "DELETE FROM tenant_external_entity_mappings WHERE tenant = {} AND external_entity_id IN ('wb1', 'wb2')",
+            f.p(1)
+        );
+        f.db().execute(&sql, &[&f.tenant.to_string()]).await.unwrap();
+        let r = ingest(&f, &page).await;
+        assert_eq!((r.counts.created, r.counts.updated, r.counts.placeholder_serials), (0, 7, 5), "{:?}", r.outcomes);
+        assert_eq!(assets_by_device(&f).await, first, "every device kept its asset, the real serial's too");
+        assert_eq!(count(&f, "tenant_external_entity_mappings").await, 7);
+        assert_eq!(orphans(&f).await, (0, 0));
+
+        // The run summary counts them.
+        let run = rmm_shared::runs::Run::start(
+            f.db(),
+            f.tenant,
+            f.integration,
+            "tacticalrmm",
+            "sync-devices",
+            rmm_shared::runs::RunKind::Full,
+            "admin",
+        )
+        .await
+        .unwrap();
+        let outcome = rmm_shared::runs::RunOutcome { counts: r.counts, ..Default::default() };
+        run.finish(f.db(), &outcome).await.unwrap();
+        let runs = f.db().ours("sync_runs");
+        let summary = &rows(
+            f.db(),
+            &format!(
+                "SELECT CAST(items_updated AS TEXT), CAST(items_placeholder_serials AS TEXT), status FROM {runs} \
+                 WHERE tenant = {} AND run_id = {}",
+                f.p(1),
+                f.p(2)
+            ),
+            &[&f.tenant.to_string(), &run.run_id.to_string()],
+        )
+        .await
+        .unwrap()[0];
+        assert_eq!(summary.iter().map(|c| c.as_deref().unwrap()).collect::<Vec<_>>(), ["7", "5", "completed"]);
+        f
+    })
+    .await;
+}

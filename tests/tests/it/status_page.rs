@@ -216,11 +216,12 @@ async fn status_page(store: &TestStore, backend: QueueBackend) {
         ("tacticalrmm", "completed", "sync-devices · completed")
     );
     assert_eq!(row_a[7], processed.to_string(), "{label}: processed");
-    assert_eq!(row_a[13], "", "{label}: no sync error for A");
+    assert_eq!(row_a[13], "0", "{label}: no placeholder serial in the simulated fleet");
+    assert_eq!(row_a[14], "", "{label}: no sync error for A");
     let row_b = cells(&all, &format!("<tr data-tenant=\"{tenant_b}\">"));
     assert_eq!((row_b[2].as_str(), row_b[4].as_str()), ("error", "sync-org · failed"), "{row_b:?}");
     let b_error = refused_job.last_error.clone().unwrap();
-    assert!(!b_error.is_empty() && row_b[13].contains(&html_escape(&b_error)), "{row_b:?} vs {b_error}");
+    assert!(!b_error.is_empty() && row_b[14].contains(&html_escape(&b_error)), "{row_b:?} vs {b_error}");
 
     // Tenant A's key: only A's rows, A's calls, no service-wide jobs.
     let mine =

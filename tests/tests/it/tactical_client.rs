@@ -17,11 +17,12 @@ use rmm_shared::providers::tactical::model::{
 };
 use rmm_shared::providers::tactical::parse;
 use rmm_shared::providers::tactical::{
-    AgentQuery, CheckCreds, FnTokenSink, TacticalAuth, TacticalClient, TacticalConfig, TacticalError, TokenSink,
+    AgentQuery, CheckCreds, FnTokenSink, LoginGate, TacticalAuth, TacticalClient, TacticalConfig, TacticalError,
+    TokenSink,
 };
 use rmm_tests::sim::tactical::{
-    DEFAULT_API_KEY, DEFAULT_PASSWORD, DEFAULT_USERNAME, Fault, FleetSpec, NewAlert, SeenAuth, SimConfig, TOTP_CODE,
-    TOTP_PASSWORD, TOTP_USERNAME, TacticalSim,
+    DEFAULT_API_KEY, DEFAULT_PASSWORD, DEFAULT_USERNAME, Fault, FleetSpec, LoginThrottle, NewAlert, SeenAuth,
+    SimConfig, TOTP_CODE, TOTP_PASSWORD, TOTP_USERNAME, TacticalSim,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -748,6 +749,216 @@ async fn knox_bad_password_never_leaks() {
     assert_eq!(err.status(), Some(400), "checkcreds answers 400 \"Bad credentials\"");
     assert_no_secret(&err, &[password]);
     assert!(!format!("{client:?}").contains(password));
+}
+
+// ---- Knox login throttle (Tactical 1.5.0+) -------------------------------------------------------
+
+/// A token store shared by clients, as the tenant secret is shared by jobs and processes.
+#[derive(Default)]
+struct MemoryTokens {
+    token: std::sync::Mutex<Option<String>>,
+    writes: std::sync::atomic::AtomicUsize,
+}
+
+impl TokenSink for MemoryTokens {
+    fn on_token_refreshed<'a>(&'a self, token: &'a SecretString) -> futures::future::BoxFuture<'a, ()> {
+        *self.token.lock().unwrap() = Some(token.expose_secret().to_owned());
+        self.writes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async {})
+    }
+
+    fn stored_token(&self) -> futures::future::BoxFuture<'_, Option<SecretString>> {
+        let t = self.token.lock().unwrap().clone().map(SecretString::from);
+        Box::pin(async move { t })
+    }
+}
+
+impl MemoryTokens {
+    fn get(&self) -> Option<String> {
+        self.token.lock().unwrap().clone()
+    }
+    fn writes(&self) -> usize {
+        self.writes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// One answer of the simulator, headers included.
+async fn post_raw(sim: &TacticalSim, path: &str, body: &Value) -> (u16, Option<String>, Value) {
+    let resp = reqwest::Client::new().post(format!("{}{path}", sim.base_url())).json(body).send().await.unwrap();
+    let status = resp.status().as_u16();
+    let retry_after = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    (status, retry_after, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn simulator_throttles_logins_like_tactical() {
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 22, 7, 0, 0).unwrap();
+    let config = SimConfig {
+        now: Some(t0),
+        login_throttle: Some(LoginThrottle { per_minute: 3, per_day: 5 }),
+        ..SimConfig::default()
+    };
+    let sim = TacticalSim::start(config).await.unwrap();
+    let good = json!({"username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD});
+    let bad = json!({"username": DEFAULT_USERNAME, "password": "wrong"});
+    // Counted before the credentials are looked at: a bad password uses the budget too.
+    assert_eq!(post_raw(&sim, "/v2/checkcreds/", &bad).await.0, 400);
+    assert_eq!(post_raw(&sim, "/v2/checkcreds/", &good).await.0, 200);
+    assert_eq!(post_raw(&sim, "/v2/checkcreds/", &good).await.0, 200);
+    sim.set_now(Some(t0 + chrono::Duration::seconds(20)));
+    let (status, retry_after, body) = post_raw(&sim, "/v2/checkcreds/", &good).await;
+    assert_eq!((status, retry_after.as_deref()), (429, Some("40")));
+    assert_eq!(body, json!({"detail": "Request was throttled. Expected available in 40 seconds."}));
+    // The login endpoint has counts of its own.
+    let totp = json!({"username": TOTP_USERNAME, "password": TOTP_PASSWORD, "twofactor": TOTP_CODE});
+    assert_eq!(post_raw(&sim, "/v2/login/", &totp).await.0, 200);
+    // A new minute. The request the minute refused still counted in the day (DRF records a request
+    // in every scope that allowed it): one more login, and the day's five are used.
+    sim.set_now(Some(t0 + chrono::Duration::seconds(61)));
+    assert_eq!(post_raw(&sim, "/v2/checkcreds/", &good).await.0, 200);
+    let (status, retry_after, body) = post_raw(&sim, "/v2/checkcreds/", &good).await;
+    assert_eq!((status, retry_after.as_deref()), (429, Some("86339")), "{body}");
+    assert_eq!(body["detail"], "Request was throttled. Expected available in 86339 seconds.");
+    assert_eq!(sim.hits("POST /v2/checkcreds/"), 6);
+    // Off: every login is answered again.
+    sim.set_login_throttle(None);
+    assert_eq!(post_raw(&sim, "/v2/checkcreds/", &good).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_throttled_login_is_one_clear_error_and_the_gate_waits_it_out() {
+    let sim = TacticalSim::start_default().await.unwrap();
+    // Tactical asks for a 1-second wait: the HTTP layer would wait that out and ask again for any
+    // other call; a login is not repeated.
+    sim.inject(Fault::rate_limited("1").times(1).on("POST /v2/checkcreds/"));
+    let tokens = Arc::new(MemoryTokens::default());
+    let client = knox_client(&sim, DEFAULT_USERNAME, DEFAULT_PASSWORD, None).with_token_sink(tokens.clone());
+    let started = Instant::now();
+    let err = client.list_clients().await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_millis(900), "no wait in place: {:?}", started.elapsed());
+    let TacticalError::LoginThrottled { endpoint, retry_after } = &err else { panic!("{err:?}") };
+    assert_eq!((endpoint.as_str(), *retry_after), ("POST /v2/checkcreds/", Some(Duration::from_secs(1))));
+    let message = err.to_string();
+    assert!(message.contains("throttling logins") && message.contains("did not retry"), "{message}");
+    assert!(message.contains("again in 1 second."), "{message}");
+    assert!(!err.is_transient() && err.retry_after().is_none(), "a job must not retry it");
+    assert_no_secret(&err, &[DEFAULT_PASSWORD]);
+    assert_eq!(sim.hits("POST /v2/checkcreds/"), 1);
+    assert_eq!(sim.hits("GET /beta/v1/client/"), 0);
+
+    // While the wait lasts, no login is tried.
+    let err = client.list_sites().await.unwrap_err();
+    assert!(matches!(err, TacticalError::LoginThrottled { .. }), "{err:?}");
+    assert_eq!(sim.hits("POST /v2/checkcreds/"), 1);
+
+    // After it, one login, and the token is saved.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(client.list_clients().await.unwrap().len(), 3);
+    assert_eq!(sim.hits("POST /v2/checkcreds/"), 2);
+    assert_eq!(tokens.writes(), 1);
+}
+
+#[tokio::test]
+async fn knox_clients_of_one_account_log_in_once_and_reuse_the_stored_token() {
+    let sim = TacticalSim::start(SimConfig { login_throttle: Some(LoginThrottle::TACTICAL), ..SimConfig::default() })
+        .await
+        .unwrap();
+    sim.set_latency(Duration::from_millis(100));
+    let tokens = Arc::new(MemoryTokens::default());
+    let gate = LoginGate::new();
+    let clients: Vec<Arc<TacticalClient>> = (0..4)
+        .map(|_| {
+            Arc::new(
+                knox_client(&sim, DEFAULT_USERNAME, DEFAULT_PASSWORD, None)
+                    .with_token_sink(tokens.clone())
+                    .with_login_gate(gate.clone()),
+            )
+        })
+        .collect();
+    let all_list_clients = |clients: Vec<Arc<TacticalClient>>| async move {
+        let tasks: Vec<_> =
+            clients.into_iter().map(|c| tokio::spawn(async move { c.list_clients().await.map(|v| v.len()) })).collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), 3);
+        }
+    };
+
+    // Four clients (four jobs of one worker) without a token: one login.
+    all_list_clients(clients.clone()).await;
+    assert_eq!(sim.hits("POST /v2/checkcreds/"), 1);
+    assert_eq!(tokens.writes(), 1);
+    let first = tokens.get().unwrap();
+
+    // A client of another process (its own gate), built without a token: the stored one is used.
+    let other = knox_client(&sim, DEFAULT_USERNAME, DEFAULT_PASSWORD, None).with_token_sink(tokens.clone());
+    assert_eq!(other.list_sites().await.unwrap().len(), 9);
+    // One built with an old token that Tactical refuses: the stored one is tried before a login.
+    let stale =
+        knox_client(&sim, DEFAULT_USERNAME, DEFAULT_PASSWORD, Some("stale-token")).with_token_sink(tokens.clone());
+    assert_eq!(stale.list_clients().await.unwrap().len(), 3);
+    assert_eq!(sim.hits("POST /v2/checkcreds/"), 1);
+    assert_eq!(other.token_refresh_count() + stale.token_refresh_count(), 0);
+    let last = sim.requests().into_iter().last().unwrap();
+    assert_eq!(last.auth, SeenAuth::Token(first.clone()));
+
+    // Tactical refuses the token (it expired): exactly one login, every client takes its token,
+    // the other process's clients too (through the store).
+    sim.expire_tokens();
+    all_list_clients(clients.clone()).await;
+    assert_eq!(sim.hits("POST /v2/checkcreds/"), 2, "one re-login for four clients");
+    let second = tokens.get().unwrap();
+    assert_ne!(second, first);
+    assert_eq!(other.list_clients().await.unwrap().len(), 3);
+    assert_eq!(stale.list_clients().await.unwrap().len(), 3);
+    assert_eq!(sim.hits("POST /v2/checkcreds/"), 2);
+    assert_eq!(other.token_refresh_count() + stale.token_refresh_count(), 0);
+    // And nobody logs in again while it is accepted.
+    let mut everyone = clients.clone();
+    everyone.push(Arc::new(other));
+    everyone.push(Arc::new(stale));
+    all_list_clients(everyone).await;
+    assert_eq!(sim.hits("POST /v2/checkcreds/"), 2);
+    let statuses: Vec<u16> =
+        sim.requests().iter().filter(|r| r.route == "POST /v2/checkcreds/").map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200], "the throttle was never reached");
+}
+
+#[tokio::test]
+async fn an_exhausted_login_throttle_stops_every_client_of_the_account() {
+    let sim = TacticalSim::start(SimConfig {
+        login_throttle: Some(LoginThrottle { per_minute: 1, per_day: 300 }),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let tokens = Arc::new(MemoryTokens::default());
+    let gate = LoginGate::new();
+    let client = || {
+        Arc::new(
+            knox_client(&sim, DEFAULT_USERNAME, DEFAULT_PASSWORD, None)
+                .with_token_sink(tokens.clone())
+                .with_login_gate(gate.clone()),
+        )
+    };
+    assert_eq!(client().list_clients().await.unwrap().len(), 3);
+    assert_eq!(sim.hits("POST /v2/checkcreds/"), 1);
+    // The token is refused and the minute's only login is used: one 429, then no more logins.
+    sim.expire_tokens();
+    let clients: Vec<_> = (0..3).map(|_| client()).collect();
+    let tasks: Vec<_> = clients.iter().cloned().map(|c| tokio::spawn(async move { c.list_clients().await })).collect();
+    for t in tasks {
+        let err = t.await.unwrap().unwrap_err();
+        let TacticalError::LoginThrottled { retry_after, .. } = &err else { panic!("{err:?}") };
+        let wait = retry_after.unwrap();
+        assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(60), "{wait:?}");
+        assert!(err.to_string().contains("throttling logins"), "{err}");
+    }
+    for c in &clients {
+        assert!(matches!(c.list_sites().await.unwrap_err(), TacticalError::LoginThrottled { .. }));
+    }
+    let checkcreds: Vec<u16> =
+        sim.requests().iter().filter(|r| r.route == "POST /v2/checkcreds/").map(|r| r.status).collect();
+    assert_eq!(checkcreds, [200, 429], "one refused login, never retried, never tried again");
 }
 
 // ---- retries, rate limits, timeouts, broken answers ---------------------------------------------

@@ -485,3 +485,63 @@ async fn units_wait_on_tactical_together_and_every_agent_is_written() {
     assert!(most > PAGES_IN_MEMORY as u64, "only {most} pages asked for at once by 4 units");
     store.cleanup().await;
 }
+
+/// Two white-box agents report `To Be Filled By O.E.M.` in their BIOS: two assets, the serial
+/// stored as reported, and the device sync job counts them (job result, run, status page data).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placeholder_serials_from_tactical_are_counted_by_the_device_sync_job() {
+    use rmm_jobs::{JobRequest, JobStatus, Trigger};
+    use rmm_shared::config::QueueBackend;
+    use rmm_tests::runtime::{Workers, fast_settings, mapped_tactical_tenant, runtime, wait_finished};
+
+    stores::each_store(|store| async move {
+        let db = &store.db;
+        let dir = tempfile::tempdir().unwrap();
+        let sim = TacticalSim::start(SimConfig::with_fleet(FleetSpec::new(3, 2, 1, 3))).await.unwrap();
+        let agents = sim.agents();
+        assert!(sim.set_serial(agents[0].id, "To Be Filled By O.E.M."));
+        assert!(sim.set_serial(agents[4].id, "To Be Filled By O.E.M."));
+        assert!(sim.set_serial(agents[5].id, "Default string"));
+        let rt = runtime(db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
+        let (tenant, integration) = mapped_tactical_tenant(db, &rt, &sim).await;
+        let workers = Workers::start(&rt);
+        let id = rt
+            .queue
+            .enqueue(JobRequest::for_integration("sync-devices", tenant, "tacticalrmm", integration, Trigger::Admin))
+            .await
+            .unwrap();
+        let job = wait_finished(&rt, &id, std::time::Duration::from_secs(60)).await;
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        let counts = &job.result.as_ref().unwrap()["counts"];
+        assert_eq!((counts["created"].as_u64(), counts["placeholder_serials"].as_u64()), (Some(6), Some(3)), "{job:?}");
+        let d = db.dialect();
+        let white_box = rows(
+            db,
+            &format!(
+                "SELECT CAST(asset_id AS TEXT) FROM assets WHERE tenant = {} AND serial_number = 'To Be Filled By O.E.M.'",
+                d.param(1, ColType::Uuid)
+            ),
+            &[&tenant.to_string()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(white_box.len(), 2, "two agents, two assets");
+        assert_ne!(white_box[0], white_box[1]);
+        let run = scalar(
+            db,
+            &format!(
+                "SELECT CAST(items_placeholder_serials AS TEXT) FROM {} WHERE tenant = {} AND job_id = {}",
+                db.ours("sync_runs"),
+                d.param(1, ColType::Uuid),
+                d.param(2, ColType::Text)
+            ),
+            &[&tenant.to_string(), &id],
+        )
+        .await
+        .unwrap();
+        assert_eq!(run.as_deref(), Some("3"));
+        workers.stop().await;
+        store
+    })
+    .await;
+}

@@ -123,6 +123,7 @@ impl JobKind for TaniumFullSync {
             let r = sync_devices(ctx.db(), tenant, integration, &client, mode, options).await?;
             let outcome = RunOutcome { counts: r.counts, errors: r.errors.clone(), cursor: Some(started) };
             let mut job = counts_outcome(&r.counts)
+                .count("placeholder_serials", r.counts.placeholder_serials)
                 .count("groups", r.groups)
                 .count("groups_failed", r.groups_failed)
                 .count("duplicates_skipped", r.duplicates_skipped)

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::PROVIDER;
 use super::model::{Antivirus, Device, Volume};
+use crate::ingest::serial;
 use crate::ingest::snapshot::{AgentStatus, AssetType, DeviceSnapshot, DiskUsage, ExtensionSnapshot, Lifecycle};
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -215,7 +216,15 @@ pub fn device_snapshot(
         lifecycle: if device.offline == Some(true) { Lifecycle::Offline } else { Lifecycle::Active },
         asset_type,
         display_name: name,
-        asset_tag: Some(format!("NINJA-{}", serial.clone().unwrap_or_else(|| device.id.to_string()))),
+        // AlgaPSA's `NINJA-<serial>`, else `NINJA-<device id>`; a placeholder serial (shared by many
+        // machines) never names an asset.
+        asset_tag: Some(format!(
+            "NINJA-{}",
+            serial::identifying(system.serial_number.as_deref())
+                .or_else(|| serial::identifying(system.bios_serial_number.as_deref()))
+                .map(str::to_owned)
+                .unwrap_or_else(|| device.id.to_string())
+        )),
         serial_number: serial,
         status: Some(if approved { "active" } else { "pending" }.to_owned()),
         location: device.references.as_ref().and_then(|r| r.location.as_ref()).and_then(|l| clean(l.name.as_deref())),
@@ -249,6 +258,31 @@ mod tests {
 
     fn device(v: Value) -> Device {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_placeholder_serial_is_stored_but_never_names_the_asset() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 5, 12, 0, 0).unwrap();
+        let white_box = |id: i64, serial: &str, bios: Option<&str>| {
+            let d = device(json!({"id": id, "organizationId": 3, "nodeClass": "WINDOWS_WORKSTATION",
+                "system": {"serialNumber": serial, "biosSerialNumber": bios}}));
+            device_snapshot(&d, None, Uuid::nil(), now).unwrap()
+        };
+        let s = white_box(7, "To Be Filled By O.E.M.", None);
+        assert_eq!(s.serial_number.as_deref(), Some("To Be Filled By O.E.M."), "stored as AlgaPSA stores it");
+        assert_eq!(s.asset_tag.as_deref(), Some("NINJA-7"));
+        let s = white_box(8, "Default string", Some("0000000"));
+        assert_eq!(s.asset_tag.as_deref(), Some("NINJA-8"));
+        // A real BIOS serial behind a placeholder system serial still names it.
+        let s = white_box(9, "System Serial Number", Some("PF2ABCDE"));
+        assert_eq!(s.serial_number.as_deref(), Some("System Serial Number"));
+        assert_eq!(s.asset_tag.as_deref(), Some("NINJA-PF2ABCDE"));
+        // A real serial is used as before.
+        let s = white_box(10, " 5CG1234XYZ ", None);
+        assert_eq!(
+            (s.serial_number.as_deref(), s.asset_tag.as_deref()),
+            (Some("5CG1234XYZ"), Some("NINJA-5CG1234XYZ"))
+        );
     }
 
     #[test]

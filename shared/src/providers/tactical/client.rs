@@ -4,6 +4,12 @@
 //! - Knox: `POST /v2/checkcreds/` already returns a usable token for accounts without TOTP, so
 //!   that token is used; `/v2/login/` is only called with a TOTP code (`twofactor`), because the
 //!   real server answers 500 without it.
+//! - Knox logins are throttled by Tactical (since 1.5.0: 10 a minute, 300 a day per address), so a
+//!   client logs in only when it has no token or its token is refused, and only after reading
+//!   the stored token again ([`TokenSink::stored_token`]: another job or process may have saved a
+//!   newer one). Clients of one account share a [`LoginGate`]: one login at a time, the others
+//!   reuse its token. A 429 on a login is [`TacticalError::LoginThrottled`], never retried, and
+//!   remembered by the gate until Tactical's `Retry-After` has passed.
 //! - Single agents are read with `GET /agents/<agent_id>/` (the beta detail takes the integer pk).
 //! - Active alerts are asked with `{"resolvedFilter": false, "snoozedFilter": false}`.
 //! - `GET /software/` is one row per agent keyed by the integer pk; it is parsed as a stream.
@@ -16,7 +22,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -138,6 +144,13 @@ impl TacticalConfig {
 /// (AlgaPSA's tenant secret `tacticalrmm_knox_token`).
 pub trait TokenSink: Send + Sync {
     fn on_token_refreshed<'a>(&'a self, token: &'a SecretString) -> BoxFuture<'a, ()>;
+
+    /// The token stored now. Asked before every login: another client (another job, another
+    /// worker process) may have stored one since this client read it, and then no login is
+    /// needed. The default stores nothing that can be read back.
+    fn stored_token(&self) -> BoxFuture<'_, Option<SecretString>> {
+        Box::pin(async { None })
+    }
 }
 
 /// A [`TokenSink`] from a plain closure.
@@ -151,6 +164,63 @@ where
         (self.0)(token);
         Box::pin(async {})
     }
+}
+
+/// How long a throttled login without `Retry-After` keeps further logins from being tried
+/// (Tactical's shortest throttle window is a minute).
+pub const LOGIN_THROTTLE_DEFAULT_WAIT: Duration = Duration::from_secs(60);
+
+/// What every client of one Knox account shares (make one per account and hand it to each client
+/// with [`TacticalClient::with_login_gate`]; a client without one has its own). Logins through it
+/// happen one at a time, so clients that find their token missing or refused together log in once
+/// and the others reuse that token; and after Tactical throttled a login (429), no client of the
+/// gate tries another until Tactical's `Retry-After` has passed: each gets
+/// [`TacticalError::LoginThrottled`] at once.
+#[derive(Debug, Default)]
+pub struct LoginGate {
+    state: tokio::sync::Mutex<GateState>,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    /// The endpoint that answered 429, and until when logins are not tried.
+    throttled: Option<(String, Instant)>,
+}
+
+impl LoginGate {
+    pub fn new() -> Arc<LoginGate> {
+        Arc::new(LoginGate::default())
+    }
+}
+
+impl GateState {
+    /// The error for a login not tried because an earlier one was throttled, while that lasts.
+    fn still_throttled(&mut self) -> Option<TacticalError> {
+        let (endpoint, until) = self.throttled.as_ref()?;
+        let now = Instant::now();
+        if *until <= now {
+            self.throttled = None;
+            return None;
+        }
+        Some(TacticalError::LoginThrottled { endpoint: endpoint.clone(), retry_after: Some(*until - now) })
+    }
+
+    /// Remembers a throttled login.
+    fn note(&mut self, result: &Result<impl Sized, TacticalError>) {
+        if let Err(TacticalError::LoginThrottled { endpoint, retry_after }) = result {
+            let wait = retry_after.unwrap_or(LOGIN_THROTTLE_DEFAULT_WAIT);
+            self.throttled = Some((endpoint.clone(), Instant::now() + wait));
+        }
+    }
+}
+
+/// Where the token a refresh hands back comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fresh {
+    /// This client logged in.
+    LoggedIn,
+    /// Another task of this client, or another client through the store, had replaced the token.
+    Reused,
 }
 
 /// What `POST /v2/checkcreds/` said.
@@ -219,8 +289,8 @@ enum AuthState {
         password: SecretString,
         /// The current token and its generation (bumped on every refresh).
         token: Mutex<(u64, Option<SecretString>)>,
-        /// Serialises refreshes: concurrent 401s share one checkcreds call.
-        refresh: tokio::sync::Mutex<()>,
+        /// Serialises logins (concurrent 401s share one checkcreds call) and remembers a throttle.
+        gate: Arc<LoginGate>,
     },
 }
 
@@ -280,7 +350,7 @@ impl TacticalClient {
                     username: username.trim().to_owned(),
                     password,
                     token: Mutex::new((0, token)),
-                    refresh: tokio::sync::Mutex::new(()),
+                    gate: LoginGate::new(),
                 }
             }
         };
@@ -301,6 +371,14 @@ impl TacticalClient {
     /// Register the hook that stores refreshed Knox tokens.
     pub fn with_token_sink(mut self, sink: Arc<dyn TokenSink>) -> Self {
         self.sink = Some(sink);
+        self
+    }
+
+    /// Share a [`LoginGate`] with the other clients of the same Knox account. No-op in API-key mode.
+    pub fn with_login_gate(mut self, shared: Arc<LoginGate>) -> Self {
+        if let AuthState::Knox { gate, .. } = &mut self.auth {
+            *gate = shared;
+        }
         self
     }
 
@@ -340,12 +418,18 @@ impl TacticalClient {
         }
     }
 
-    async fn store_token(&self, new: SecretString) {
+    /// Makes `new` the current token (a new generation).
+    fn use_token(&self, new: &SecretString) {
         if let AuthState::Knox { token, .. } = &self.auth {
             let mut guard = token.lock().unwrap_or_else(|e| e.into_inner());
             guard.0 += 1;
             guard.1 = Some(new.clone());
         }
+    }
+
+    /// A token this client obtained: current, counted, handed to the sink.
+    async fn store_token(&self, new: SecretString) {
+        self.use_token(&new);
         self.refreshes.fetch_add(1, Ordering::Relaxed);
         if let Some(sink) = &self.sink {
             sink.on_token_refreshed(&new).await;
@@ -362,10 +446,11 @@ impl TacticalClient {
             username: &'a str,
             password: &'a str,
         }
+        let endpoint = "POST /v2/checkcreds/";
         let url = self.endpoint(&["v2", "checkcreds"], &[]);
         let req = UpstreamRequest::post(url).json(&Body { username, password: password.expose_secret() })?;
-        let resp = self.http.send(req).instrument(call_span("POST /v2/checkcreds/")).await?;
-        let parsed: CheckCredsResponse = self.parse_json(&resp, "POST /v2/checkcreds/")?;
+        let resp = self.send_login(req, endpoint).await?;
+        let parsed: CheckCredsResponse = self.parse_json(&resp, endpoint)?;
         if parsed.totp {
             return Ok(CheckCreds::TotpRequired);
         }
@@ -375,23 +460,59 @@ impl TacticalClient {
         }
     }
 
-    /// Knox mode: obtain a token without a person (checkcreds), store it and hand it to the sink.
-    /// Fails with [`TacticalError::TotpRequired`] for TOTP accounts. No-op in API-key mode.
-    pub async fn authenticate(&self) -> Result<(), TacticalError> {
-        match &self.auth {
-            AuthState::ApiKey(_) => Ok(()),
-            AuthState::Knox { .. } => match self.check_creds().await? {
-                CheckCreds::Token { token, .. } => {
-                    self.store_token(token).await;
-                    Ok(())
-                }
-                CheckCreds::TotpRequired => Err(TacticalError::TotpRequired),
-            },
+    /// A login request (no auth header): a 429 is Tactical's login throttle, returned at once as
+    /// [`TacticalError::LoginThrottled`] and never repeated in place.
+    async fn send_login(&self, req: UpstreamRequest, endpoint: &str) -> Result<UpstreamResponse, TacticalError> {
+        match self.http.send(req.final_on_429()).instrument(call_span(endpoint)).await {
+            Err(e @ HttpError::RateLimited { .. }) => {
+                let retry_after = e.retry_after();
+                tracing::warn!(
+                    endpoint,
+                    retry_after_secs = retry_after.map(|d| d.as_secs()),
+                    "Tactical throttled a Knox login; not retrying"
+                );
+                Err(TacticalError::LoginThrottled { endpoint: endpoint.to_owned(), retry_after })
+            }
+            other => Ok(other?),
         }
     }
 
-    /// `POST /v2/login/` with a TOTP code; stores the token and hands it to the sink.
+    /// Knox mode: obtain a token without a person (checkcreds), store it and hand it to the sink.
+    /// Fails with [`TacticalError::TotpRequired`] for TOTP accounts, and without a call while a
+    /// throttled login of the gate lasts. No-op in API-key mode.
+    pub async fn authenticate(&self) -> Result<(), TacticalError> {
+        let AuthState::Knox { gate, .. } = &self.auth else { return Ok(()) };
+        let mut state = gate.state.lock().await;
+        if let Some(e) = state.still_throttled() {
+            return Err(e);
+        }
+        let result = self.check_creds().await;
+        state.note(&result);
+        match result? {
+            CheckCreds::Token { token, .. } => {
+                self.store_token(token).await;
+                Ok(())
+            }
+            CheckCreds::TotpRequired => Err(TacticalError::TotpRequired),
+        }
+    }
+
+    /// `POST /v2/login/` with a TOTP code; stores the token and hands it to the sink. Refused
+    /// without a call while a throttled login of the gate lasts.
     pub async fn login_with_totp(&self, code: &str) -> Result<(), TacticalError> {
+        let AuthState::Knox { gate, .. } = &self.auth else {
+            return Err(TacticalError::KnoxCredentialsNotConfigured);
+        };
+        let mut state = gate.state.lock().await;
+        if let Some(e) = state.still_throttled() {
+            return Err(e);
+        }
+        let result = self.totp_login(code).await;
+        state.note(&result);
+        result
+    }
+
+    async fn totp_login(&self, code: &str) -> Result<(), TacticalError> {
         let AuthState::Knox { username, password, .. } = &self.auth else {
             return Err(TacticalError::KnoxCredentialsNotConfigured);
         };
@@ -401,11 +522,12 @@ impl TacticalClient {
             password: &'a str,
             twofactor: &'a str,
         }
+        let endpoint = "POST /v2/login/";
         let url = self.endpoint(&["v2", "login"], &[]);
         let body = Body { username, password: password.expose_secret(), twofactor: code.trim() };
         let req = UpstreamRequest::post(url).json(&body)?;
-        let resp = self.http.send(req).instrument(call_span("POST /v2/login/")).await?;
-        let parsed: LoginResponse = self.parse_json(&resp, "POST /v2/login/")?;
+        let resp = self.send_login(req, endpoint).await?;
+        let parsed: LoginResponse = self.parse_json(&resp, endpoint)?;
         match parsed.token {
             Some(token) if !token.expose_secret().is_empty() => {
                 self.store_token(token).await;
@@ -415,29 +537,51 @@ impl TacticalClient {
         }
     }
 
-    /// A fresh token unless another task already replaced generation `seen`.
-    async fn refresh_token(&self, seen: u64) -> Result<SecretString, TacticalError> {
-        let AuthState::Knox { refresh, .. } = &self.auth else {
+    /// A token to replace `refused` (`None`: there was none), in this order: the one another task
+    /// of this client got since generation `seen`; the stored one, when it is not the refused one
+    /// (another job or process logged in); a login, unless the gate still remembers a throttled
+    /// one. Logins of clients sharing the gate happen one at a time.
+    async fn refresh_token(
+        &self,
+        seen: u64,
+        refused: Option<&SecretString>,
+    ) -> Result<(SecretString, Fresh), TacticalError> {
+        let AuthState::Knox { gate, .. } = &self.auth else {
             return Err(TacticalError::KnoxCredentialsNotConfigured);
         };
-        let _guard = refresh.lock().await;
+        let mut state = gate.state.lock().await;
         if let (generation, Some(token)) = self.current_token()
             && generation != seen
         {
-            return Ok(token);
+            return Ok((token, Fresh::Reused));
         }
-        match self.check_creds().await? {
+        if let Some(sink) = &self.sink
+            && let Some(stored) = sink.stored_token().await
+            && !stored.expose_secret().trim().is_empty()
+            && refused.is_none_or(|r| r.expose_secret() != stored.expose_secret())
+        {
+            self.use_token(&stored);
+            return Ok((stored, Fresh::Reused));
+        }
+        if let Some(e) = state.still_throttled() {
+            return Err(e);
+        }
+        let result = self.check_creds().await;
+        state.note(&result);
+        match result? {
             CheckCreds::Token { token, .. } => {
                 self.store_token(token.clone()).await;
-                Ok(token)
+                Ok((token, Fresh::LoggedIn))
             }
             CheckCreds::TotpRequired => Err(TacticalError::TotpRequired),
         }
     }
 
-    /// Sends with auth; in Knox mode a missing token is obtained first and one 401 triggers one
-    /// refresh and one repeat of the request. All of it is one span (when traces are exported),
-    /// named after `endpoint`, holding the span of each HTTP attempt.
+    /// Sends with auth; in Knox mode a missing token is obtained first, and a 401 replaces the
+    /// token ([`Self::refresh_token`]) and repeats the request: at most one login per request (a
+    /// 401 right after it is returned), and a token reused from the store that is refused too
+    /// leads to that login. All of it is one span (when traces are exported), named after
+    /// `endpoint`, holding the span of each HTTP attempt.
     async fn authed<T, F>(&self, req: UpstreamRequest, endpoint: &str, send: F) -> Result<T, TacticalError>
     where
         F: for<'a> Fn(&'a HttpClient, UpstreamRequest) -> BoxFuture<'a, Result<T, HttpError>>,
@@ -458,19 +602,29 @@ impl TacticalClient {
             AuthState::ApiKey(key) => Ok(send(&self.http, req.secret_header("x-api-key", key)?).await?),
             AuthState::Knox { .. } => {
                 let (generation, token) = self.current_token();
-                let token = match token {
-                    Some(t) => t,
-                    None => self.refresh_token(generation).await?,
-                };
-                let (generation, _) = self.current_token();
-                let first = req.clone().secret_header_with_prefix("authorization", "Token ", &token)?;
-                match send(&self.http, first).await {
-                    Err(e) if e.status() == Some(401) => {
-                        let token = self.refresh_token(generation).await?;
-                        let again = req.secret_header_with_prefix("authorization", "Token ", &token)?;
-                        Ok(send(&self.http, again).await?)
+                let (mut token, mut logged_in) = match token {
+                    Some(t) => (t, false),
+                    None => {
+                        let (t, fresh) = self.refresh_token(generation, None).await?;
+                        (t, fresh == Fresh::LoggedIn)
                     }
-                    other => Ok(other?),
+                };
+                // Tokens reused (from another task or the store) before giving up without a login.
+                let mut reuses = 0;
+                loop {
+                    let (generation, _) = self.current_token();
+                    let attempt = req.clone().secret_header_with_prefix("authorization", "Token ", &token)?;
+                    match send(&self.http, attempt).await {
+                        Err(e) if e.status() == Some(401) && !logged_in && reuses < 2 => {
+                            let (t, fresh) = self.refresh_token(generation, Some(&token)).await?;
+                            token = t;
+                            match fresh {
+                                Fresh::LoggedIn => logged_in = true,
+                                Fresh::Reused => reuses += 1,
+                            }
+                        }
+                        other => return Ok(other?),
+                    }
                 }
             }
         }

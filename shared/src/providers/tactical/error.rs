@@ -41,6 +41,12 @@ pub enum TacticalError {
     InvalidResponse { endpoint: String, reason: String },
     /// The page walk went past the page guard.
     TooManyPages { endpoint: String, max_pages: u32 },
+    /// Tactical's login throttle refused a login with 429 (since Tactical 1.5.0,
+    /// `POST /v2/checkcreds/` and `POST /v2/login/` accept 10 logins a minute and 300 a day from
+    /// one client address by default). Never retried: `retry_after` is when Tactical said it would
+    /// accept a login again (or, for a login not attempted because an earlier one was throttled,
+    /// what is left of that wait).
+    LoginThrottled { endpoint: String, retry_after: Option<Duration> },
     /// Transport or HTTP status failure.
     Http(HttpError),
 }
@@ -67,6 +73,18 @@ impl TacticalError {
             TacticalError::TooManyPages { max_pages, .. } => {
                 format!("Tactical RMM kept returning more pages than the limit ({max_pages}). Check the instance URL.")
             }
+            TacticalError::LoginThrottled { endpoint, retry_after } => {
+                let when = match retry_after {
+                    Some(d) => format!("Tactical will accept a login again in {}.", human_wait(*d)),
+                    None => "Try again in a minute.".to_owned(),
+                };
+                format!(
+                    "Tactical RMM is throttling logins ({endpoint} answered 429; Tactical 1.5.0 and later accept 10 \
+                     logins a minute and 300 a day from one address by default). rmm-sync did not retry. {when} \
+                     rmm-sync logs in only when its saved Knox token is missing or refused: if this repeats, look \
+                     for other clients logging in from this address, or use an API key for this integration."
+                )
+            }
             TacticalError::Http(e) => http_message(e),
         }
     }
@@ -88,6 +106,7 @@ impl TacticalError {
     pub fn status(&self) -> Option<u16> {
         match self {
             TacticalError::Http(e) => e.status(),
+            TacticalError::LoginThrottled { .. } => Some(429),
             _ => None,
         }
     }
@@ -112,6 +131,17 @@ impl TacticalError {
     /// The credentials were refused (401), or a token cannot be obtained without a person.
     pub fn is_auth(&self) -> bool {
         matches!(self, TacticalError::TotpRequired | TacticalError::NoToken) || self.status() == Some(401)
+    }
+}
+
+/// A wait as a person reads it: seconds under two minutes, then minutes, then hours (rounded up).
+fn human_wait(d: Duration) -> String {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    match secs {
+        1 => "1 second".into(),
+        0..120 => format!("{secs} seconds"),
+        120..7200 => format!("{} minutes", secs.div_ceil(60)),
+        _ => format!("{} hours", secs.div_ceil(3600)),
     }
 }
 
@@ -195,5 +225,31 @@ mod tests {
         assert_eq!(TacticalError::Http(HttpError::InvalidRequest("x".into())).to_string(), MSG_GENERIC);
         assert!(TacticalError::TotpRequired.to_string().starts_with("TOTP required"));
         assert!(status(401).is_auth());
+    }
+
+    #[test]
+    fn a_throttled_login_says_so_and_is_not_retried() {
+        let e = TacticalError::LoginThrottled {
+            endpoint: "POST /v2/checkcreds/".into(),
+            retry_after: Some(Duration::from_millis(52_300)),
+        };
+        let m = e.to_string();
+        assert!(m.starts_with("Tactical RMM is throttling logins (POST /v2/checkcreds/ answered 429"), "{m}");
+        assert!(m.contains("10 logins a minute and 300 a day"), "{m}");
+        assert!(m.contains("did not retry"), "{m}");
+        assert!(m.contains("again in 53 seconds."), "{m}");
+        assert!(!e.is_transient());
+        assert_eq!(e.retry_after(), None, "a throttled login is never scheduled for a retry");
+        assert_eq!(e.status(), Some(429));
+        let day = TacticalError::LoginThrottled {
+            endpoint: "POST /v2/login/".into(),
+            retry_after: Some(Duration::from_secs(20_000)),
+        };
+        assert!(day.to_string().contains("again in 6 hours."), "{day}");
+        let unknown = TacticalError::LoginThrottled { endpoint: "POST /v2/login/".into(), retry_after: None };
+        assert!(unknown.to_string().contains("Try again in a minute."));
+        assert_eq!(human_wait(Duration::from_secs(1)), "1 second");
+        assert_eq!(human_wait(Duration::from_secs(119)), "119 seconds");
+        assert_eq!(human_wait(Duration::from_secs(121)), "3 minutes");
     }
 }

@@ -38,8 +38,8 @@ pub mod secrets {
 }
 
 pub use client::{
-    AgentPager, AgentQuery, BetaPager, CheckCreds, FnTokenSink, MAX_PAGE_SIZE, SoftwareStream, TacticalAuth,
-    TacticalClient, TacticalConfig, TokenSink, normalize_base_url,
+    AgentPager, AgentQuery, BetaPager, CheckCreds, FnTokenSink, LOGIN_THROTTLE_DEFAULT_WAIT, LoginGate, MAX_PAGE_SIZE,
+    SoftwareStream, TacticalAuth, TacticalClient, TacticalConfig, TokenSink, normalize_base_url,
 };
 pub use error::TacticalError;
 pub use mapping::{
