@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod errors;
 pub mod metrics;
 pub mod oauth;
 pub mod routes;
@@ -38,25 +39,44 @@ impl AppState {
     }
 }
 
+/// The OpenAPI document's description: how to authenticate, and the one shape of every error.
+const API_DESCRIPTION: &str = "Every call carries an admin key as `Authorization: Bearer <key>` (AlgaPSA's \
+sync route: a tenant key in `x-api-key`). Every error answer is `{\"error\": \"<what is wrong>\"}`: \
+400 for a path or query parameter that does not parse (named as in this document) or a body that is \
+not JSON of the route's shape, 401 without a valid key, 403 for a read-only key's change, 404 for \
+what the key may not see or what does not exist (and for a path no route has), 405 with `Allow` for \
+a method the route does not take, 409 for a conflict, 413 for a body over the limit, 415 for a body \
+that is not `application/json`, 503 when the database is unavailable. See docs/api.md.";
+
 /// Where the RMMs' webhooks arrive: `/api/webhooks/{provider}` (Tactical: `tacticalrmm`).
 pub const WEBHOOK_PREFIX: &str = "/api/webhooks/";
+const WEBHOOK_ROUTE: &str = "/api/webhooks/:provider";
+const OAUTH_CALLBACK_ROUTE: &str = "/api/integrations/:provider/callback";
 
 /// The whole HTTP application.
 pub fn app(state: Arc<AppState>) -> impl Endpoint {
-    let api =
-        OpenApiService::new(routes::admin_api(), "rmm-sync admin API", env!("CARGO_PKG_VERSION")).server("/api/v1");
+    let api = OpenApiService::new(routes::admin_api(), "rmm-sync admin API", env!("CARGO_PKG_VERSION"))
+        .server("/api/v1")
+        .description(API_DESCRIPTION);
     let spec = api.spec_endpoint();
     let ui = api.swagger_ui();
     let metrics_state = state.clone();
     let http = &state.rt.settings.http;
     let api_limit = http.api_body_limit_kib.saturating_mul(1024);
     let body_timeout = Duration::from_millis(http.body_timeout_ms);
+    // The methods of each route outside the OpenAPI service, for the `Allow` header of a 405.
+    use poem::http::Method;
+    let errors = errors::ApiErrors::new()
+        .api::<routes::AdminApi>("/api/v1")
+        .route(WEBHOOK_ROUTE, &[Method::POST, Method::OPTIONS])
+        .route(OAUTH_CALLBACK_ROUTE, &[Method::GET])
+        .route("/healthz", &[Method::GET])
+        .route("/readyz", &[Method::GET])
+        .route("/metrics", &[Method::GET])
+        .route("/status", &[Method::GET]);
     Route::new()
-        .at(
-            "/api/webhooks/:provider",
-            post(webhook::receive).options(make_sync(|_| poem::http::StatusCode::NO_CONTENT)),
-        )
-        .at("/api/integrations/:provider/callback", get(oauth::callback))
+        .at(WEBHOOK_ROUTE, post(webhook::receive).options(make_sync(|_| poem::http::StatusCode::NO_CONTENT)))
+        .at(OAUTH_CALLBACK_ROUTE, get(oauth::callback))
         .nest("/api/v1", api)
         .at("/openapi.json", spec)
         .nest("/docs", ui)
@@ -66,6 +86,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .at("/status", get(status::page))
         .data(state)
         .around(move |ep, req| async move { server::body_guard(ep.as_ref(), req, api_limit, body_timeout).await })
+        .with(errors)
         .around(move |ep, req| {
             let state = metrics_state.clone();
             async move {
@@ -115,11 +136,17 @@ fn request_span(req: &poem::Request, method: &str, route: &str) -> tracing::Span
 /// What a worker process serves for operators (`worker.metrics_bind`): `/healthz`, `/readyz` and
 /// `/metrics` (its upstream calls, and the job and queue gauges every process reads from the store).
 pub fn ops_app(state: Arc<AppState>) -> impl Endpoint {
+    use poem::http::Method;
+    let errors = errors::ApiErrors::new()
+        .route("/healthz", &[Method::GET])
+        .route("/readyz", &[Method::GET])
+        .route("/metrics", &[Method::GET]);
     Route::new()
         .at("/healthz", get(healthz))
         .at("/readyz", get(readyz))
         .at("/metrics", get(metrics::endpoint))
         .data(state)
+        .with(errors)
 }
 
 /// Serves [`ops_app`] on `bind` until `shutdown`.

@@ -11,7 +11,11 @@ use figment::providers::{Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-/// The database used when nothing is configured: one SQLite file, created on first start.
+/// The data directory, relative to the working directory: the default SQLite store
+/// ([`DEFAULT_DATABASE_URL`]) and the default filesystem secrets (`<data>/secrets`) live in it.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// The database used when nothing is configured: one SQLite file in [`DEFAULT_DATA_DIR`], created
+/// on first start.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/rmm-sync.db";
 /// The TOML file read when `--config`/`RMM_SYNC_CONFIG` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "rmm-sync.toml";
@@ -631,6 +635,10 @@ mod tests {
     fn defaults_use_embedded_sqlite() {
         let s = Settings::load_from(None, env(&[])).unwrap();
         assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
+        assert!(
+            DEFAULT_DATABASE_URL.starts_with(&format!("sqlite://{DEFAULT_DATA_DIR}/")),
+            "the store is in the data dir"
+        );
         assert_eq!(s.schema_mode, SchemaMode::Standalone);
         assert_eq!(s.ingest.page_size, 500);
     }

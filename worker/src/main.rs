@@ -272,6 +272,7 @@ async fn migrate(settings: &Settings) -> anyhow::Result<Db> {
 
 async fn runtime(settings: Settings, db: Db) -> anyhow::Result<rmm_jobs::Runtime> {
     let secrets = rmm_shared::secrets::SecretStore::from_process_env()?;
+    secrets.log_location();
     let events = match settings.events.redis_url() {
         Some(url) => {
             rmm_shared::events::EventBus::new(url, &settings.events.redis_prefix, &settings.events.stream_prefix)?

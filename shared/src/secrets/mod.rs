@@ -5,7 +5,10 @@
 //! - `env` (read-only): tenant secret `TENANT_<uuid>_<name>` (or `<SECRET_ENV_PREFIX>_TENANT_…`),
 //!   app secret `<name>` (or `<PREFIX>_<name>`).
 //! - `filesystem`: `<base>/tenants/<uuid>/<name>` (trimmed), app secret `<base>/<name>`; base is
-//!   `SECRET_FS_BASE_PATH`, else `/run/secrets` when it exists, else `./secrets`, else `../secrets`.
+//!   `SECRET_FS_BASE_PATH`, else `/run/secrets` when it exists, else `./data/secrets` when it
+//!   exists, else a non-empty `./secrets` or `../secrets` (where secrets were kept before; see
+//!   [`FsBase::Legacy`]), else `./data/secrets`. Directories it creates are mode 0700, the files
+//!   it writes 0600.
 //! - Selection: with `SECRET_READ_CHAIN` or `SECRET_WRITE_PROVIDER` set, the read chain is that
 //!   comma-separated list (default `env`) and writes go to the write provider (default
 //!   `filesystem`); otherwise reads try `env` then `filesystem` and writes go to `filesystem`.
@@ -43,6 +46,56 @@ pub enum SecretError {
     Io { name: String, path: String, source: std::io::Error },
 }
 
+/// Where the filesystem provider keeps secrets when `SECRET_FS_BASE_PATH` is not set: this
+/// directory of the data directory ([`crate::config::DEFAULT_DATA_DIR`]), i.e. `./data/secrets`.
+pub const DEFAULT_FS_SUBDIR: &str = "secrets";
+
+/// Why the filesystem provider's base directory is the one it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsBase {
+    /// `SECRET_FS_BASE_PATH`.
+    Configured,
+    /// `/run/secrets`, which exists (Docker and Kubernetes secrets).
+    RunSecrets,
+    /// `./data/secrets`: it exists, or nothing else applies (the default).
+    DataDir,
+    /// A non-empty `./secrets` or `../secrets`, where secrets were kept by default before
+    /// `./data/secrets`: still read and written, with a warning at start-up
+    /// ([`SecretStore::log_location`]). An empty one is ignored.
+    Legacy,
+}
+
+/// The filesystem provider's base directory in `cwd`, and why; `run_secrets` is `/run/secrets`
+/// (a parameter for tests).
+pub fn resolve_fs_base(configured: Option<&str>, cwd: &Path, run_secrets: &Path) -> (PathBuf, FsBase) {
+    if let Some(p) = configured {
+        let p = Path::new(p);
+        return (if p.is_absolute() { p.to_owned() } else { cwd.join(p) }, FsBase::Configured);
+    }
+    if run_secrets.is_dir() {
+        return (run_secrets.to_owned(), FsBase::RunSecrets);
+    }
+    let data = default_fs_base(cwd);
+    if data.is_dir() {
+        return (data, FsBase::DataDir);
+    }
+    let non_empty = |d: &Path| std::fs::read_dir(d).is_ok_and(|mut entries| entries.next().is_some());
+    let legacy = [Some(cwd.join("secrets")), cwd.parent().map(|p| p.join("secrets"))];
+    match legacy.into_iter().flatten().find(|d| non_empty(d)) {
+        Some(d) => (d, FsBase::Legacy),
+        None => (data, FsBase::DataDir),
+    }
+}
+
+/// `<cwd>/data/secrets`.
+pub fn default_fs_base(cwd: &Path) -> PathBuf {
+    let data: PathBuf = Path::new(crate::config::DEFAULT_DATA_DIR)
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect();
+    cwd.join(data).join(DEFAULT_FS_SUBDIR)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Provider {
     Env,
@@ -59,6 +112,14 @@ impl Provider {
             other => Err(SecretError::UnknownProvider(other.to_owned())),
         }
     }
+
+    fn describe(self, base: &Path) -> String {
+        match self {
+            Provider::Env => "environment variables".to_owned(),
+            Provider::Filesystem => format!("files in {}", base.display()),
+            Provider::Vault => "Vault".to_owned(),
+        }
+    }
 }
 
 /// The secret chain, built from an environment (the process's or a given one).
@@ -67,6 +128,7 @@ pub struct SecretStore {
     env: HashMap<String, String>,
     env_prefix: Option<String>,
     base: PathBuf,
+    base_source: FsBase,
     read_chain: Vec<Provider>,
     write: Provider,
     vault: Option<vault::Vault>,
@@ -78,6 +140,7 @@ impl std::fmt::Debug for SecretStore {
             .field("read_chain", &self.read_chain)
             .field("write", &self.write)
             .field("base", &self.base)
+            .field("base_source", &self.base_source)
             .finish_non_exhaustive()
     }
 }
@@ -102,14 +165,8 @@ impl SecretStore {
             (vec![Provider::Env, Provider::Filesystem], Provider::Filesystem)
         };
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        let base = match get("SECRET_FS_BASE_PATH") {
-            Some(p) if Path::new(&p).is_absolute() => PathBuf::from(p),
-            Some(p) => cwd.join(p),
-            None if Path::new("/run/secrets").is_dir() => PathBuf::from("/run/secrets"),
-            None if cwd.join("secrets").is_dir() => cwd.join("secrets"),
-            None if cwd.join("../secrets").is_dir() => cwd.join("../secrets"),
-            None => cwd.join("secrets"),
-        };
+        let (base, base_source) =
+            resolve_fs_base(get("SECRET_FS_BASE_PATH").as_deref(), &cwd, Path::new("/run/secrets"));
         let vault = if read_chain.contains(&Provider::Vault) || write == Provider::Vault {
             let addr = get("VAULT_ADDR").ok_or(SecretError::VaultConfig("VAULT_ADDR"))?;
             let token = get("VAULT_TOKEN").ok_or(SecretError::VaultConfig("VAULT_TOKEN"))?;
@@ -120,7 +177,51 @@ impl SecretStore {
         } else {
             None
         };
-        Ok(SecretStore { env_prefix: get("SECRET_ENV_PREFIX"), env, base, read_chain, write, vault })
+        Ok(SecretStore { env_prefix: get("SECRET_ENV_PREFIX"), env, base, base_source, read_chain, write, vault })
+    }
+
+    fn uses_filesystem(&self) -> bool {
+        self.write == Provider::Filesystem || self.read_chain.contains(&Provider::Filesystem)
+    }
+
+    /// Where secrets are read from and written to, in one line (no secret in it).
+    pub fn location(&self) -> String {
+        let chain: Vec<String> = self.read_chain.iter().map(|p| p.describe(&self.base)).collect();
+        format!("read from {}; written to {}", chain.join(", then "), self.write.describe(&self.base))
+    }
+
+    /// What an operator should do about the filesystem base, if anything: for a legacy
+    /// `./secrets` (or `../secrets`), where the default is now and the commands to move there.
+    pub fn legacy_warning(&self) -> Option<String> {
+        if self.base_source != FsBase::Legacy || !self.uses_filesystem() {
+            return None;
+        }
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let new = default_fs_base(&cwd);
+        let data = new.parent().unwrap_or(&cwd);
+        let q = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+        Some(format!(
+            "tenant secrets are kept in {old}, where rmm-sync kept them before {new} became the default \
+             (outside the data directory, so a checkout's .gitignore may not cover them); they are still \
+             read and written there. To move them, stop rmm-sync and run: mkdir -p {data_q} && mv {old_q} \
+             {new_q} && chmod -R go-rwx {new_q}. If AlgaPSA reads the same directory, keep it instead with \
+             SECRET_FS_BASE_PATH={old}",
+            old = self.base.display(),
+            new = new.display(),
+            data_q = q(data),
+            old_q = q(&self.base),
+            new_q = q(&new),
+        ))
+    }
+
+    /// Logs once, at start-up, where secrets are kept (info), and the [`legacy_warning`] (warn).
+    ///
+    /// [`legacy_warning`]: SecretStore::legacy_warning
+    pub fn log_location(&self) {
+        tracing::info!("secrets are {}", self.location());
+        if let Some(w) = self.legacy_warning() {
+            tracing::warn!("{w}");
+        }
     }
 
     /// A tenant secret: the first provider of the read chain that has it.
@@ -176,7 +277,7 @@ impl SecretStore {
         match value {
             Some(v) => {
                 if let Some(dir) = path.parent() {
-                    tokio::fs::create_dir_all(dir).await.map_err(io)?;
+                    create_private_dir(dir).await.map_err(io)?;
                 }
                 write_private(&path, v.expose_secret().as_bytes()).await.map_err(io)
             }
@@ -225,6 +326,17 @@ async fn read_file(path: &Path, name: &str) -> Result<Option<SecretString>, Secr
     }
 }
 
+/// `dir` and its missing parents, each made mode 0700 (the ones that exist are left alone).
+async fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = tokio::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    b.mode(0o700);
+    b.create(dir).await
+}
+
+/// Writes `bytes` to `path`, a file only its owner reads: mode 0600, also when it existed with
+/// wider permissions.
 async fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut opts = tokio::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -232,6 +344,13 @@ async fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     opts.mode(0o600);
     use tokio::io::AsyncWriteExt;
     let mut f = opts.open(path).await?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if f.metadata().await?.permissions().mode() & 0o077 != 0 {
+            f.set_permissions(std::fs::Permissions::from_mode(0o600)).await?;
+        }
+    }
     f.write_all(bytes).await?;
     f.flush().await
 }
@@ -356,6 +475,60 @@ mod tests {
         assert_eq!(s.get_tenant_secret(tenant, "x").await.unwrap().unwrap().expose_secret(), "p");
         let s = store(&[("SECRET_ENV_PREFIX", "ALGA"), ("SECRET_READ_CHAIN", "env"), ("ALGA_redis_password", "r")]);
         assert_eq!(s.get_app_secret("redis_password").await.unwrap().unwrap().expose_secret(), "r");
+    }
+
+    #[test]
+    fn the_filesystem_base_is_under_the_data_dir_unless_a_legacy_dir_holds_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = dir.path().join("work");
+        std::fs::create_dir_all(&cwd).unwrap();
+        let no_run = dir.path().join("no-run-secrets");
+        let resolve = |configured: Option<&str>| resolve_fs_base(configured, &cwd, &no_run);
+        let data = cwd.join("data").join("secrets");
+        assert_eq!(default_fs_base(&cwd), data);
+
+        // Nothing there: ./data/secrets.
+        assert_eq!(resolve(None), (data.clone(), FsBase::DataDir));
+        // Empty legacy directories are ignored.
+        std::fs::create_dir_all(cwd.join("secrets")).unwrap();
+        std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+        assert_eq!(resolve(None), (data.clone(), FsBase::DataDir));
+        // A non-empty ../secrets, then a non-empty ./secrets, are used.
+        std::fs::create_dir_all(dir.path().join("secrets/tenants")).unwrap();
+        assert_eq!(resolve(None), (dir.path().join("secrets"), FsBase::Legacy));
+        std::fs::write(cwd.join("secrets/redis_password"), "x").unwrap();
+        assert_eq!(resolve(None), (cwd.join("secrets"), FsBase::Legacy));
+        // ./data/secrets, once it exists, wins over them.
+        std::fs::create_dir_all(&data).unwrap();
+        assert_eq!(resolve(None), (data.clone(), FsBase::DataDir));
+        // /run/secrets wins over that, and SECRET_FS_BASE_PATH over everything (relative to cwd).
+        assert_eq!(resolve_fs_base(None, &cwd, dir.path()), (dir.path().to_owned(), FsBase::RunSecrets));
+        assert_eq!(resolve(Some("elsewhere")), (cwd.join("elsewhere"), FsBase::Configured));
+        assert_eq!(resolve(Some("/abs/s")), (PathBuf::from("/abs/s"), FsBase::Configured));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn written_secrets_are_private_to_the_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("data").join("secrets");
+        let s = store(&[("SECRET_FS_BASE_PATH", base.to_str().unwrap()), ("SECRET_READ_CHAIN", "filesystem")]);
+        let tenant = Uuid::new_v4();
+        let v = SecretString::from("v".to_owned());
+        s.set_tenant_secret(tenant, "k", Some(&v)).await.unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let tenant_dir = base.join("tenants").join(tenant.to_string());
+        for d in [dir.path().join("data"), base.clone(), base.join("tenants"), tenant_dir.clone()] {
+            assert_eq!(mode(&d), 0o700, "{}", d.display());
+        }
+        assert_eq!(mode(&tenant_dir.join("k")), 0o600);
+        // A file that was readable by others is made private when it is written.
+        std::fs::set_permissions(tenant_dir.join("k"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        s.set_tenant_secret(tenant, "k", Some(&v)).await.unwrap();
+        assert_eq!(mode(&tenant_dir.join("k")), 0o600);
+        assert!(s.legacy_warning().is_none());
+        assert!(s.location().contains(&base.display().to_string()), "{}", s.location());
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! The operator's commands as child processes: `rmm-sync integration set|test|show` against the
-//! Tactical simulator, and `rmm-sync demo` from start to Ctrl-C.
+//! Tactical simulator, where tenant secrets land with no secret settings, and `rmm-sync demo` from
+//! start to Ctrl-C.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -243,4 +244,140 @@ async fn demo_syncs_both_simulators_prints_a_summary_and_serves_until_interrupte
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("stops").unwrap();
     assert!(status.success(), "{status:?}");
     assert!(dir.path().join("data/demo/rmm-sync.db").exists());
+}
+
+/// `rmm-sync <args>` in `cwd` with no secret, database or rmm-sync settings of the environment (as
+/// a new user runs it from a checkout), logging at info.
+async fn run_in(cwd: &std::path::Path, db_url: Option<&str>, args: &[&str], stdin: Option<&str>) -> Out {
+    let mut c = tokio::process::Command::new(rmm_sync_bin());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RMM_SYNC_")
+            || k.starts_with("SECRET_")
+            || k.starts_with("VAULT_")
+            || k.starts_with("TENANT_")
+            || k == "DATABASE_URL"
+            || k == "RUST_LOG"
+        {
+            c.env_remove(k);
+        }
+    }
+    if let Some(url) = db_url {
+        c.env("DATABASE_URL", url);
+    }
+    c.current_dir(cwd)
+        .args(args)
+        .env("RMM_SYNC_LOG__LEVEL", "info")
+        .env("RMM_SYNC_SCHEDULER__ENABLED", "false")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = c.spawn().expect("rmm-sync starts");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).await.unwrap();
+    }
+    drop(input);
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.expect("ends").unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// With no secret settings a tenant secret set through the CLI lands in `./data/secrets` (mode
+/// 0700 directories, a 0600 file), not in `./secrets`, and start-up says where secrets are kept; a
+/// non-empty legacy `./secrets` keeps being read and written, with a warning naming the new place
+/// and the commands to move there.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_secrets_default_to_the_data_dir_and_a_legacy_secrets_dir_keeps_working() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    if std::path::Path::new("/run/secrets").is_dir() {
+        // /run/secrets comes before ./data/secrets (Docker and Kubernetes secrets): the default
+        // cannot be seen on this machine.
+        eprintln!("skipped: /run/secrets exists here and is the filesystem secrets' base");
+        return;
+    }
+    let top = tempfile::tempdir().unwrap();
+    let work = top.path().join("checkout");
+    // An empty ./secrets (and ../secrets) is not a legacy store: it is ignored.
+    std::fs::create_dir_all(work.join("secrets")).unwrap();
+    std::fs::create_dir_all(top.path().join("secrets")).unwrap();
+
+    // The default store, ./data/rmm-sync.db, in the working directory.
+    let m = run_in(&work, None, &["migrate"], None).await;
+    assert_eq!(m.code, 0, "{}", m.stderr);
+    let db_path = work.join("data/rmm-sync.db");
+    assert!(db_path.exists());
+    let url = format!("sqlite://{}", db_path.display());
+    let db = Db::connect(&url, &DatabaseSettings::default()).await.unwrap();
+    let tenant = stores::tenant(&db).await.unwrap();
+    db.close().await;
+    let t = tenant.to_string();
+
+    let key = "first-key-0000-abcd";
+    let set = run_in(
+        &work,
+        None,
+        &[
+            "integration",
+            "set",
+            "tacticalrmm",
+            "--tenant",
+            &t,
+            "--instance-url",
+            "https://api.example.test",
+            "--api-key",
+            "-",
+        ],
+        Some(&format!("{key}\n")),
+    )
+    .await;
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    assert_eq!(set.json()["credentials"]["hasApiKey"], true, "{}", set.stdout);
+    let base = work.join("data/secrets");
+    let file = base.join("tenants").join(&t).join("tacticalrmm_api_key");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), key);
+    for d in [base.clone(), base.join("tenants"), base.join("tenants").join(&t)] {
+        assert_eq!(mode(&d), 0o700, "{} is not private", d.display());
+    }
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(std::fs::read_dir(work.join("secrets")).unwrap().count(), 0, "something was written to ./secrets");
+    assert!(
+        set.stderr.contains("secrets are read from") && set.stderr.contains(&base.display().to_string()),
+        "start-up does not say where secrets are kept: {}",
+        set.stderr
+    );
+    assert!(!set.stderr.contains("mv "), "a warning about an empty ./secrets: {}", set.stderr);
+
+    // Another working directory with secrets in ./secrets, as earlier versions left them.
+    let old = top.path().join("old-checkout");
+    let legacy = old.join("secrets");
+    let legacy_file = legacy.join("tenants").join(&t).join("tacticalrmm_api_key");
+    std::fs::create_dir_all(legacy_file.parent().unwrap()).unwrap();
+    std::fs::write(&legacy_file, "legacy-key-9876\n").unwrap();
+    let show = run_in(&old, Some(&url), &["integration", "show", "tacticalrmm", "--tenant", &t], None).await;
+    assert_eq!(show.code, 0, "{}", show.stderr);
+    let v = show.json();
+    assert_eq!(v["credentials"]["hasApiKey"], true, "{v}");
+    assert!(v["credentials"]["apiKeyMasked"].as_str().unwrap().ends_with("9876"), "not read from ./secrets: {v}");
+    let new_place = old.join("data/secrets").display().to_string();
+    for needle in [legacy.display().to_string(), new_place.clone(), "mv ".into(), "chmod -R go-rwx".into()] {
+        assert!(show.stderr.contains(&needle), "no {needle:?} in the warning: {}", show.stderr);
+    }
+    assert!(show.stderr.contains("WARN"), "{}", show.stderr);
+    // Writes still go there too, and nothing appears in ./data/secrets.
+    let set = run_in(
+        &old,
+        Some(&url),
+        &["integration", "set", "tacticalrmm", "--tenant", &t, "--api-key", "legacy-key-5555"],
+        None,
+    )
+    .await;
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    assert_eq!(std::fs::read_to_string(&legacy_file).unwrap().trim(), "legacy-key-5555");
+    assert!(!old.join("data/secrets").exists(), "a write went to {new_place}");
 }

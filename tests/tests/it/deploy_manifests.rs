@@ -863,6 +863,17 @@ async fn dockerfile_builds_the_binary_and_runs_it_unprivileged() {
         "{data_dir} is not created for uid {}",
         img.uid
     );
+    // So do the default filesystem secrets, in a directory only that user reads.
+    let secrets_dir = rmm_shared::secrets::default_fs_base(Path::new(workdir));
+    let secrets_dir = secrets_dir.to_str().unwrap();
+    assert!(secrets_dir.starts_with(data_dir), "{secrets_dir} is not under {data_dir}");
+    assert!(
+        rt.all("RUN").iter().any(|r| r.split("&&").any(|c| c.contains(&format!("-o {}", img.uid))
+            && c.contains("-m 0700")
+            && c.split_whitespace().any(|w| w == secrets_dir))),
+        "{secrets_dir} is not created mode 0700 for uid {}",
+        img.uid
+    );
 
     // The build context keeps what the build needs and leaves out the rest.
     let ignore = read(".dockerignore");

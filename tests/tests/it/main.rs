@@ -13,6 +13,7 @@
 
 mod algapsa_schema;
 mod apalis_tables;
+mod api_errors;
 mod cli;
 mod deploy_manifests;
 mod events;
