@@ -442,8 +442,7 @@ fn integrations_table(h: &mut String, d: &StatusData) {
         if i.token_status.as_deref() == Some(lifecycle::RECONNECT_REQUIRED) {
             status.push_str(" · <span class=\"bad\" data-token=\"reconnect_required\">reconnect required</span>");
         }
-        let skips: Vec<String> =
-            i.skipped_schedules.iter().map(|(k, r)| format!("{}: {}", esc(k), esc(r))).collect();
+        let skips: Vec<String> = i.skipped_schedules.iter().map(|(k, r)| format!("{}: {}", esc(k), esc(r))).collect();
         let run = match (&i.run_kind, &i.run_status) {
             (Some(k), Some(s)) => format!("{} · {}", esc(k), esc(s)),
             _ => "–".into(),

@@ -223,7 +223,9 @@ fn interval(given: Option<i64>, (min, max, default): (i64, i64, i64)) -> Result<
     match given {
         None => Ok(default as u32),
         Some(m) if (min..=max).contains(&m) => Ok(m as u32),
-        Some(m) => Err(ApiError::BadRequest(body(format!("intervalMinutes must be between {min} and {max} (got {m})")))),
+        Some(m) => {
+            Err(ApiError::BadRequest(body(format!("intervalMinutes must be between {min} and {max} (got {m})"))))
+        }
     }
 }
 
@@ -410,13 +412,29 @@ async fn last_runs(db: &Db, tenant: Uuid, integration: Uuid) -> Result<Vec<Value
     let rows: Vec<RunRow> = db.fetch(&sql, &[&tenant.to_string(), &integration.to_string()]).await?;
     Ok(rows
         .into_iter()
-        .map(|(id, kind, trigger, status, started, finished, processed, created, updated, deleted, skipped, failed, job)| {
-            json!({
-                "runId": id, "kind": kind, "trigger": trigger, "status": status,
-                "startedAt": started, "finishedAt": finished, "jobId": job,
-                "counts": { "processed": processed, "created": created, "updated": updated,
-                            "deleted": deleted, "skipped": skipped, "failed": failed },
-            })
-        })
+        .map(
+            |(
+                id,
+                kind,
+                trigger,
+                status,
+                started,
+                finished,
+                processed,
+                created,
+                updated,
+                deleted,
+                skipped,
+                failed,
+                job,
+            )| {
+                json!({
+                    "runId": id, "kind": kind, "trigger": trigger, "status": status,
+                    "startedAt": started, "finishedAt": finished, "jobId": job,
+                    "counts": { "processed": processed, "created": created, "updated": updated,
+                                "deleted": deleted, "skipped": skipped, "failed": failed },
+                })
+            },
+        )
         .collect())
 }

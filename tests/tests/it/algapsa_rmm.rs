@@ -13,9 +13,7 @@ use rmm_jobs::{JobStatus, Runtime};
 use rmm_shared::config::QueueBackend;
 use rmm_shared::db::Db;
 use rmm_shared::db::sql::{ColType, fmt_ts};
-use rmm_tests::runtime::{
-    Ingress, SECRET, Workers, fast_settings, mapped_tactical_tenant, runtime, wait_finished,
-};
+use rmm_tests::runtime::{Ingress, SECRET, Workers, fast_settings, mapped_tactical_tenant, runtime, wait_finished};
 use rmm_tests::sim::tactical::TacticalSim;
 use rmm_tests::sim::tanium::{DEFAULT_TOKEN, TaniumFleetSpec, TaniumSim, TaniumSimConfig};
 use rmm_tests::stores::{self, count, scalar};
@@ -103,13 +101,16 @@ async fn routes_on(store: stores::TestStore) -> stores::TestStore {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = fast_settings(QueueBackend::Database);
     settings.upstream.tanium_requests_per_second = 0;
+    settings.scheduler.enabled = false; // the test ticks the scheduler itself
     let rt = runtime(db, settings, dir.path()).await.unwrap();
     let ing = Ingress::start(&rt, Some(BOOTSTRAP)).await;
     let tactical = TacticalSim::start_default().await.unwrap();
-    let tanium =
-        TaniumSim::start(TaniumSimConfig { fleet: TaniumFleetSpec { groups: 2, endpoints: 6, ..Default::default() }, ..Default::default() })
-            .await
-            .unwrap();
+    let tanium = TaniumSim::start(TaniumSimConfig {
+        fleet: TaniumFleetSpec { groups: 2, endpoints: 6, ..Default::default() },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let (tenant, _) = mapped_tactical_tenant(db, &rt, &tactical).await;
     let key = create_key(db, Some(tenant), KeyScope::Write, "alga").await.unwrap().key;
     let read = create_key(db, Some(tenant), KeyScope::Read, "alga read").await.unwrap().key;
@@ -117,7 +118,12 @@ async fn routes_on(store: stores::TestStore) -> stores::TestStore {
     // Tanium through the admin API, its groups synced and mapped.
     let base = format!("/tenants/{tenant}/integrations/tanium");
     let (s, b) = ing
-        .api(Method::PUT, &base, BOOTSTRAP, Some(json!({"instance_url": tanium.base_url(), "api_token": DEFAULT_TOKEN})))
+        .api(
+            Method::PUT,
+            &base,
+            BOOTSTRAP,
+            Some(json!({"instance_url": tanium.base_url(), "api_token": DEFAULT_TOKEN})),
+        )
         .await;
     assert_eq!(s, 200, "{b}");
     let (_, b) = ing.api(Method::POST, &format!("{base}/test"), BOOTSTRAP, Some(json!({}))).await;
@@ -138,18 +144,30 @@ async fn routes_on(store: stores::TestStore) -> stores::TestStore {
     assert_eq!(alga(&ing, Method::GET, "/integrations/rmm", "rmk_nope", None).await.0, 401);
     let (s, b) = alga(&ing, Method::GET, "/integrations/rmm", BOOTSTRAP, None).await;
     assert_eq!((s, b), (400, json!({"error": "this route needs a tenant-scoped key"})));
-    let (s, e) = alga(&ing, Method::PUT, "/integrations/rmm/tacticalrmm/device-sync", &read, Some(json!({"enabled": true}))).await;
+    let (s, e) =
+        alga(&ing, Method::PUT, "/integrations/rmm/tacticalrmm/device-sync", &read, Some(json!({"enabled": true})))
+            .await;
     assert_eq!(s, 403, "{e}");
     let (s, b) = alga(&ing, Method::GET, "/integrations/rmm", &read, None).await;
     assert_eq!(s, 200, "{b}");
 
     // The list: every integration of the tenant, AlgaPSA's fields first.
-    let providers: Vec<String> = b["data"].as_array().unwrap().iter().map(|i| i["provider"].as_str().unwrap().to_owned()).collect();
+    let providers: Vec<String> =
+        b["data"].as_array().unwrap().iter().map(|i| i["provider"].as_str().unwrap().to_owned()).collect();
     assert_eq!(providers, ["ninjaone", "tacticalrmm", "tanium"], "{b}");
     let t = b["data"].as_array().unwrap().iter().find(|i| i["provider"] == "tacticalrmm").unwrap().clone();
-    for field in ["integrationId", "isActive", "syncStatus", "syncError", "connectedAt", "lastSyncAt", "deviceCount",
-        "deviceSyncEnabled", "deviceSyncIntervalMinutes", "lastIncrementalSyncAt"]
-    {
+    for field in [
+        "integrationId",
+        "isActive",
+        "syncStatus",
+        "syncError",
+        "connectedAt",
+        "lastSyncAt",
+        "deviceCount",
+        "deviceSyncEnabled",
+        "deviceSyncIntervalMinutes",
+        "lastIncrementalSyncAt",
+    ] {
         assert!(t.get(field).is_some(), "AlgaPSA's field {field} missing: {t}");
     }
     assert_eq!((&t["deviceSyncEnabled"], &t["deviceSyncIntervalMinutes"]), (&json!(false), &json!(60)), "{t}");
@@ -172,7 +190,8 @@ async fn routes_on(store: stores::TestStore) -> stores::TestStore {
         ("levelio", "levelio-sync-devices", Some(level_integ)),
     ] {
         let path = format!("/integrations/rmm/{provider}/device-sync");
-        for bad in [json!({"enabled": true, "intervalMinutes": 14}), json!({"enabled": true, "intervalMinutes": 1441})] {
+        for bad in [json!({"enabled": true, "intervalMinutes": 14}), json!({"enabled": true, "intervalMinutes": 1441})]
+        {
             let (s, b) = alga(&ing, Method::PUT, &path, &key, Some(bad)).await;
             assert_eq!(s, 400, "{provider}: {b}");
             assert!(b["error"].as_str().unwrap().contains("between 15 and 1440"), "{b}");
@@ -180,45 +199,68 @@ async fn routes_on(store: stores::TestStore) -> stores::TestStore {
         let before = settings_of(db, tenant, provider).await;
         let (s, b) = alga(&ing, Method::PUT, &path, &key, Some(json!({"enabled": true}))).await;
         assert_eq!(s, 200, "{provider}: {b}");
-        assert_eq!((&b["data"]["deviceSyncEnabled"], &b["data"]["deviceSyncIntervalMinutes"]), (&json!(true), &json!(60)));
+        assert_eq!(
+            (&b["data"]["deviceSyncEnabled"], &b["data"]["deviceSyncIntervalMinutes"]),
+            (&json!(true), &json!(60))
+        );
         let (s, b) = alga(&ing, Method::PUT, &path, &key, Some(json!({"enabled": true, "intervalMinutes": 30}))).await;
         assert_eq!(s, 200, "{provider}: {b}");
         assert_eq!((&b["data"]["provider"], &b["data"]["deviceSyncIntervalMinutes"]), (&json!(provider), &json!(30)));
         let sched = &b["data"]["schedules"]["deviceSync"];
-        assert_eq!((&sched["kind"], &sched["args"], &sched["enabled"]), (&json!(kind), &json!({"mode": "incremental"}), &json!(true)));
+        assert_eq!(
+            (&sched["kind"], &sched["args"], &sched["enabled"]),
+            (&json!(kind), &json!({"mode": "incremental"}), &json!(true))
+        );
         assert_eq!(settings_of(db, tenant, provider).await, before, "{provider}: AlgaPSA's settings must not change");
         if let Some(integ) = integ {
-            let scope = ScheduleScope { tenant: Some(tenant), provider: Some(provider.into()), integration_id: Some(integ), kind: kind.into() };
+            let scope = ScheduleScope {
+                tenant: Some(tenant),
+                provider: Some(provider.into()),
+                integration_id: Some(integ),
+                kind: kind.into(),
+            };
             assert_eq!(schedules.get(&scope).await.unwrap().unwrap().interval_minutes, Some(30));
         }
     }
-    let (_, b) = alga(&ing, Method::PUT, "/integrations/rmm/levelio/device-sync", &key, Some(json!({"enabled": false}))).await;
+    let (_, b) =
+        alga(&ing, Method::PUT, "/integrations/rmm/levelio/device-sync", &key, Some(json!({"enabled": false}))).await;
     assert_eq!(b["data"]["deviceSyncEnabled"], json!(false), "{b}");
 
     // Alert polling (AlgaPSA's alertPolling): 5–60 minutes, 15 by default; Tanium has no alerts.
-    for (provider, kind) in [("tacticalrmm", "backfill-alerts"), ("ninjaone", "ninjaone-backfill-alerts"), ("levelio", "levelio-backfill-alerts")] {
+    for (provider, kind) in [
+        ("tacticalrmm", "backfill-alerts"),
+        ("ninjaone", "ninjaone-backfill-alerts"),
+        ("levelio", "levelio-backfill-alerts"),
+    ] {
         let path = format!("/integrations/rmm/{provider}/alert-polling");
         for bad in [4, 61] {
-            let (s, b) = alga(&ing, Method::PUT, &path, &key, Some(json!({"enabled": true, "intervalMinutes": bad}))).await;
+            let (s, b) =
+                alga(&ing, Method::PUT, &path, &key, Some(json!({"enabled": true, "intervalMinutes": bad}))).await;
             assert_eq!(s, 400, "{provider}: {b}");
             assert!(b["error"].as_str().unwrap().contains("between 5 and 60"), "{b}");
         }
         let (s, b) = alga(&ing, Method::PUT, &path, &key, Some(json!({"enabled": true}))).await;
         assert_eq!(s, 200, "{provider}: {b}");
-        assert_eq!((&b["data"]["alertPollingEnabled"], &b["data"]["alertPollingIntervalMinutes"]), (&json!(true), &json!(15)));
+        assert_eq!(
+            (&b["data"]["alertPollingEnabled"], &b["data"]["alertPollingIntervalMinutes"]),
+            (&json!(true), &json!(15))
+        );
         assert_eq!(b["data"]["schedules"]["alertPolling"]["kind"], json!(kind), "{b}");
     }
-    let (s, b) = alga(&ing, Method::PUT, "/integrations/rmm/tanium/alert-polling", &key, Some(json!({"enabled": true}))).await;
+    let (s, b) =
+        alga(&ing, Method::PUT, "/integrations/rmm/tanium/alert-polling", &key, Some(json!({"enabled": true}))).await;
     assert_eq!((s, b), (400, json!({"error": "Alert polling is not available for provider 'tanium'."})));
 
     // The sync route: syncType defaults to incremental; each provider's device sync kind.
     for (provider, kind) in [("ninjaone", "ninjaone-sync-devices"), ("levelio", "levelio-sync-devices")] {
-        let (s, b) = alga(&ing, Method::POST, &format!("/integrations/rmm/{provider}/sync"), &key, Some(json!({}))).await;
+        let (s, b) =
+            alga(&ing, Method::POST, &format!("/integrations/rmm/{provider}/sync"), &key, Some(json!({}))).await;
         assert_eq!(s, 202, "{b}");
         assert_eq!(job_of(&rt, b["job_id"].as_str().unwrap()).await, (kind.to_owned(), json!({"mode": "incremental"})));
         assert_eq!(b["data"]["syncType"], json!("incremental"));
     }
-    let (s, b) = alga(&ing, Method::POST, "/integrations/rmm/tacticalrmm/sync", &key, Some(json!({"syncType": "weekly"}))).await;
+    let (s, b) =
+        alga(&ing, Method::POST, "/integrations/rmm/tacticalrmm/sync", &key, Some(json!({"syncType": "weekly"}))).await;
     assert_eq!((s, b), (400, json!({"error": "syncType must be full or incremental"})));
     // An empty body is AlgaPSA's default too.
     let resp = ing
@@ -231,15 +273,23 @@ async fn routes_on(store: stores::TestStore) -> stores::TestStore {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 202);
     let b: Value = resp.json().await.unwrap();
-    assert_eq!(job_of(&rt, b["job_id"].as_str().unwrap()).await, ("tanium-full-sync".to_owned(), json!({"mode": "incremental"})));
+    assert_eq!(
+        job_of(&rt, b["job_id"].as_str().unwrap()).await,
+        ("tanium-full-sync".to_owned(), json!({"mode": "incremental"}))
+    );
 
     // Workers run what follows: a full Tactical sync through the route, then the schedule's
     // incremental one.
     let workers = Workers::start(&rt);
-    let (s, b) = alga(&ing, Method::POST, "/integrations/rmm/tacticalrmm/sync", &key, Some(json!({"syncType": "full"}))).await;
+    let (s, b) =
+        alga(&ing, Method::POST, "/integrations/rmm/tacticalrmm/sync", &key, Some(json!({"syncType": "full"}))).await;
     assert_eq!(s, 202, "{b}");
     let job = wait_finished(&rt, b["job_id"].as_str().unwrap(), Duration::from_secs(60)).await;
-    assert_eq!((job.status, &job.kind, &job.args), (JobStatus::Done, &"sync-devices".to_owned(), &json!({"mode": "full"})), "{job:?}");
+    assert_eq!(
+        (job.status, &job.kind, &job.args),
+        (JobStatus::Done, &"sync-devices".to_owned(), &json!({"mode": "full"})),
+        "{job:?}"
+    );
     let synced = count(db, tenant, "assets WHERE rmm_provider = 'tacticalrmm'").await;
     assert!(synced > 0);
     let (_, b) = alga(&ing, Method::GET, "/integrations/rmm/tacticalrmm", &key, None).await;
@@ -250,13 +300,24 @@ async fn routes_on(store: stores::TestStore) -> stores::TestStore {
     // Only Tactical's device sync due now: its job runs incremental, as AlgaPSA's schedule does.
     let d = db.dialect();
     let f = rmm_shared::db::sql::P(d).bool(false);
-    db.execute(&format!("UPDATE {} SET enabled = {f} WHERE kind <> 'sync-devices'", db.ours("schedules")), &[]).await.unwrap();
+    db.execute(&format!("UPDATE {} SET enabled = {f} WHERE kind <> 'sync-devices'", db.ours("schedules")), &[])
+        .await
+        .unwrap();
     make_due(db, tenant).await;
     let report = tick(&rt.queue).await.unwrap();
     assert_eq!(report.enqueued.len(), 1, "{report:?}");
     let job = wait_finished(&rt, &report.enqueued[0], Duration::from_secs(60)).await;
     assert_eq!((job.status, &job.args), (JobStatus::Done, &json!({"mode": "incremental"})), "{job:?}");
-    let runs = scalar(db, &format!("SELECT CAST(COUNT(*) AS TEXT) FROM {} WHERE kind = 'sync-devices' AND \"trigger\" = 'schedule'", db.ours("sync_runs")), &[]).await.unwrap();
+    let runs = scalar(
+        db,
+        &format!(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM {} WHERE kind = 'sync-devices' AND \"trigger\" = 'schedule'",
+            db.ours("sync_runs")
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
     assert_eq!(runs.as_deref(), Some("1"));
 
     // An asset's refresh: the job of the provider it is mapped to, with its device id.
@@ -266,7 +327,11 @@ async fn routes_on(store: stores::TestStore) -> stores::TestStore {
     assert_eq!(s, 403, "{b}");
     let (s, b) = alga(&ing, Method::POST, &format!("/assets/{asset}/rmm/refresh"), &key, None).await;
     assert_eq!(s, 202, "{b}");
-    assert_eq!((&b["data"]["provider"], &b["data"]["deviceId"]), (&json!("tacticalrmm"), &json!(agent.agent_id)), "{b}");
+    assert_eq!(
+        (&b["data"]["provider"], &b["data"]["deviceId"]),
+        (&json!("tacticalrmm"), &json!(agent.agent_id)),
+        "{b}"
+    );
     let job = wait_finished(&rt, b["job_id"].as_str().unwrap(), Duration::from_secs(30)).await;
     assert_eq!((job.status, job.kind.as_str()), (JobStatus::Done, "sync-agent"), "{job:?}");
     let detail = &job.result.as_ref().unwrap()["detail"];
@@ -275,7 +340,9 @@ async fn routes_on(store: stores::TestStore) -> stores::TestStore {
     // Tanium: the endpoint's own refresh job, written under the group it was synced under.
     let (client, options) = rmm_jobs::providers::tanium::build_client(&rt, tenant, tanium_integ).await.unwrap();
     let mode = rmm_shared::providers::tanium::sync::SyncMode::Full;
-    let r = rmm_shared::providers::tanium::sync::sync_devices(db, tenant, tanium_integ, &client, mode, options).await.unwrap();
+    let r = rmm_shared::providers::tanium::sync::sync_devices(db, tenant, tanium_integ, &client, mode, options)
+        .await
+        .unwrap();
     // (the route's tanium-full-sync above may have created them already)
     assert!(r.counts.processed > 0 && r.counts.failed == 0 && r.errors.is_empty(), "{r:?}");
     let endpoint = tanium.fleet().endpoints[0].id.clone();
@@ -287,7 +354,10 @@ async fn routes_on(store: stores::TestStore) -> stores::TestStore {
     assert_eq!((job.status, job.kind.as_str()), (JobStatus::Done, "tanium-sync-endpoint"), "{job:?}");
     let detail = &job.result.as_ref().unwrap()["detail"];
     assert_eq!((&detail["action"], &detail["asset_id"]), (&json!("updated"), &json!(asset)), "{job:?}");
-    assert!(tanium.requests().iter().any(|r| r.operation.as_deref() == Some("TaniumEndpoints")), "the endpoint was read");
+    assert!(
+        tanium.requests().iter().any(|r| r.operation.as_deref() == Some("TaniumEndpoints")),
+        "the endpoint was read"
+    );
 
     // NinjaOne: a mapped device's refresh is its webhook refresh kind.
     let device_asset = Uuid::new_v4();
@@ -307,7 +377,10 @@ async fn routes_on(store: stores::TestStore) -> stores::TestStore {
     .unwrap();
     let (s, b) = alga(&ing, Method::POST, &format!("/assets/{device_asset}/rmm/refresh"), &key, None).await;
     assert_eq!(s, 202, "{b}");
-    assert_eq!(job_of(&rt, b["job_id"].as_str().unwrap()).await, ("ninjaone-sync-device".to_owned(), json!({"agent_id": "4711"})));
+    assert_eq!(
+        job_of(&rt, b["job_id"].as_str().unwrap()).await,
+        ("ninjaone-sync-device".to_owned(), json!({"agent_id": "4711"}))
+    );
 
     // No mapping, no asset, another tenant's asset.
     let plain = Uuid::new_v4();
@@ -374,21 +447,33 @@ async fn algapsa_v1_rmm_routes_read_schedule_sync_and_refresh_on_every_provider(
 async fn reconnect_required_on(store: stores::TestStore) -> stores::TestStore {
     let db = &store.db;
     let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(db, fast_settings(QueueBackend::Database), dir.path()).await.unwrap();
+    let mut settings = fast_settings(QueueBackend::Database);
+    settings.scheduler.enabled = false; // the test ticks the scheduler itself
+    let rt = runtime(db, settings, dir.path()).await.unwrap();
     let ing = Ingress::start(&rt, Some(BOOTSTRAP)).await;
     let tactical = TacticalSim::start_default().await.unwrap();
     let (tenant, integration) = mapped_tactical_tenant(db, &rt, &tactical).await;
     stores::integration(db, tenant, "levelio").await.unwrap();
     let key = create_key(db, Some(tenant), KeyScope::Write, "alga").await.unwrap().key;
     for path in ["device-sync", "alert-polling"] {
-        let (s, b) =
-            alga(&ing, Method::PUT, &format!("/integrations/rmm/tacticalrmm/{path}"), &key, Some(json!({"enabled": true}))).await;
+        let (s, b) = alga(
+            &ing,
+            Method::PUT,
+            &format!("/integrations/rmm/tacticalrmm/{path}"),
+            &key,
+            Some(json!({"enabled": true})),
+        )
+        .await;
         assert_eq!(s, 200, "{b}");
     }
     let agent = tactical.agents()[0].agent_id.clone();
     let workers = Workers::start(&rt);
-    let (_, b) = alga(&ing, Method::POST, "/integrations/rmm/tacticalrmm/sync", &key, Some(json!({"syncType": "full"}))).await;
-    assert_eq!(wait_finished(&rt, b["job_id"].as_str().unwrap(), Duration::from_secs(60)).await.status, JobStatus::Done);
+    let (_, b) =
+        alga(&ing, Method::POST, "/integrations/rmm/tacticalrmm/sync", &key, Some(json!({"syncType": "full"}))).await;
+    assert_eq!(
+        wait_finished(&rt, b["job_id"].as_str().unwrap(), Duration::from_secs(60)).await.status,
+        JobStatus::Done
+    );
     let asset = asset_of(db, tenant, "tacticalrmm", &agent).await;
 
     // AlgaPSA (or an operator) marks the Tactical integration: reconnect required.
@@ -419,13 +504,21 @@ async fn reconnect_required_on(store: stores::TestStore) -> stores::TestStore {
     assert_eq!(reasons, ["reconnect_required", "reconnect_required"], "{report:?}");
     let (_, b) = alga(&ing, Method::GET, "/integrations/rmm/tacticalrmm", &key, None).await;
     let status = &b["data"];
-    assert_eq!((&status["reconnectRequired"], &status["tokenLifecycleStatus"]), (&json!(true), &json!("reconnect_required")));
+    assert_eq!(
+        (&status["reconnectRequired"], &status["tokenLifecycleStatus"]),
+        (&json!(true), &json!("reconnect_required"))
+    );
     assert_eq!(status["schedules"]["deviceSync"]["last_skip_reason"], json!("reconnect_required"), "{b}");
     assert_eq!(status["schedules"]["alertPolling"]["last_skip_reason"], json!("reconnect_required"), "{b}");
 
     // An admin job is skipped by the gate with the same reason.
     let (s, b) = ing
-        .api(Method::POST, &format!("/tenants/{tenant}/integrations/tacticalrmm/jobs/sync-org"), BOOTSTRAP, Some(json!({})))
+        .api(
+            Method::POST,
+            &format!("/tenants/{tenant}/integrations/tacticalrmm/jobs/sync-org"),
+            BOOTSTRAP,
+            Some(json!({})),
+        )
         .await;
     assert_eq!(s, 202, "{b}");
     let job = wait_finished(&rt, b["job_id"].as_str().unwrap(), Duration::from_secs(30)).await;
@@ -438,7 +531,11 @@ async fn reconnect_required_on(store: stores::TestStore) -> stores::TestStore {
     let job = wait_finished(&rt, reply["job_id"].as_str().unwrap(), Duration::from_secs(30)).await;
     assert_eq!(job.status, JobStatus::Done, "{job:?}");
     let result = job.result.clone().unwrap();
-    assert_eq!((&result["counts"]["alerts_recorded"], &result["detail"]["skipped"]), (&json!(1), &json!("reconnect_required")), "{result}");
+    assert_eq!(
+        (&result["counts"]["alerts_recorded"], &result["detail"]["skipped"]),
+        (&json!(1), &json!("reconnect_required")),
+        "{result}"
+    );
     assert_eq!(count(db, tenant, "rmm_alerts WHERE external_alert_id = '77'").await, 1);
 
     // AlgaPSA's routes refuse to call Tactical.
@@ -460,14 +557,21 @@ async fn reconnect_required_on(store: stores::TestStore) -> stores::TestStore {
         assert!(metrics.contains(line), "{line} missing:\n{metrics}");
     }
     let page = ing.http.get(ing.url("/status")).bearer_auth(BOOTSTRAP).send().await.unwrap().text().await.unwrap();
-    let row = &page[page.find(&format!("<tr data-tenant=\"{tenant}\"><td>{tenant}</td><td>tacticalrmm</td>")).expect("the Tactical row")..];
+    let row = &page[page
+        .find(&format!("<tr data-tenant=\"{tenant}\"><td>{tenant}</td><td>tacticalrmm</td>"))
+        .expect("the Tactical row")..];
     let row = &row[..row.find("</tr>").unwrap()];
     assert!(row.contains("data-token=\"reconnect_required\""), "{row}");
-    assert!(row.contains("sync-devices: reconnect_required") && row.contains("backfill-alerts: reconnect_required"), "{row}");
+    assert!(
+        row.contains("sync-devices: reconnect_required") && row.contains("backfill-alerts: reconnect_required"),
+        "{row}"
+    );
     assert!(page.contains("<td>levelio</td>"));
 
     // A successful connection test clears it; the next slot runs.
-    let (_, b) = ing.api(Method::POST, &format!("/tenants/{tenant}/integrations/tacticalrmm/test"), BOOTSTRAP, Some(json!({}))).await;
+    let (_, b) = ing
+        .api(Method::POST, &format!("/tenants/{tenant}/integrations/tacticalrmm/test"), BOOTSTRAP, Some(json!({})))
+        .await;
     assert_eq!(b["success"], json!(true), "{b}");
     let settings = settings_of(db, tenant, "tacticalrmm").await;
     assert_eq!(settings["tokenLifecycle"], json!({"status": "active", "reason": "credentials refused"}), "{settings}");

@@ -175,8 +175,9 @@ impl JobKind for SyncEndpoint {
             return Err(JobError::Permanent("agent_id (the Tanium endpoint id) is required".into()));
         }
         let (client, _) = client_for(&ctx).await?;
-        let outcome = rmm_shared::providers::tanium::sync::refresh_endpoint(ctx.db(), tenant, integration, &client, endpoint)
-            .await?;
+        let outcome =
+            rmm_shared::providers::tanium::sync::refresh_endpoint(ctx.db(), tenant, integration, &client, endpoint)
+                .await?;
         let mut counts = rmm_shared::ingest::IngestCounts::default();
         counts.record(outcome.action);
         let mut job = counts_outcome(&counts);

@@ -231,8 +231,7 @@ pub async fn refresh_endpoint(
     };
     let filter = json!({ "path": "id", "op": "EQ", "value": endpoint_id });
     let mut pager = client.endpoint_pages(filter.clone(), Some(scope.scope.clone()));
-    let Some(mut rec) = pager.next_page().await?.and_then(|page| page.into_iter().find(|r| r.id == endpoint_id))
-    else {
+    let Some(mut rec) = pager.next_page().await?.and_then(|page| page.into_iter().find(|r| r.id == endpoint_id)) else {
         return Ok(skipped(format!("Tanium endpoint {endpoint_id} was not found")));
     };
     rec.last_reboot_at = client.last_reboot(&filter).await.ok().and_then(|mut m| m.remove(endpoint_id));
