@@ -1,7 +1,7 @@
 //! `/metrics` in the Prometheus text format: HTTP requests of this process, jobs by kind and
 //! status, queue depth and the age of the oldest due job per kind, upstream calls of this process
-//! by provider and status, rows processed by the retained sync runs, and integrations that must be
-//! reconnected.
+//! by provider and status, rows processed by the retained sync runs, integrations that must be
+//! reconnected (every provider), and schedules whose last slot was skipped.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use poem::web::Data;
 use poem::{IntoResponse, Response, handler};
+use rmm_shared::integrations::lifecycle;
 
 use crate::AppState;
 
@@ -168,29 +169,55 @@ pub async fn endpoint(state: Data<&Arc<AppState>>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: ingest counts unavailable"),
     }
-    // Integrations whose provider refused the refresh token (`settings.tokenLifecycle.status`,
-    // AlgaPSA's place for it): their jobs are skipped until an admin authorizes them again.
-    let status = match db.dialect() {
-        rmm_shared::db::Dialect::Postgres => "settings->'tokenLifecycle'->>'status'",
-        rmm_shared::db::Dialect::Sqlite => "json_extract(settings, '$.tokenLifecycle.status')",
-    };
+    // Integrations that must be reconnected (`settings.tokenLifecycle.status`, AlgaPSA's place for
+    // it), whatever their provider: their scheduled and admin jobs are skipped until they are
+    // authorized again or pass a connection test. Every provider is listed, 0 when none.
     let sql = format!(
-        "SELECT provider, CAST(COUNT(*) AS BIGINT) FROM rmm_integrations WHERE {status} = 'reconnect_required' \
-         GROUP BY provider"
+        "SELECT provider, CAST(COUNT(*) AS BIGINT) FROM rmm_integrations WHERE {} = '{}' GROUP BY provider",
+        lifecycle::token_status_sql(db.dialect(), "settings"),
+        lifecycle::RECONNECT_REQUIRED
     );
     let _ = writeln!(
         out,
-        "# HELP rmm_sync_integrations_reconnect_required Integrations whose refresh token was refused; their jobs are skipped until they are authorized again."
+        "# HELP rmm_sync_integrations_reconnect_required Integrations whose settings.tokenLifecycle.status is \
+         reconnect_required, by provider; their scheduled and admin jobs are skipped until they are reconnected."
     );
     let _ = writeln!(out, "# TYPE rmm_sync_integrations_reconnect_required gauge");
     match db.fetch::<(String, i64)>(&sql, &[]).await {
         Ok(rows) => {
-            for (provider, n) in rows {
+            let mut by_provider: BTreeMap<String, i64> =
+                rmm_shared::integrations::providers().into_iter().map(|p| (p.slug().to_owned(), 0)).collect();
+            by_provider.extend(rows);
+            for (provider, n) in by_provider {
                 let _ =
                     writeln!(out, "rmm_sync_integrations_reconnect_required{{provider=\"{}\"}} {n}", esc(&provider));
             }
         }
         Err(e) => tracing::warn!(error = %e, "metrics: integration token states unavailable"),
+    }
+    // Schedules whose last slot was claimed but not run, by provider and reason.
+    let sql = format!(
+        "SELECT COALESCE(provider, ''), last_skip_reason, CAST(COUNT(*) AS BIGINT) FROM {} \
+         WHERE last_skip_reason IS NOT NULL GROUP BY COALESCE(provider, ''), last_skip_reason",
+        db.ours("schedules")
+    );
+    let _ = writeln!(
+        out,
+        "# HELP rmm_sync_schedules_skipped Schedules whose last slot was skipped (not enqueued), by provider and reason."
+    );
+    let _ = writeln!(out, "# TYPE rmm_sync_schedules_skipped gauge");
+    match db.fetch::<(String, String, i64)>(&sql, &[]).await {
+        Ok(rows) => {
+            for (provider, reason, n) in rows {
+                let _ = writeln!(
+                    out,
+                    "rmm_sync_schedules_skipped{{provider=\"{}\",reason=\"{}\"}} {n}",
+                    esc(&provider),
+                    esc(&reason)
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: schedule skips unavailable"),
     }
     out.with_content_type("text/plain; version=0.0.4").into_response()
 }

@@ -2,7 +2,8 @@
 //! JavaScript, no external assets).
 //!
 //! It shows the jobs per kind (queued, running, delayed, failed in the last 24 hours), the running
-//! jobs, the failed and retrying jobs with their errors, every integration with its last sync run,
+//! jobs, the failed and retrying jobs with their errors, every integration with its last sync run
+//! (marked when it must be reconnected, with its schedules whose last slot was skipped and why),
 //! and the jobs finished and upstream calls made per minute over the last hour. Everything comes
 //! from the store (`rmm_sync.job_runs`, `sync_runs`, `upstream_calls`, `rmm_integrations`), which
 //! every process writes whatever the queue backend, so one ingress shows the whole deployment.
@@ -25,6 +26,7 @@ use rmm_jobs::store::{KindOverview, MinuteJobs};
 use rmm_jobs::{JobFilter, JobStatus, JobView, Scope};
 use rmm_shared::db::sql::ColType;
 use rmm_shared::db::{Db, DbError};
+use rmm_shared::integrations::lifecycle;
 use rmm_shared::upstream_calls::{self, MinuteCalls};
 use uuid::Uuid;
 
@@ -138,6 +140,11 @@ pub struct IntegrationRow {
     pub skipped: Option<i64>,
     pub failed: Option<i64>,
     pub placeholder_serials: Option<i64>,
+    /// `settings.tokenLifecycle.status` (`reconnect_required`: its jobs are skipped).
+    pub token_status: Option<String>,
+    /// The integration's schedules whose last slot was skipped: `(kind, reason)`.
+    #[sqlx(skip)]
+    pub skipped_schedules: Vec<(String, String)>,
 }
 
 async fn integrations(db: &Db, tenant: Option<Uuid>) -> Result<Vec<IntegrationRow>, DbError> {
@@ -155,7 +162,8 @@ async fn integrations(db: &Db, tenant: Option<Uuid>) -> Result<Vec<IntegrationRo
          CAST(r.items_processed AS BIGINT) AS processed, CAST(r.items_created AS BIGINT) AS created, \
          CAST(r.items_updated AS BIGINT) AS updated, CAST(r.items_deleted AS BIGINT) AS deleted, \
          CAST(r.items_skipped AS BIGINT) AS skipped, CAST(r.items_failed AS BIGINT) AS failed, \
-         CAST(r.items_placeholder_serials AS BIGINT) AS placeholder_serials \
+         CAST(r.items_placeholder_serials AS BIGINT) AS placeholder_serials, \
+         {} AS token_status \
          FROM rmm_integrations i LEFT JOIN {runs} r ON r.tenant = i.tenant AND r.integration_id = i.integration_id \
          AND r.run_id = (SELECT r2.run_id FROM {runs} r2 WHERE r2.tenant = i.tenant \
          AND r2.integration_id = i.integration_id ORDER BY r2.started_at DESC LIMIT 1) \
@@ -164,11 +172,30 @@ async fn integrations(db: &Db, tenant: Option<Uuid>) -> Result<Vec<IntegrationRo
         ts("i.last_sync_at"),
         ts("r.started_at"),
         ts("r.finished_at"),
+        lifecycle::token_status_sql(d, "i.settings"),
         INTEGRATIONS_LIMIT + 1
     );
     let t = tenant.map(|t| t.to_string()).unwrap_or_default();
     let binds: Vec<&str> = if tenant.is_some() { vec![&t] } else { vec![] };
-    db.fetch(&sql, &binds).await
+    let mut rows: Vec<IntegrationRow> = db.fetch(&sql, &binds).await?;
+    // The schedules whose last slot was skipped, on their integration's row.
+    let filter = match tenant {
+        Some(_) => format!("AND tenant = {}", d.param(1, ColType::Uuid)),
+        None => String::new(),
+    };
+    let sql = format!(
+        "SELECT {}, provider, kind, last_skip_reason FROM {} WHERE last_skip_reason IS NOT NULL \
+         AND tenant IS NOT NULL {filter} ORDER BY kind",
+        d.text("tenant"),
+        db.ours("schedules")
+    );
+    let skips: Vec<(String, Option<String>, String, String)> = db.fetch(&sql, &binds).await?;
+    for (t, provider, kind, reason) in skips {
+        if let Some(row) = rows.iter_mut().find(|r| r.tenant == t && Some(&r.provider) == provider.as_ref()) {
+            row.skipped_schedules.push((kind, reason));
+        }
+    }
+    Ok(rows)
 }
 
 /// Reads what the page shows for `principal`, as of `now`.
@@ -408,14 +435,18 @@ fn integrations_table(h: &mut String, d: &StatusData) {
          <th>started</th><th>took</th><th>processed</th><th>created</th><th>updated</th><th>deleted</th>\
          <th>skipped</th><th>failed</th><th title=\"devices whose serial number is a placeholder such as To Be \
          Filled By O.E.M.: stored, never used to identify a device\">placeholder serials</th><th>sync error</th>\
-         </tr></thead><tbody>",
+         <th>skipped schedules</th></tr></thead><tbody>",
     );
     let n = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "–".into());
     for i in &d.integrations {
-        let status = match (i.is_active != 0, i.sync_status.as_deref()) {
+        let mut status = match (i.is_active != 0, i.sync_status.as_deref()) {
             (false, s) => format!("inactive ({})", opt(s)),
             (true, s) => opt(s),
         };
+        if i.token_status.as_deref() == Some(lifecycle::RECONNECT_REQUIRED) {
+            status.push_str(" · <span class=\"bad\" data-token=\"reconnect_required\">reconnect required</span>");
+        }
+        let skips: Vec<String> = i.skipped_schedules.iter().map(|(k, r)| format!("{}: {}", esc(k), esc(r))).collect();
         let run = match (&i.run_kind, &i.run_status) {
             (Some(k), Some(s)) => format!("{} · {}", esc(k), esc(s)),
             _ => "–".into(),
@@ -432,7 +463,7 @@ fn integrations_table(h: &mut String, d: &StatusData) {
             "<tr data-tenant=\"{0}\"><td>{0}</td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td>{5}</td>\
              <td>{6}</td><td class=\"n\">{7}</td><td class=\"n\">{8}</td><td class=\"n\">{9}</td><td class=\"n\">{10}</td>\
              <td class=\"n\">{11}</td><td class=\"n{failed_class}\">{12}</td><td class=\"n\">{13}</td>\
-             <td><div class=\"err\">{14}</div></td></tr>",
+             <td><div class=\"err\">{14}</div></td><td class=\"skips\">{15}</td></tr>",
             esc(&i.tenant),
             esc(&i.provider),
             status,
@@ -448,6 +479,7 @@ fn integrations_table(h: &mut String, d: &StatusData) {
             n(i.failed),
             n(i.placeholder_serials),
             i.sync_error.as_deref().map(esc).unwrap_or_default(),
+            skips.join("<br>"),
         );
     }
     h.push_str("</tbody></table>");

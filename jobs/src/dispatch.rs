@@ -6,9 +6,10 @@ use std::time::Duration;
 use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, TaskId, WorkerContext};
 use futures::FutureExt;
 use rmm_shared::db::sql::ColType;
+use rmm_shared::integrations::lifecycle::{RECONNECT_REQUIRED, needs_reconnect_text};
 use tracing::Instrument;
 
-use crate::envelope::JobEnvelope;
+use crate::envelope::{JobEnvelope, Trigger};
 use crate::kind::Scope;
 use crate::queue::Continuation;
 use crate::{JobCtx, JobError, Runtime};
@@ -198,16 +199,23 @@ async fn fail(
     }
 }
 
-/// Why a job of this integration must not run now, if it must not.
+/// Why a job of this integration must not run now, if it must not. A webhook's job of an
+/// integration that must be reconnected still runs: it records the delivery's alerts (which need
+/// no call to the RMM) and skips the refresh itself ([`crate::reconnect`]).
 async fn gate(db: &mut impl Exec, env: &JobEnvelope) -> Result<Option<&'static str>, rmm_shared::db::DbError> {
     let (Some(tenant), Some(integration)) = (env.tenant, env.integration_id) else {
         return Ok(Some("job has no tenant or integration"));
     };
-    integration_gate(db, tenant, integration).await
+    Ok(match integration_gate(db, tenant, integration).await? {
+        Some(RECONNECT_REQUIRED) if env.trigger == Trigger::Webhook => None,
+        other => other,
+    })
 }
 
 /// Why jobs of this integration must not run now (suspended tenant, inactive or missing
-/// integration), if they must not.
+/// integration, or one whose `settings.tokenLifecycle.status` is `reconnect_required`, whatever
+/// its provider), if they must not. The scheduler records the reason on the schedule
+/// (`last_skip_reason`), the worker on the job (`skipped`, the reason as its `last_error`).
 pub async fn integration_gate(
     db: &mut impl Exec,
     tenant: uuid::Uuid,
@@ -226,14 +234,17 @@ pub async fn integration_gate(
         _ => {}
     }
     let sql = format!(
-        "SELECT CAST(CASE WHEN is_active THEN 1 ELSE 0 END AS BIGINT) FROM rmm_integrations WHERE tenant = {} AND integration_id = {}",
+        "SELECT CAST(CASE WHEN is_active THEN 1 ELSE 0 END AS BIGINT), {} FROM rmm_integrations \
+         WHERE tenant = {} AND integration_id = {}",
+        d.text("settings"),
         d.param(1, ColType::Uuid),
         d.param(2, ColType::Uuid)
     );
-    let rows: Vec<(i64,)> = db.rows(&sql, &[&t, &integration.to_string()]).await?;
+    let rows: Vec<(i64, Option<String>)> = db.rows(&sql, &[&t, &integration.to_string()]).await?;
     Ok(match rows.first() {
         None => Some("integration not found"),
-        Some((0,)) => Some("integration inactive"),
+        Some((0, _)) => Some("integration inactive"),
+        Some((_, settings)) if needs_reconnect_text(settings.as_deref()) => Some(RECONNECT_REQUIRED),
         _ => None,
     })
 }

@@ -25,6 +25,7 @@ pub mod maintenance;
 pub mod org_sync;
 pub mod providers;
 pub mod queue;
+pub mod reconnect;
 pub mod registry;
 pub mod run;
 pub mod schedules;

@@ -121,6 +121,8 @@ pub struct ScheduleView {
     pub last_run_at: Option<DateTime<Utc>>,
     pub last_job_id: Option<String>,
     pub last_skip_reason: Option<String>,
+    /// The arguments its jobs are enqueued with (`{}`: the kind's defaults).
+    pub args: serde_json::Value,
 }
 
 #[derive(sqlx::FromRow)]
@@ -137,6 +139,7 @@ struct Row {
     last_run_at: Option<String>,
     last_job_id: Option<String>,
     last_skip_reason: Option<String>,
+    args: Option<String>,
 }
 
 impl Row {
@@ -154,6 +157,11 @@ impl Row {
             last_run_at: self.last_run_at.as_deref().and_then(parse_ts),
             last_job_id: self.last_job_id.clone(),
             last_skip_reason: self.last_skip_reason.clone(),
+            args: self
+                .args
+                .as_deref()
+                .and_then(|a| serde_json::from_str(a).ok())
+                .unwrap_or_else(|| serde_json::json!({})),
         }
     }
 
@@ -166,7 +174,7 @@ fn cols(d: Dialect) -> String {
     format!(
         "schedule_id, CAST(tenant AS TEXT) AS tenant, provider, CAST(integration_id AS TEXT) AS integration_id, kind, \
          CAST(interval_minutes AS BIGINT) AS interval_minutes, cron, CAST(CASE WHEN enabled THEN 1 ELSE 0 END AS BIGINT) AS enabled, \
-         {} AS next_run_at, {} AS last_run_at, last_job_id, last_skip_reason",
+         {} AS next_run_at, {} AS last_run_at, last_job_id, last_skip_reason, CAST(args AS TEXT) AS args",
         ts_out(d, "next_run_at"),
         ts_out(d, "last_run_at")
     )
@@ -188,8 +196,19 @@ impl ScheduleStore {
     }
 
     /// Creates or replaces the schedule of `scope`. The next run is recomputed when the cadence
-    /// changes.
+    /// changes. The arguments of an existing schedule are kept (a new one has none).
     pub async fn put(&self, scope: &ScheduleScope, cadence: &Cadence, enabled: bool) -> Result<ScheduleView, DbError> {
+        self.put_with_args(scope, cadence, enabled, None).await
+    }
+
+    /// [`Self::put`], with the arguments its jobs are enqueued with when `args` is given.
+    pub async fn put_with_args(
+        &self,
+        scope: &ScheduleScope,
+        cadence: &Cadence,
+        enabled: bool,
+        args: Option<&serde_json::Value>,
+    ) -> Result<ScheduleView, DbError> {
         let p = self.p();
         let now = Utc::now();
         let (interval, cron) = cadence.columns();
@@ -204,10 +223,10 @@ impl ScheduleStore {
         };
         let sql = format!(
             "INSERT INTO {t} (schedule_id, scope_key, tenant, provider, integration_id, kind, interval_minutes, cron, enabled, \
-             next_run_at, created_at, updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) \
+             next_run_at, created_at, updated_at, args) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) \
              ON CONFLICT (scope_key) DO UPDATE SET interval_minutes = excluded.interval_minutes, cron = excluded.cron, \
              enabled = excluded.enabled, next_run_at = excluded.next_run_at, integration_id = excluded.integration_id, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at{set_args}",
             p.text(1),
             p.text(2),
             p.nullable(3, "uuid"),
@@ -220,8 +239,11 @@ impl ScheduleStore {
             p.ts(9),
             p.ts(10),
             p.ts(10),
+            p.json(11),
             t = p.t("schedules"),
+            set_args = if args.is_some() { ", args = excluded.args" } else { "" },
         );
+        let args_text = args.cloned().unwrap_or_else(|| serde_json::json!({})).to_string();
         let id = Ulid::generate().to_string();
         let tenant = scope.tenant.map(|t| t.to_string()).unwrap_or_default();
         let integ = scope.integration_id.map(|t| t.to_string()).unwrap_or_default();
@@ -239,6 +261,7 @@ impl ScheduleStore {
                     &cron,
                     &fmt_ts(next),
                     &fmt_ts(now),
+                    &args_text,
                 ],
             )
             .await?;
@@ -361,6 +384,9 @@ pub async fn tick(queue: &Queue) -> Result<TickReport, RuntimeError> {
                     }
                     _ => JobRequest::global(&view.kind, Trigger::Schedule),
                 };
+                if view.args.as_object().is_some_and(|a| !a.is_empty()) {
+                    req = req.args(view.args.clone());
+                }
                 req.schedule_id = Some(view.schedule_id.clone());
                 match queue.enqueue_in_tx(&mut tx, req).await {
                     Ok(id) => (Some(id), None),

@@ -1,4 +1,4 @@
-//! Jobs: enqueue a job of an integration (and AlgaPSA's sync route), look at, retry and cancel jobs.
+//! Jobs: enqueue a job of an integration, look at, retry and cancel jobs.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use rmm_shared::integrations as svc;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{AdminAuth, AlgaApiKey, ApiError, R, Reply, body, provider_of, tenant_write};
+use super::{AdminAuth, ApiError, R, Reply, body, provider_of, tenant_write};
 use crate::AppState;
 use crate::auth::Principal;
 
@@ -20,14 +20,6 @@ use crate::auth::Principal;
 pub struct JobBody {
     /// The kind's own arguments (e.g. `{"mode": "incremental"}` for `sync-devices`).
     pub args: Option<Value>,
-}
-
-/// AlgaPSA's sync request.
-#[derive(Object)]
-pub struct AlgaSyncBody {
-    /// `full` or `incremental`.
-    #[oai(rename = "syncType")]
-    pub sync_type: String,
 }
 
 pub struct JobsApi;
@@ -60,32 +52,6 @@ impl JobsApi {
             JobRequest::for_integration(kind.0, tenant.0, provider.0, integ.integration_id, Trigger::Admin).args(args);
         let job_id = state.rt.queue.enqueue(req).await?;
         Ok(Reply::Accepted(Json(json!({ "job_id": job_id }))))
-    }
-
-    /// AlgaPSA's route: `{syncType: "full"|"incremental"}` with a tenant key in `x-api-key`.
-    #[oai(path = "/integrations/rmm/:provider/sync", method = "post")]
-    async fn alga_sync(
-        &self,
-        auth: AlgaApiKey,
-        state: Data<&Arc<AppState>>,
-        provider: Path<String>,
-        b: Json<AlgaSyncBody>,
-    ) -> R {
-        let p = provider_of(&provider)?;
-        let Some(tenant) = auth.0.tenant else {
-            return Err(ApiError::BadRequest(body("this route needs a tenant-scoped key")));
-        };
-        tenant_write(&auth.0, tenant)?;
-        let mode = match b.sync_type.as_str() {
-            "full" | "incremental" => b.sync_type.clone(),
-            _ => return Err(ApiError::BadRequest(body("syncType must be full or incremental"))),
-        };
-        let integ = svc::require(&state.rt.db, tenant, p).await?;
-        let kind = rmm_jobs::providers::get(p).map(|j| j.device_sync_kind()).unwrap_or_default();
-        let req = JobRequest::for_integration(kind, tenant, provider.0, integ.integration_id, Trigger::Admin)
-            .args(json!({ "mode": mode }));
-        let job_id = state.rt.queue.enqueue(req).await?;
-        Ok(Reply::Accepted(Json(json!({ "success": true, "job_id": job_id }))))
     }
 
     /// One job: kind, status, attempts, progress, result counts, last error.

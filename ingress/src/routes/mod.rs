@@ -4,6 +4,7 @@
 
 pub mod integrations;
 pub mod jobs;
+pub mod rmm;
 pub mod schedules;
 pub mod tenants;
 
@@ -25,11 +26,12 @@ use crate::AppState;
 use crate::auth::{Principal, authenticate};
 
 /// Every route of the admin API.
-pub type AdminApi = (tenants::TenantsApi, integrations::IntegrationsApi, jobs::JobsApi, schedules::SchedulesApi);
+pub type AdminApi =
+    (tenants::TenantsApi, integrations::IntegrationsApi, jobs::JobsApi, schedules::SchedulesApi, rmm::AlgaRmmApi);
 
 /// The admin API.
 pub fn admin_api() -> AdminApi {
-    (tenants::TenantsApi, integrations::IntegrationsApi, jobs::JobsApi, schedules::SchedulesApi)
+    (tenants::TenantsApi, integrations::IntegrationsApi, jobs::JobsApi, schedules::SchedulesApi, rmm::AlgaRmmApi)
 }
 
 /// `Authorization: Bearer <key>`.
@@ -41,7 +43,7 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> Option<Principal> {
     principal(req, &bearer.token).await
 }
 
-/// AlgaPSA's `x-api-key` header (tenant-scoped key), for the AlgaPSA-compatible sync route.
+/// AlgaPSA's `x-api-key` header (tenant-scoped key), for AlgaPSA's v1 RMM routes ([`rmm`]).
 #[derive(SecurityScheme)]
 #[oai(ty = "api_key", key_name = "x-api-key", key_in = "header", checker = "check_api_key")]
 pub struct AlgaApiKey(Principal);

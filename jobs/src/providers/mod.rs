@@ -34,6 +34,19 @@ pub trait ProviderJobs: Send + Sync + 'static {
     fn webhook_refresh_kind(&self) -> Option<&'static str> {
         None
     }
+
+    /// The kind that refreshes one device (`{"agent_id": <the RMM's device id>}`), which an
+    /// asset's refresh (`POST /api/v1/assets/{asset_id}/rmm/refresh`) enqueues. The webhook
+    /// refresh kind unless the provider has another one.
+    fn device_refresh_kind(&self) -> Option<&'static str> {
+        self.webhook_refresh_kind()
+    }
+
+    /// The kind that reconciles the RMM's active alerts with the recorded ones, which AlgaPSA's
+    /// alert polling schedule (`alertPolling`) runs; `None` for a provider without alerts.
+    fn alert_poll_kind(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Every provider rmm-sync runs, in the order the API lists them.

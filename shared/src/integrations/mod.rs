@@ -6,6 +6,7 @@
 
 pub mod connection;
 mod error;
+pub mod lifecycle;
 pub mod mappings;
 pub mod save;
 pub mod store;

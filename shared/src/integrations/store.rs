@@ -107,8 +107,12 @@ pub(crate) async fn upsert(
     Ok(())
 }
 
-/// A successful connection test: active, connected now, no sync error.
+/// A successful connection test: active, connected now, no sync error, and a token lifecycle
+/// marked `reconnect_required` active again (the provider took the credentials).
 pub(crate) async fn mark_connected(db: &Db, tenant: Uuid, integration: Uuid) -> Result<(), DbError> {
+    if super::lifecycle::clear_reconnect_required(db, tenant, integration).await? {
+        tracing::info!(%tenant, %integration, "connection test succeeded: reconnect_required cleared");
+    }
     let d = db.dialect();
     let sql = format!(
         "UPDATE rmm_integrations SET is_active = {}, connected_at = {}, sync_error = NULL \

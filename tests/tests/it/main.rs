@@ -11,6 +11,7 @@
 //!
 //! Run one module with `cargo test -p rmm-tests --test it -- <module>::`.
 
+mod algapsa_rmm;
 mod algapsa_schema;
 mod apalis_tables;
 mod api_errors;

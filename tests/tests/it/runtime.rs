@@ -786,8 +786,10 @@ async fn every_admin_route_refuses_a_key_of_another_tenant() {
     let spec: Value = ing.http.get(ing.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     let mut checked = 0;
     for (path, ops) in spec["paths"].as_object().unwrap() {
-        if path == "/integrations/rmm/{provider}/sync" {
-            continue; // tenant-scoped by the key itself: it has no other tenant to name
+        if ops.as_object().unwrap().values().any(|op| op["security"].to_string().contains("AlgaApiKey")) {
+            // AlgaPSA's routes: tenant-scoped by the key itself, they have no other tenant to name
+            // (another tenant's asset: algapsa_rmm::algapsa_v1_rmm_routes_…).
+            continue;
         }
         for (method, _) in ops.as_object().unwrap() {
             let url = path

@@ -64,6 +64,10 @@ impl ProviderJobs for Level {
     fn webhook_refresh_kind(&self) -> Option<&'static str> {
         Some(SyncDevice::NAME)
     }
+
+    fn alert_poll_kind(&self) -> Option<&'static str> {
+        Some(BackfillAlerts::NAME)
+    }
 }
 
 impl From<LevelError> for JobError {
@@ -233,6 +237,8 @@ impl JobKind for SyncDevice {
         let rt = ctx.runtime();
         crate::webhooks::release_agent(rt, tenant, integration, device_id, ctx.job_id()).await?;
         let pending = crate::deliveries::pending(rt, tenant, integration, device_id).await?;
+        // An integration that must be reconnected: the alerts are recorded, Level is not called.
+        let reconnect = crate::reconnect::check(&ctx).await?;
         // The organisation of an alert: the body's group, else the group the device was synced
         // under, else Level's answer (the device read here is reused for the refresh).
         let mut client = None;
@@ -241,6 +247,7 @@ impl JobKind for SyncDevice {
         if pending.iter().any(|d| rmm_shared::providers::levelio::alerts::text(&d.body, "group_id").is_none()) {
             organization = known_group(ctx.db(), tenant, device_id).await?;
             if organization.is_none()
+                && reconnect.is_none()
                 && let Ok(c) = client_for(&ctx).await
             {
                 if let Ok(Some(d)) = c.get_device(device_id).await {
@@ -252,6 +259,9 @@ impl JobKind for SyncDevice {
         }
         let (recorded, other) =
             alerts::record_deliveries(rt, tenant, integration, device_id, pending, organization).await?;
+        if let Some(skipped) = reconnect {
+            return Ok(skipped.count("alerts_recorded", recorded).count("alerts_skipped_or_resolved", other));
+        }
         let client = match client {
             Some(c) => c,
             None => client_for(&ctx).await?,

@@ -6,7 +6,9 @@
 //! the provider function of `rmm_shared::providers::ninjaone`, and records the run.
 //!
 //! An integration whose refresh token NinjaOne refused (`settings.tokenLifecycle.status =
-//! reconnect_required`) is not called: its jobs end at once, skipped with that reason.
+//! reconnect_required`) is not called: the job gate skips its scheduled and admin jobs (as for every
+//! provider, [`crate::reconnect`]); a refusal met while a job runs ends that job's later calls with
+//! the same skipped outcome.
 
 pub mod alerts;
 
@@ -75,6 +77,10 @@ impl ProviderJobs for NinjaOne {
     fn webhook_refresh_kind(&self) -> Option<&'static str> {
         Some(SyncDevice::NAME)
     }
+
+    fn alert_poll_kind(&self) -> Option<&'static str> {
+        Some(BackfillAlerts::NAME)
+    }
 }
 
 impl From<NinjaError> for JobError {
@@ -106,12 +112,9 @@ impl From<ConnectError> for JobError {
 }
 
 /// The outcome of a job skipped because the integration must be reconnected.
-pub fn skipped_reconnect_required() -> JobOutcome {
-    let mut o = JobOutcome::default().count("skipped_reconnect_required", 1);
-    o.detail = json!({
-        "skipped": "reconnect_required",
-        "reason": NinjaError::ReconnectRequired.to_string(),
-    });
+fn skipped_reconnect_required() -> JobOutcome {
+    let mut o = crate::reconnect::skipped(PROVIDER.slug());
+    o.detail["reason"] = json!(NinjaError::ReconnectRequired.to_string());
     o
 }
 
@@ -156,11 +159,6 @@ impl JobKind for SyncDevices {
     }
 
     async fn run(ctx: JobCtx, args: SyncDevicesArgs) -> Result<JobOutcome, JobError> {
-        let (tenant, integration) = ids(&ctx)?;
-        let config = integrations::config(ctx.db(), tenant, integration).await?;
-        if config.as_ref().is_some_and(|(_, s)| needs_reconnect(s)) {
-            return Ok(skipped_reconnect_required());
-        }
         let since = incremental_since(&ctx, &args).await?;
         let (sync_type, run_kind) = match since {
             None => ("full", RunKind::Full),

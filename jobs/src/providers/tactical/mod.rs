@@ -9,6 +9,7 @@ pub mod forward;
 use futures::future::BoxFuture;
 use rmm_shared::ingest::IngestCounts;
 use rmm_shared::integrations;
+use rmm_shared::integrations::lifecycle::needs_reconnect;
 use rmm_shared::providers::Provider;
 use rmm_shared::providers::tactical::PROVIDER;
 use rmm_shared::providers::tactical::alerts::backfill_alerts;
@@ -62,6 +63,10 @@ impl ProviderJobs for Tactical {
 
     fn webhook_refresh_kind(&self) -> Option<&'static str> {
         Some(SyncAgent::NAME)
+    }
+
+    fn alert_poll_kind(&self) -> Option<&'static str> {
+        Some(BackfillAlerts::NAME)
     }
 }
 
@@ -198,6 +203,7 @@ impl JobKind for SyncAgent {
         let config = integrations::config(ctx.db(), tenant, integration).await?;
         let no_settings = serde_json::Value::Object(Default::default());
         let settings = config.as_ref().map_or(&no_settings, |(_, s)| s);
+        let must_reconnect = needs_reconnect(settings);
         let (mut alerts, mut alerts_other, mut forwarded) = (0, 0, 0);
         match AlertMode::from_settings(settings).map_err(JobError::Permanent)? {
             AlertMode::Record => {
@@ -207,6 +213,13 @@ impl JobKind for SyncAgent {
             AlertMode::Forward { .. } => {
                 forwarded = forward::forward_pending_deliveries(&ctx, tenant, integration, agent_id).await?;
             }
+        }
+        if must_reconnect {
+            // The alerts are in; Tactical is not called until the integration is reconnected.
+            let job = crate::reconnect::skipped(PROVIDER.slug())
+                .count("alerts_recorded", alerts)
+                .count("alerts_skipped_or_resolved", alerts_other);
+            return Ok(if forwarded > 0 { job.count("alerts_forwarding", forwarded) } else { job });
         }
         let calls = ctx.runtime().calls.counter(Some(tenant));
         let client = connect::client(&ctx.runtime().secrets, tenant, config, calls).await?;

@@ -1,7 +1,8 @@
 //! Tanium job kinds: `sync-org` for a Tanium integration (computer groups → organisation
-//! mappings; run by [`crate::org_sync::SyncOrg`]) and `tanium-full-sync` (endpoints →
-//! the ingestion pipeline, criticality → asset facts). Both build the client from the integration
-//! row and the tenant's secrets, and record the run like the Tactical jobs.
+//! mappings; run by [`crate::org_sync::SyncOrg`]), `tanium-full-sync` (endpoints →
+//! the ingestion pipeline, criticality → asset facts) and `tanium-sync-endpoint` (one endpoint,
+//! for an asset's refresh). They build the client from the integration row and the tenant's
+//! secrets, and record the run like the Tactical jobs.
 
 use chrono::Utc;
 use rmm_shared::providers::tanium::client::TaniumClient;
@@ -30,6 +31,7 @@ impl ProviderJobs for Tanium {
 
     fn register(&self, r: &mut Registry) {
         r.register::<TaniumFullSync>();
+        r.register::<SyncEndpoint>();
     }
 
     fn sync_org<'a>(&'a self, ctx: &'a JobCtx) -> BoxFuture<'a, Result<JobOutcome, JobError>> {
@@ -38,6 +40,10 @@ impl ProviderJobs for Tanium {
 
     fn device_sync_kind(&self) -> &'static str {
         TaniumFullSync::NAME
+    }
+
+    fn device_refresh_kind(&self) -> Option<&'static str> {
+        Some(SyncEndpoint::NAME)
     }
 }
 
@@ -138,5 +144,50 @@ impl JobKind for TaniumFullSync {
             Ok((outcome, job))
         })
         .await
+    }
+}
+
+/// Arguments of `tanium-sync-endpoint`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncEndpointArgs {
+    /// The Tanium endpoint id.
+    pub agent_id: String,
+}
+
+/// `tanium-sync-endpoint`: one endpoint refreshed from the Gateway under the computer group it was
+/// synced under (an asset's refresh, `POST /api/v1/assets/{asset_id}/rmm/refresh`).
+pub struct SyncEndpoint;
+
+impl JobKind for SyncEndpoint {
+    const NAME: &'static str = "tanium-sync-endpoint";
+    const SCOPE: Scope = Scope::Integration;
+    const PROVIDERS: &'static [Provider] = &[PROVIDER];
+    type Args = SyncEndpointArgs;
+
+    fn policy() -> Policy {
+        Policy { priority: 5, listen: true, ..provider_policy(120) }
+    }
+
+    async fn run(ctx: JobCtx, args: SyncEndpointArgs) -> Result<JobOutcome, JobError> {
+        let (tenant, integration) = ids(&ctx)?;
+        let endpoint = args.agent_id.trim();
+        if endpoint.is_empty() {
+            return Err(JobError::Permanent("agent_id (the Tanium endpoint id) is required".into()));
+        }
+        let (client, _) = client_for(&ctx).await?;
+        let outcome =
+            rmm_shared::providers::tanium::sync::refresh_endpoint(ctx.db(), tenant, integration, &client, endpoint)
+                .await?;
+        let mut counts = rmm_shared::ingest::IngestCounts::default();
+        counts.record(outcome.action);
+        let mut job = counts_outcome(&counts);
+        job.detail = serde_json::json!({
+            "device_id": endpoint,
+            "action": outcome.action,
+            "asset_id": outcome.asset_id,
+            "error": outcome.error,
+        });
+        Ok(job)
     }
 }

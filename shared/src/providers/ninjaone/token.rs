@@ -40,8 +40,9 @@ use crate::secrets::SecretStore;
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// How long a refresh lease is held at most (a holder that died frees it after this).
 pub const LEASE_TTL: Duration = Duration::from_secs(30);
-/// `settings.tokenLifecycle.status` of an integration whose refresh token was refused.
-pub const RECONNECT_REQUIRED: &str = "reconnect_required";
+/// `settings.tokenLifecycle.status` of an integration whose refresh token was refused (the
+/// provider-neutral lifecycle: [`crate::integrations::lifecycle`]).
+pub use crate::integrations::lifecycle::{RECONNECT_REQUIRED, needs_reconnect};
 
 /// The tokens as AlgaPSA stores them.
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
@@ -368,11 +369,6 @@ pub async fn lifecycle_status(store: &TokenStore) -> Result<Option<String>, Ninj
     let text = settings_text(&store.db, store.tenant, store.integration).await.map_err(db_err)?;
     let settings: Value = text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null);
     Ok(settings.pointer("/tokenLifecycle/status").and_then(Value::as_str).map(str::to_owned))
-}
-
-/// Whether `settings` say the integration needs a new authorization.
-pub fn needs_reconnect(settings: &Value) -> bool {
-    settings.pointer("/tokenLifecycle/status").and_then(Value::as_str) == Some(RECONNECT_REQUIRED)
 }
 
 async fn acquire_lease(store: &TokenStore, holder: &str) -> Result<bool, NinjaError> {

@@ -190,6 +190,66 @@ pub async fn sync_devices(
     Ok(report)
 }
 
+/// Refreshes one endpoint (`POST /api/v1/assets/{asset_id}/rmm/refresh`): read from the Gateway by
+/// id (`path: id, op: EQ`) with its Last Reboot and criticality, and written under the mapped
+/// computer group it was last synced under (the group the device sync chose for it). An endpoint
+/// the Gateway does not return, or one whose group is no longer mapped with auto-sync on, is
+/// reported as skipped: the next `tanium-full-sync` decides about it (it never tombstones here).
+pub async fn refresh_endpoint(
+    db: &Db,
+    tenant: Uuid,
+    integration_id: Uuid,
+    client: &TaniumClient,
+    endpoint_id: &str,
+) -> Result<crate::ingest::IngestOutcome, SyncError> {
+    let skipped = |error: String| crate::ingest::IngestOutcome {
+        external_device_id: endpoint_id.to_owned(),
+        action: IngestAction::Skipped,
+        asset_id: None,
+        error: Some(error),
+    };
+    let d = db.dialect();
+    let realms: Vec<(Option<String>,)> = db
+        .fetch(
+            &format!(
+                "SELECT external_realm_id FROM tenant_external_entity_mappings WHERE tenant = {} \
+                 AND integration_type = '{PROVIDER}' AND alga_entity_type = 'asset' AND external_entity_id = {} \
+                 ORDER BY updated_at DESC",
+                d.param(1, ColType::Uuid),
+                d.param(2, ColType::Text),
+            ),
+            &[&tenant.to_string(), endpoint_id],
+        )
+        .await?;
+    let scopes = mapped_scopes(db, tenant, integration_id).await?;
+    let Some(scope) = realms.iter().filter_map(|r| r.0.as_deref()).find_map(|r| scopes.iter().find(|s| s.scope == r))
+    else {
+        return Ok(skipped(format!(
+            "Tanium endpoint {endpoint_id} was not synced under a computer group mapped with auto-sync on; \
+             run tanium-full-sync"
+        )));
+    };
+    let filter = json!({ "path": "id", "op": "EQ", "value": endpoint_id });
+    let mut pager = client.endpoint_pages(filter.clone(), Some(scope.scope.clone()));
+    let Some(mut rec) = pager.next_page().await?.and_then(|page| page.into_iter().find(|r| r.id == endpoint_id)) else {
+        return Ok(skipped(format!("Tanium endpoint {endpoint_id} was not found")));
+    };
+    rec.last_reboot_at = client.last_reboot(&filter).await.ok().and_then(|mut m| m.remove(endpoint_id));
+    let now = Utc::now();
+    let snapshot = endpoint_snapshot(&rec, integration_id, &scope.scope, now);
+    let page = ingest_page(db, tenant, &[Item { snapshot: &snapshot, client_id: Some(scope.client_id) }], now).await?;
+    let outcome = page.outcomes.into_iter().next().expect("one outcome per item");
+    if let Some(asset) = outcome.asset_id
+        && let Ok(readings) = client.criticality_readings(&filter).await
+    {
+        let fact = criticality_fact(asset, integration_id, readings.get(endpoint_id), now);
+        if let Err(e) = upsert_facts(db, tenant, &[fact], now).await {
+            tracing::warn!(%tenant, endpoint = endpoint_id, error = %e, "Tanium criticality fact not written");
+        }
+    }
+    Ok(outcome)
+}
+
 fn fail_group(report: &mut DeviceSyncReport, failed: &mut HashSet<String>, scope: &str, e: &TaniumError) {
     if failed.insert(scope.to_owned()) {
         report.groups_failed += 1;
