@@ -100,13 +100,8 @@ impl AlgaRmmApi {
         tenant_write(&auth.0, tenant)?;
         let p = provider_of(&provider)?;
         let minutes = interval(b.interval_minutes, DEVICE_SYNC_MINUTES)?;
-        let integ = require(&state.rt.db, tenant, p).await?;
         let kind = provider_jobs(p)?.device_sync_kind();
-        let scope = scope(tenant, p, integ.integration_id, kind);
-        ScheduleStore::new(state.rt.db.clone())
-            .put_with_args(&scope, &Cadence::Every(minutes), b.enabled, Some(&json!({ "mode": "incremental" })))
-            .await?;
-        Ok(Reply::Ok(Json(json!({ "data": one_status(&state.rt.db, tenant, p).await? }))))
+        put_schedule(&state, tenant, p, kind, minutes, b.enabled, Some(&json!({ "mode": "incremental" }))).await
     }
 
     /// AlgaPSA's `alertPolling` setting: turn the recurring reconciliation of the RMM's active
@@ -127,10 +122,7 @@ impl AlgaRmmApi {
         let Some(kind) = provider_jobs(p)?.alert_poll_kind() else {
             return Err(ApiError::BadRequest(body(format!("Alert polling is not available for provider '{p}'."))));
         };
-        let integ = require(&state.rt.db, tenant, p).await?;
-        let scope = scope(tenant, p, integ.integration_id, kind);
-        ScheduleStore::new(state.rt.db.clone()).put(&scope, &Cadence::Every(minutes), b.enabled).await?;
-        Ok(Reply::Ok(Json(json!({ "data": one_status(&state.rt.db, tenant, p).await? }))))
+        put_schedule(&state, tenant, p, kind, minutes, b.enabled, None).await
     }
 
     /// AlgaPSA's route: run a device sync now, `{syncType: "full"|"incremental"}` (default
@@ -250,6 +242,24 @@ fn callable(p: Provider, integ: &svc::Integration) -> Result<(), ApiError> {
         ))));
     }
     Ok(())
+}
+
+/// Stores the tenant's `kind` schedule of its `p` integration (`404` without one) every
+/// `minutes`, with the arguments its jobs are enqueued with → `{data: {...}}` (the integration's
+/// status).
+async fn put_schedule(
+    state: &AppState,
+    tenant: Uuid,
+    p: Provider,
+    kind: &str,
+    minutes: u32,
+    enabled: bool,
+    args: Option<&Value>,
+) -> R {
+    let integ = require(&state.rt.db, tenant, p).await?;
+    let scope = scope(tenant, p, integ.integration_id, kind);
+    ScheduleStore::new(state.rt.db.clone()).put_with_args(&scope, &Cadence::Every(minutes), enabled, args).await?;
+    Ok(Reply::Ok(Json(json!({ "data": one_status(&state.rt.db, tenant, p).await? }))))
 }
 
 fn scope(tenant: Uuid, p: Provider, integration: Uuid, kind: &str) -> ScheduleScope {

@@ -483,6 +483,12 @@ impl TacticalClient {
     pub async fn authenticate(&self) -> Result<(), TacticalError> {
         let AuthState::Knox { gate, .. } = &self.auth else { return Ok(()) };
         let mut state = gate.state.lock().await;
+        self.gated_login(&mut state).await.map(drop)
+    }
+
+    /// A checkcreds login under the gate (held by the caller): refused without a call while a
+    /// throttled login lasts; the answer is noted; a token is stored and handed to the sink.
+    async fn gated_login(&self, state: &mut GateState) -> Result<SecretString, TacticalError> {
         if let Some(e) = state.still_throttled() {
             return Err(e);
         }
@@ -490,8 +496,8 @@ impl TacticalClient {
         state.note(&result);
         match result? {
             CheckCreds::Token { token, .. } => {
-                self.store_token(token).await;
-                Ok(())
+                self.store_token(token.clone()).await;
+                Ok(token)
             }
             CheckCreds::TotpRequired => Err(TacticalError::TotpRequired),
         }
@@ -563,18 +569,7 @@ impl TacticalClient {
             self.use_token(&stored);
             return Ok((stored, Fresh::Reused));
         }
-        if let Some(e) = state.still_throttled() {
-            return Err(e);
-        }
-        let result = self.check_creds().await;
-        state.note(&result);
-        match result? {
-            CheckCreds::Token { token, .. } => {
-                self.store_token(token.clone()).await;
-                Ok((token, Fresh::LoggedIn))
-            }
-            CheckCreds::TotpRequired => Err(TacticalError::TotpRequired),
-        }
+        Ok((self.gated_login(&mut state).await?, Fresh::LoggedIn))
     }
 
     /// Sends with auth; in Knox mode a missing token is obtained first, and a 401 replaces the
