@@ -10,6 +10,7 @@ pub mod oauth;
 pub mod routes;
 pub mod server;
 pub mod status;
+pub mod status_assets;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -73,7 +74,8 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .route("/healthz", &[Method::GET])
         .route("/readyz", &[Method::GET])
         .route("/metrics", &[Method::GET])
-        .route("/status", &[Method::GET]);
+        .route("/status", &[Method::GET])
+        .route("/status/assets/:asset_id", &[Method::GET]);
     Route::new()
         .at(WEBHOOK_ROUTE, post(webhook::receive).options(make_sync(|_| poem::http::StatusCode::NO_CONTENT)))
         .at(OAUTH_CALLBACK_ROUTE, get(oauth::callback))
@@ -84,6 +86,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .at("/readyz", get(readyz))
         .at("/metrics", get(metrics::endpoint))
         .at("/status", get(status::page))
+        .at("/status/assets/:asset_id", get(status_assets::asset_page))
         .data(state)
         .around(move |ep, req| async move { server::body_guard(ep.as_ref(), req, api_limit, body_timeout).await })
         .with(errors)

@@ -4,9 +4,11 @@
 //! It shows the jobs per kind (queued, running, delayed, failed in the last 24 hours), the running
 //! jobs, the failed and retrying jobs with their errors, every integration with its last sync run
 //! (marked when it must be reconnected, with its schedules whose last slot was skipped and why),
-//! and the jobs finished and upstream calls made per minute over the last hour. Everything comes
-//! from the store (`rmm_sync.job_runs`, `sync_runs`, `upstream_calls`, `rmm_integrations`), which
-//! every process writes whatever the queue backend, so one ingress shows the whole deployment.
+//! the jobs finished and upstream calls made per minute over the last hour, and the latest changes
+//! the sync made to assets (each asset's whole history at `/status/assets/{asset_id}`, see
+//! [`crate::status_assets`]). Everything comes from the store (`rmm_sync.job_runs`, `sync_runs`,
+//! `upstream_calls`, `rmm_integrations`, `asset_history`), which every process writes whatever the
+//! queue backend, so one ingress shows the whole deployment.
 //!
 //! Access: an admin API key, sent as `Authorization: Bearer <key>` or as the password of HTTP
 //! Basic authentication (any user name), which browsers ask for on the `401` this page answers
@@ -26,6 +28,7 @@ use rmm_jobs::store::{KindOverview, MinuteJobs};
 use rmm_jobs::{JobFilter, JobStatus, JobView, Scope};
 use rmm_shared::db::sql::ColType;
 use rmm_shared::db::{Db, DbError};
+use rmm_shared::history::{self, HistoryEntry, HistoryQuery};
 use rmm_shared::integrations::lifecycle;
 use rmm_shared::upstream_calls::{self, MinuteCalls};
 use uuid::Uuid;
@@ -37,6 +40,7 @@ use crate::auth::{Principal, authenticate};
 const RUNNING_LIMIT: u32 = 100;
 const FAILURES_LIMIT: u32 = 50;
 const INTEGRATIONS_LIMIT: usize = 500;
+const CHANGES_LIMIT: u32 = 20;
 /// The page reloads itself this often (`<meta http-equiv="refresh">`).
 const REFRESH_SECS: u32 = 30;
 
@@ -60,7 +64,7 @@ fn unauthorized() -> Response {
         )
 }
 
-fn unavailable() -> Response {
+pub(crate) fn unavailable() -> Response {
     Response::builder()
         .status(StatusCode::SERVICE_UNAVAILABLE)
         .header(header::CACHE_CONTROL, "no-store")
@@ -70,24 +74,36 @@ fn unavailable() -> Response {
 
 #[handler]
 pub async fn page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
-    let Some(key) = presented_key(req.headers()) else {
-        return unauthorized();
+    let principal = match principal(req, &state).await {
+        Ok(p) => p,
+        Err(resp) => return resp,
     };
-    let principal = match authenticate(&state.rt.db, state.bootstrap_key.as_ref(), &key).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return unauthorized(),
-        Err(e) => {
-            tracing::warn!(error = %e, "status page: API key lookup failed");
-            return unavailable();
-        }
-    };
-    let data = match gather(&state, &principal, Utc::now()).await {
-        Ok(d) => d,
+    match gather(&state, &principal, Utc::now()).await {
+        Ok(d) => html(render(&d)),
         Err(e) => {
             tracing::error!(error = %e, "status page: database error");
-            return unavailable();
+            unavailable()
         }
+    }
+}
+
+/// The caller of a status page, or the answer to give instead (401, 503).
+pub(crate) async fn principal(req: &Request, state: &AppState) -> Result<Principal, Response> {
+    let Some(key) = presented_key(req.headers()) else {
+        return Err(unauthorized());
     };
+    match authenticate(&state.rt.db, state.bootstrap_key.as_ref(), &key).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(unauthorized()),
+        Err(e) => {
+            tracing::warn!(error = %e, "status page: API key lookup failed");
+            Err(unavailable())
+        }
+    }
+}
+
+/// A status page answer: the HTML with the page's headers (no caching, a strict CSP).
+pub(crate) fn html(body: String) -> Response {
     Response::builder()
         .header(header::CACHE_CONTROL, "no-store")
         .header(
@@ -97,7 +113,7 @@ pub async fn page(req: &Request, state: Data<&Arc<AppState>>) -> Response {
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header(header::REFERRER_POLICY, "no-referrer")
         .content_type("text/html; charset=utf-8")
-        .body(render(&data))
+        .body(body)
 }
 
 /// Everything the page shows.
@@ -118,6 +134,8 @@ pub struct StatusData {
     pub minutes: Vec<DateTime<Utc>>,
     pub jobs_per_minute: Vec<MinuteJobs>,
     pub calls_per_minute: Vec<MinuteCalls>,
+    /// The latest recorded asset changes, newest first.
+    pub asset_changes: Vec<HistoryEntry>,
 }
 
 /// An integration and its most recent sync run.
@@ -208,13 +226,15 @@ pub async fn gather(state: &AppState, principal: &Principal, now: DateTime<Utc>)
     let since = minutes[0];
     let running_filter =
         JobFilter { tenant: tenant.map(Some), status: Some(JobStatus::Running), kind: None, limit: RUNNING_LIMIT };
-    let (kinds, running, failures, mut integrations, jobs, calls) = tokio::try_join!(
+    let changes = HistoryQuery { tenant, limit: CHANGES_LIMIT, ..Default::default() };
+    let (kinds, running, failures, mut integrations, jobs, calls, asset_changes) = tokio::try_join!(
         store.overview(tenant, now - Duration::hours(24)),
         store.list(&running_filter),
         store.recent_failures(tenant, now - Duration::hours(24), FAILURES_LIMIT),
         integrations(&rt.db, tenant),
         store.finished_per_minute(tenant, since),
         upstream_calls::per_minute(&rt.db, since, tenant),
+        history::read(&rt.db, changes),
     )?;
 
     // Every kind this caller can run, even with nothing to show, then any other kind with rows.
@@ -246,6 +266,7 @@ pub async fn gather(state: &AppState, principal: &Principal, now: DateTime<Utc>)
         jobs_per_minute: minutes.iter().map(|m| jobs.get(&key(m)).copied().unwrap_or_default()).collect(),
         calls_per_minute: minutes.iter().map(|m| calls.get(&key(m)).copied().unwrap_or_default()).collect(),
         minutes,
+        asset_changes,
     })
 }
 
@@ -277,7 +298,7 @@ fn when(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     }
 }
 
-fn when_text(t: Option<&str>, now: DateTime<Utc>) -> String {
+pub(crate) fn when_text(t: Option<&str>, now: DateTime<Utc>) -> String {
     when(t.and_then(rmm_shared::db::sql::parse_ts), now)
 }
 
@@ -299,7 +320,7 @@ fn tenant_cell(t: Option<Uuid>) -> String {
     t.map(|t| t.to_string()).unwrap_or_else(|| "service".into())
 }
 
-const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:16px 24px;color:#1b1f24;background:#fff}\
+pub(crate) const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:16px 24px;color:#1b1f24;background:#fff}\
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}\
 .meta{color:#57606a;margin:0 0 8px}table{border-collapse:collapse;width:100%;font-size:13px}\
 th,td{border:1px solid #d0d7de;padding:3px 6px;text-align:left;vertical-align:top}\
@@ -334,6 +355,7 @@ pub fn render(d: &StatusData) -> String {
     running(&mut h, d);
     failures(&mut h, d);
     integrations_table(&mut h, d);
+    crate::status_assets::latest_changes(&mut h, &d.asset_changes, d.now);
     h.push_str("</body></html>\n");
     h
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rmm_shared::db::sql::ColType;
+use rmm_shared::ingest::IngestRun;
+use rmm_shared::ingest::dry_run::DryRun;
 use rmm_shared::providers::{MappedScope, UnitReport, mapped_scopes};
 use rmm_shared::runs::RunOutcome;
 use serde::{Deserialize, Serialize};
@@ -23,13 +25,45 @@ use crate::{JobCtx, JobError};
 /// `last_seen` was written while the previous run was reading is not missed.
 pub const INCREMENTAL_OVERLAP: Duration = Duration::from_secs(300);
 
-/// Arguments of a device sync (`sync-devices`, `tanium-full-sync`).
+/// Arguments of a device sync (`sync-devices`, `tanium-full-sync`, ...).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncDevicesArgs {
     /// `full` (default) or `incremental` (devices seen since the last run's cursor).
     #[serde(default)]
     pub mode: SyncMode,
+    /// Plan only: read the provider and the current rows, write nothing, and report per
+    /// organisation what the sync would create, update, move and tombstone (the job's
+    /// `detail.dry_run`). A dry run is not recorded as a sync run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+/// Runs a device sync's `body` (given the run id) as a recorded run; a dry run is not recorded
+/// (no `sync_runs` row, no integration status, no events: the job row is its record).
+pub async fn recorded_or_dry(
+    ctx: &JobCtx,
+    args: &SyncDevicesArgs,
+    sync_type: &str,
+    run_kind: rmm_shared::runs::RunKind,
+    body: impl AsyncFnOnce(Option<Uuid>) -> Result<(RunOutcome, JobOutcome), JobError>,
+) -> Result<JobOutcome, JobError> {
+    if args.dry_run {
+        let (_, job) = body(None).await?;
+        return Ok(job);
+    }
+    crate::run::recorded_run(ctx, sync_type, run_kind, async |run_id| body(Some(run_id)).await).await
+}
+
+/// Puts a dry run's plan into a job outcome's detail (`detail.dry_run`).
+pub fn with_dry_run(mut job: JobOutcome, dry_run: Option<DryRun>) -> JobOutcome {
+    if let Some(plan) = dry_run {
+        if !job.detail.is_object() {
+            job.detail = serde_json::Value::Object(Default::default());
+        }
+        job.detail["dry_run"] = serde_json::to_value(plan).expect("a dry run is JSON");
+    }
+    job
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +116,19 @@ pub struct DeviceUnitArgs {
     /// Incremental: devices seen at or after this time; absent for a full pass.
     #[serde(default)]
     pub since: Option<DateTime<Utc>>,
+    /// The parent's sync run, under which the unit's asset changes are recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<Uuid>,
+    /// The parent is a dry run: plan only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+/// How a fan-out's units ingest: under the parent's run, or as a dry run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnitRun {
+    pub run_id: Option<Uuid>,
+    pub dry_run: bool,
 }
 
 /// Runs a device sync as one `unit_kind` job per mapped scope with auto-sync on, waits for them
@@ -93,9 +140,10 @@ pub async fn fan_out(
     unit_kind: &'static str,
     scope_label: &str,
     since: Option<DateTime<Utc>>,
+    run: UnitRun,
 ) -> Result<(RunOutcome, JobOutcome), JobError> {
     let (tenant, integration) = ids(ctx)?;
-    fan_out_over(ctx, unit_kind, scope_label, since, || async move {
+    fan_out_over(ctx, unit_kind, scope_label, since, run, || async move {
         Ok(mapped_scopes(ctx.db(), tenant, integration).await?)
     })
     .await
@@ -110,6 +158,7 @@ pub async fn fan_out_over<F, Fut>(
     unit_kind: &'static str,
     scope_label: &str,
     since: Option<DateTime<Utc>>,
+    run: UnitRun,
     scopes: F,
 ) -> Result<(RunOutcome, JobOutcome), JobError>
 where
@@ -129,6 +178,8 @@ where
                     scope: s.scope.clone(),
                     client_id: s.client_id,
                     since,
+                    run_id: run.run_id,
+                    dry_run: run.dry_run,
                 };
                 let child = JobRequest::for_integration(unit_kind, tenant, provider, integration, trigger)
                     .args(serde_json::to_value(args).expect("unit arguments are JSON"));
@@ -154,21 +205,27 @@ where
         }
     }
     let outcome = RunOutcome { counts: report.counts, errors: report.errors.clone(), cursor: Some(fan.planned_at) };
-    Ok((outcome, report_outcome(&report)))
+    let job = report_outcome(&report);
+    Ok((outcome, with_dry_run(job, report.dry_run)))
 }
 
 /// Runs one unit of a [`fan_out`]: nothing when it was already finished (a redelivery, or its
-/// parent was pruned), otherwise `body` and the unit's report stored for the parent.
-pub async fn run_unit<F, Fut>(ctx: &JobCtx, args: &DeviceUnitArgs, body: F) -> Result<JobOutcome, JobError>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<UnitReport, JobError>>,
-{
+/// parent was pruned), otherwise `body` (ingesting for the parent's run, or as a dry run) and the
+/// unit's report, with its dry-run plan, stored for the parent.
+pub async fn run_unit(
+    ctx: &JobCtx,
+    args: &DeviceUnitArgs,
+    body: impl AsyncFnOnce(&IngestRun) -> Result<UnitReport, JobError>,
+) -> Result<JobOutcome, JobError> {
     let db = ctx.db();
     if crate::units::unit_status(db, &args.parent_job_id, &args.scope).await? != Some(UnitStatus::Pending) {
         return Ok(JobOutcome::default().count("units", 0));
     }
-    let report = body().await?;
+    let run = IngestRun::new(args.dry_run, args.run_id, Some(ctx.job_id()));
+    let mut report = body(&run).await?;
+    if let Some(plan) = run.take_dry_run() {
+        report.dry_run.get_or_insert_with(Default::default).absorb(plan);
+    }
     let value = serde_json::to_value(&report).map_err(|e| JobError::Permanent(e.to_string()))?;
     crate::units::finish_unit(db, &args.parent_job_id, &args.scope, &value).await?;
     Ok(report_outcome(&report))

@@ -96,6 +96,9 @@ pub trait JobKind: Send + Sync + 'static {
     /// The providers an integration job applies to (`Scope::Integration` kinds); empty for global
     /// kinds. The API, the scheduler and the CLI refuse a kind for any other provider.
     const PROVIDERS: &'static [Provider] = &[];
+    /// The kind can run as a dry run: its arguments take `"dry_run": true` (plan only, nothing
+    /// written; `?dry_run=true` on the API, `--dry-run` on the command line).
+    const DRY_RUN: bool = false;
     /// The kind's own arguments (`args` of the envelope).
     type Args: Serialize + DeserializeOwned + Send + 'static;
 
@@ -113,6 +116,8 @@ pub struct KindEntry {
     pub internal: bool,
     /// See [`JobKind::PROVIDERS`].
     pub providers: Vec<Provider>,
+    /// See [`JobKind::DRY_RUN`].
+    pub dry_run: bool,
     pub policy: Policy,
     pub(crate) run: fn(JobCtx, serde_json::Value) -> BoxFuture<'static, Result<JobOutcome, JobError>>,
     pub(crate) check_args: fn(&serde_json::Value) -> Result<(), String>,
@@ -141,6 +146,7 @@ impl KindEntry {
             scope: K::SCOPE,
             internal: K::INTERNAL,
             providers: K::PROVIDERS.to_vec(),
+            dry_run: K::DRY_RUN,
             policy: K::policy(),
             run: run::<K>,
             check_args: check::<K>,
@@ -150,6 +156,23 @@ impl KindEntry {
     /// Checks that `args` parse as this kind's arguments (the API answers 400 otherwise).
     pub fn check_args(&self, args: &serde_json::Value) -> Result<(), String> {
         (self.check_args)(args)
+    }
+
+    /// `args` of a dry run of this kind (`"dry_run": true` added); an error naming the kind when it
+    /// has no dry run or `args` is not an object.
+    pub fn dry_run_args(&self, mut args: serde_json::Value) -> Result<serde_json::Value, String> {
+        if !self.dry_run {
+            return Err(format!(
+                "{} has no dry run; dry runs exist for the device syncs (sync-devices, tanium-full-sync, \
+                 ninjaone-sync-devices, levelio-sync-devices)",
+                self.name
+            ));
+        }
+        let Some(object) = args.as_object_mut() else {
+            return Err("args must be a JSON object".into());
+        };
+        object.insert("dry_run".into(), serde_json::Value::Bool(true));
+        Ok(args)
     }
 }
 

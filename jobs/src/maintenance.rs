@@ -1,7 +1,7 @@
 //! `maintenance`: retention. Deletes finished queue tasks and job-status rows older than
 //! `retention.finished_jobs_days`, and old rows of our other tables (finished sync runs, units of
-//! split jobs, processed webhook deliveries), and per-minute upstream call counts older than a
-//! day. Run by the scheduler every `retention.maintenance_interval_minutes`.
+//! split jobs, asset history, processed webhook deliveries), and per-minute upstream call counts
+//! older than a day. Run by the scheduler every `retention.maintenance_interval_minutes`.
 
 use std::time::Duration;
 
@@ -62,6 +62,9 @@ impl JobKind for Maintenance {
                 0
             }
         };
+        // Asset history: kept as long as the runs that wrote it.
+        let sql = format!("DELETE FROM {} WHERE recorded_at < {}", p.t("asset_history"), p.ts(1));
+        let history = ctx.db().execute(&sql, &[&fmt_ts(before)]).await?;
         let units = crate::units::prune(ctx.db(), before).await?;
         // Webhook deliveries whose alert was recorded or forwarded.
         let sql = format!(
@@ -74,11 +77,12 @@ impl JobKind for Maintenance {
         let keep = chrono::Duration::from_std(rmm_shared::upstream_calls::KEEP).unwrap_or(chrono::Duration::days(1));
         let calls = rmm_shared::upstream_calls::prune(ctx.db(), Utc::now() - keep).await?;
         ctx.progress(3, Some(3)).await?;
-        tracing::info!(days, tasks, runs, sync_runs, units, deliveries, calls, "retention done");
+        tracing::info!(days, tasks, runs, sync_runs, history, units, deliveries, calls, "retention done");
         Ok(JobOutcome::default()
             .count("queue_tasks_deleted", tasks)
             .count("job_runs_deleted", runs)
             .count("sync_runs_deleted", sync_runs)
+            .count("asset_history_deleted", history)
             .count("job_units_deleted", units)
             .count("webhook_deliveries_deleted", deliveries)
             .count("upstream_call_minutes_deleted", calls))

@@ -25,6 +25,17 @@ pub async fn recorded<F>(ctx: &JobCtx, sync_type: &str, run_kind: RunKind, body:
 where
     F: Future<Output = Result<(RunOutcome, JobOutcome), JobError>>,
 {
+    recorded_run(ctx, sync_type, run_kind, async move |_| body.await).await
+}
+
+/// [`recorded`] with a body that is given the run's id (the asset changes it makes are recorded
+/// under it).
+pub async fn recorded_run(
+    ctx: &JobCtx,
+    sync_type: &str,
+    run_kind: RunKind,
+    body: impl AsyncFnOnce(Uuid) -> Result<(RunOutcome, JobOutcome), JobError>,
+) -> Result<JobOutcome, JobError> {
     let (tenant, integration) = ids(ctx)?;
     let db = ctx.db();
     let events = &ctx.runtime().events;
@@ -42,7 +53,7 @@ where
     )
     .await?;
     events.publish(&Event::sync(EventType::SyncStarted, tenant, integration, provider, sync_type, None, None)).await;
-    match body.await {
+    match body(run.run_id).await {
         Ok((outcome, job)) => {
             run.finish(db, &outcome).await?;
             let ev = if outcome.succeeded() { EventType::SyncCompleted } else { EventType::SyncFailed };

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod events;
 pub mod facts;
+pub mod history;
 pub mod http;
 pub mod ingest;
 pub mod integrations;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use rmm_jobs::{JobFilter, JobRequest, JobStatus, JobView, Runtime, Trigger};
 use rmm_shared::db::Db;
+use rmm_shared::ingest::dry_run::DryRun;
 use rmm_shared::providers::Provider;
 use uuid::Uuid;
 
@@ -22,7 +23,7 @@ pub async fn integration_of(db: &Db, tenant: Uuid, provider: &str) -> anyhow::Re
 }
 
 /// Enqueues `kind` for the tenant's integration; with `wait`, follows it to the end and fails
-/// when the job does not end `done`.
+/// when the job does not end `done`. A dry run is always followed, and its plan printed.
 pub async fn sync(
     rt: &Runtime,
     provider: &str,
@@ -30,13 +31,15 @@ pub async fn sync(
     tenant: Uuid,
     args: serde_json::Value,
     wait: bool,
+    dry_run: bool,
 ) -> anyhow::Result<()> {
-    rt.registry.require_for(kind, Some(provider))?;
+    let entry = rt.registry.require_for(kind, Some(provider))?;
+    let args = if dry_run { entry.dry_run_args(args).map_err(anyhow::Error::msg)? } else { args };
     let integration = integration_of(&rt.db, tenant, provider).await?;
     let req = JobRequest::for_integration(kind, tenant, provider, integration, Trigger::Admin).args(args);
     let id = rt.queue.enqueue(req).await?;
     println!("{id}");
-    if !wait {
+    if !wait && !dry_run {
         return Ok(());
     }
     let job = follow(rt, &id).await?;
@@ -45,12 +48,62 @@ pub async fn sync(
             if let Some(counts) = job.result.as_ref().and_then(|r| r.get("counts")) {
                 eprintln!("{kind} done: {counts}");
             }
+            if dry_run {
+                let plan = job.result.as_ref().and_then(|r| r.pointer("/detail/dry_run")).cloned();
+                let plan: DryRun = plan.map(serde_json::from_value).transpose()?.unwrap_or_default();
+                print!("{}", dry_run_text(&plan));
+            }
             Ok(())
         }
         other => {
             anyhow::bail!("{kind} {}: {}", other.as_str(), job.last_error.as_deref().unwrap_or("no error recorded"))
         }
     }
+}
+
+/// A dry run's plan as lines: one per organisation with its counts, then one per listed change.
+pub fn dry_run_text(plan: &DryRun) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if plan.organizations.is_empty() {
+        out.push_str("dry run: nothing to sync (no mapped organisation with auto-sync on)\n");
+    }
+    for (org, p) in &plan.organizations {
+        let _ = writeln!(
+            out,
+            "organisation {org}: create {}, update {} (move {}), tombstone {}, unchanged {}, skip {}, fail {}",
+            p.create, p.update, p.moves, p.tombstone, p.unchanged, p.skip, p.fail
+        );
+        for c in &p.changes {
+            let fields: Vec<String> = c
+                .changes
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{}: {} -> {}",
+                        f.field,
+                        f.from.as_deref().unwrap_or("(empty)"),
+                        f.to.as_deref().unwrap_or("(empty)")
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {} {} ({}): {}",
+                c.action.as_str(),
+                c.external_device_id,
+                c.name.as_deref().unwrap_or("-"),
+                fields.join("; ")
+            );
+        }
+        if p.changes_not_listed > 0 {
+            let _ = writeln!(out, "  ... and {} more changes", p.changes_not_listed);
+        }
+        for e in &p.errors {
+            let _ = writeln!(out, "  not planned: {e}");
+        }
+    }
+    out
 }
 
 /// Polls the job until it is finished, showing progress on stderr: a line redrawn in place on a

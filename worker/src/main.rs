@@ -70,6 +70,10 @@ enum Command {
         /// Follow the job until it ends.
         #[arg(long)]
         wait: bool,
+        /// Plan only (device syncs): write nothing and print, per organisation, what the sync
+        /// would create, update, move and tombstone. Implies --wait.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// List, show, re-queue or cancel jobs.
     #[command(subcommand)]
@@ -195,10 +199,10 @@ async fn main() -> ExitCode {
         Command::Migrate => migrate(&settings).await.map(|_| ()),
         Command::Keys(k) => keys(&settings, k).await,
         Command::Enqueue { kind, tenant, provider, args } => enqueue(settings, kind, tenant, provider, args).await,
-        Command::Sync { provider, kind, tenant, args, wait } => {
+        Command::Sync { provider, kind, tenant, args, wait, dry_run } => {
             with_runtime(settings, |rt| async move {
                 let args = serde_json::from_str(&args).map_err(|e| anyhow::anyhow!("--args is not JSON: {e}"))?;
-                jobs_cli::sync(&rt, &provider, &kind, tenant, args, wait).await
+                jobs_cli::sync(&rt, &provider, &kind, tenant, args, wait, dry_run).await
             })
             .await
         }

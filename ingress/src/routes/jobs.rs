@@ -28,6 +28,7 @@ pub struct JobsApi;
 impl JobsApi {
     /// Enqueue a job of the integration → 202 `{job_id}`.
     #[oai(path = "/tenants/:tenant/integrations/:provider/jobs/:kind", method = "post")]
+    #[allow(clippy::too_many_arguments)] // each argument is a request part poem-openapi extracts
     async fn enqueue_job(
         &self,
         auth: AdminAuth,
@@ -35,6 +36,10 @@ impl JobsApi {
         tenant: Path<Uuid>,
         provider: Path<String>,
         kind: Path<String>,
+        /// Plan only: the device sync reads the provider and the current rows, writes nothing, and
+        /// its job's `detail.dry_run` says per organisation what it would create, update, move and
+        /// tombstone. Device-sync kinds only (400 for the others).
+        dry_run: Query<Option<bool>>,
         b: Json<JobBody>,
     ) -> R {
         tenant_write(&auth.0, tenant.0)?;
@@ -46,8 +51,11 @@ impl JobsApi {
                 kind.0
             ))));
         }
+        let mut args = b.0.args.unwrap_or_else(|| json!({}));
+        if dry_run.0 == Some(true) {
+            args = entry.dry_run_args(args).map_err(|e| ApiError::BadRequest(body(e)))?;
+        }
         let integ = svc::require(&state.rt.db, tenant.0, p).await?;
-        let args = b.0.args.unwrap_or_else(|| json!({}));
         let req =
             JobRequest::for_integration(kind.0, tenant.0, provider.0, integ.integration_id, Trigger::Admin).args(args);
         let job_id = state.rt.queue.enqueue(req).await?;

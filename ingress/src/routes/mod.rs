@@ -2,6 +2,7 @@
 //! their tenant, and another tenant's resources answer 404 to them). One module per resource;
 //! the handlers check the caller, parse, call the service and render its answer.
 
+pub mod assets;
 pub mod integrations;
 pub mod jobs;
 pub mod rmm;
@@ -26,12 +27,25 @@ use crate::AppState;
 use crate::auth::{Principal, authenticate};
 
 /// Every route of the admin API.
-pub type AdminApi =
-    (tenants::TenantsApi, integrations::IntegrationsApi, jobs::JobsApi, schedules::SchedulesApi, rmm::AlgaRmmApi);
+pub type AdminApi = (
+    tenants::TenantsApi,
+    integrations::IntegrationsApi,
+    jobs::JobsApi,
+    schedules::SchedulesApi,
+    assets::AssetsApi,
+    rmm::AlgaRmmApi,
+);
 
 /// The admin API.
 pub fn admin_api() -> AdminApi {
-    (tenants::TenantsApi, integrations::IntegrationsApi, jobs::JobsApi, schedules::SchedulesApi, rmm::AlgaRmmApi)
+    (
+        tenants::TenantsApi,
+        integrations::IntegrationsApi,
+        jobs::JobsApi,
+        schedules::SchedulesApi,
+        assets::AssetsApi,
+        rmm::AlgaRmmApi,
+    )
 }
 
 /// `Authorization: Bearer <key>`.

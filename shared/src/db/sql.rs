@@ -141,6 +141,26 @@ impl Db {
         }
     }
 
+    /// Runs `body` in a transaction that writes nothing: read-only on Postgres, and rolled back on
+    /// both stores whatever `body` returns.
+    pub async fn in_read_tx<T, E>(&self, body: impl AsyncFnOnce(&mut Tx) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        let mut tx = match self {
+            Db::Postgres(p) => Tx::Postgres(p.begin().await.map_err(DbError::from)?),
+            Db::Sqlite(p) => Tx::Sqlite(p.begin().await.map_err(DbError::from)?),
+        };
+        if tx.dialect() == Dialect::Postgres {
+            tx.execute("SET TRANSACTION READ ONLY", &[]).await?;
+        }
+        let result = body(&mut tx).await;
+        if let Err(rollback) = tx.rollback().await {
+            tracing::debug!(error = %rollback, "rollback failed");
+        }
+        result
+    }
+
     /// Runs one statement outside a transaction; returns the rows affected.
     pub async fn execute(&self, sql: &str, binds: &[&str]) -> Result<u64, DbError> {
         Ok(match self {

@@ -11,6 +11,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use super::IngestRun;
+use super::changes::{ASSET_FIELDS, AssetChange, EXTENSION_FIELDS, TrackedValues, asset_changes};
 use super::plan::{AssetRow, AssetWrite, CurrentState, Item, MappingRow, MappingWrite, PagePlan, limits, truncate};
 use super::snapshot::ExtensionSnapshot;
 use crate::db::sql::{ColType, Tx, fmt_ts};
@@ -35,21 +37,98 @@ pub fn device_lock_key(tenant: Uuid, provider: &str, device_id: &str) -> i64 {
     h as i64
 }
 
-/// Loads the rows a page touches, plans it and writes it, in one transaction.
+/// Loads the rows a page touches, plans it and writes it, in one transaction; the assets' changes
+/// are recorded in `rmm_sync.asset_history` under `run` in the same transaction.
 pub(super) async fn apply_page(
     db: &Db,
     tenant: Uuid,
+    run: &IngestRun,
     items: &[Item<'_>],
     now: DateTime<Utc>,
 ) -> Result<PagePlan, DbError> {
     db.in_write_tx(async |tx| {
         lock_devices(tx, tenant, items).await?;
-        let (state, extensions) = load_state(tx, tenant, items).await?;
+        let (state, extensions, before) = load_state(tx, tenant, items).await?;
         let plan = super::plan::plan_page(items, &state, now);
         write_plan(tx, tenant, &plan, &extensions, now).await?;
+        write_history(tx, tenant, run, &asset_changes(&plan, &before), now).await?;
         Ok(plan)
     })
     .await
+}
+
+/// Loads and plans a page in a read-only transaction (a dry run): the plan and its changes.
+pub(super) async fn plan_only(
+    db: &Db,
+    tenant: Uuid,
+    items: &[Item<'_>],
+    now: DateTime<Utc>,
+) -> Result<(PagePlan, Vec<AssetChange>), DbError> {
+    db.in_read_tx(async |tx| {
+        let (state, _, before) = load_state(tx, tenant, items).await?;
+        let plan = super::plan::plan_page(items, &state, now);
+        let changes = asset_changes(&plan, &before);
+        Ok((plan, changes))
+    })
+    .await
+}
+
+/// Parameter `n`, NULL when bound as the empty string.
+fn nullable(d: Dialect, n: usize, pg_type: &str) -> String {
+    match d {
+        Dialect::Postgres => format!("CAST(NULLIF(${n}, '') AS {pg_type})"),
+        Dialect::Sqlite => format!("NULLIF(?{n}, '')"),
+    }
+}
+
+/// Records a page's asset changes, one statement for the page.
+async fn write_history(
+    tx: &mut Tx,
+    tenant: Uuid,
+    run: &IngestRun,
+    changes: &[AssetChange],
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let d = tx.dialect();
+    let rows: Vec<Value> = changes
+        .iter()
+        .map(|c| {
+            json!({
+                "asset_id": c.asset_id, "external_device_id": c.external_device_id,
+                "external_organization_id": c.external_organization_id, "action": c.action.as_str(),
+                "changes": c.changes,
+            })
+        })
+        .collect();
+    let cols = [
+        ("asset_id", U),
+        ("external_device_id", Text),
+        ("external_organization_id", Text),
+        ("action", Text),
+        ("changes", Json),
+    ];
+    let sql = format!(
+        "INSERT INTO {table} (tenant, asset_id, run_id, job_id, external_device_id, external_organization_id, \
+         action, changes, recorded_at) \
+         SELECT {t}, r.asset_id, {run}, {job}, r.external_device_id, r.external_organization_id, r.action, r.changes, {n} \
+         FROM {rs}",
+        table = crate::db::ours(d, "asset_history"),
+        t = d.param(1, U),
+        run = nullable(d, 2, "uuid"),
+        job = nullable(d, 3, "text"),
+        n = d.param(4, Timestamp),
+        rs = d.recordset(5, &cols),
+    );
+    let run_id = run.run_id().map(|r| r.to_string()).unwrap_or_default();
+    tx.execute(
+        &sql,
+        &[&tenant.to_string(), &run_id, run.job_id().unwrap_or(""), &fmt_ts(now), &Value::Array(rows).to_string()],
+    )
+    .await?;
+    Ok(())
 }
 
 async fn lock_devices(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<(), DbError> {
@@ -74,14 +153,34 @@ async fn lock_devices(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<(
 }
 
 type MappingTuple = (String, String, String, String, Option<String>);
-type AssetTuple = (String, String, Option<String>, Option<String>, Option<String>, bool, bool);
+type AssetTuple = (String, String, Option<String>, Option<String>, Option<String>, bool, bool, String);
 
 /// The extension rows that exist, as `(asset_id, table)`.
 type Extensions = HashSet<(Uuid, &'static str)>;
 
 const EXTENSION_TABLES: [&str; 2] = ["workstation_assets", "server_assets"];
 
-async fn load_state(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<(CurrentState, Extensions), DbError> {
+/// The tracked values of each loaded asset, before the page.
+type Before = HashMap<Uuid, TrackedValues>;
+
+/// The tracked values of an asset row `a` and its extension row (`w`, else `s`) as one JSON array
+/// ([`TrackedValues::from_json`]).
+fn tracked_json(d: Dialect) -> String {
+    let mut exprs: Vec<String> = ASSET_FIELDS.iter().map(|c| format!("a.{c}")).collect();
+    exprs.extend(
+        EXTENSION_FIELDS.iter().map(|c| format!("CASE WHEN w.asset_id IS NOT NULL THEN w.\"{c}\" ELSE s.\"{c}\" END")),
+    );
+    match d {
+        Dialect::Postgres => format!("CAST(json_build_array({}) AS TEXT)", exprs.join(", ")),
+        Dialect::Sqlite => format!("json_array({})", exprs.join(", ")),
+    }
+}
+
+async fn load_state(
+    tx: &mut Tx,
+    tenant: Uuid,
+    items: &[Item<'_>],
+) -> Result<(CurrentState, Extensions, Before), DbError> {
     let d = tx.dialect();
     let tenant_s = tenant.to_string();
     let providers: BTreeSet<&str> = items.iter().map(|i| i.snapshot.provider.slug()).collect();
@@ -112,13 +211,16 @@ async fn load_state(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<(Cu
     let assets: Vec<AssetTuple> = tx
         .fetch(
             &format!(
-                "SELECT {id}, asset_type, {client}, rmm_provider, rmm_device_id, \
-                 EXISTS (SELECT 1 FROM workstation_assets w WHERE w.tenant = assets.tenant AND w.asset_id = assets.asset_id), \
-                 EXISTS (SELECT 1 FROM server_assets s WHERE s.tenant = assets.tenant AND s.asset_id = assets.asset_id) \
-                 FROM assets WHERE tenant = {t} AND (asset_id {m} OR (rmm_provider {p} AND rmm_device_id {e})) \
-                 ORDER BY created_at, asset_id",
-                id = d.text("asset_id"),
-                client = d.text("client_id"),
+                "SELECT {id}, a.asset_type, {client}, a.rmm_provider, a.rmm_device_id, \
+                 w.asset_id IS NOT NULL, s.asset_id IS NOT NULL, {tracked} \
+                 FROM assets a \
+                 LEFT JOIN workstation_assets w ON w.tenant = a.tenant AND w.asset_id = a.asset_id \
+                 LEFT JOIN server_assets s ON s.tenant = a.tenant AND s.asset_id = a.asset_id \
+                 WHERE a.tenant = {t} AND (a.asset_id {m} OR (a.rmm_provider {p} AND a.rmm_device_id {e})) \
+                 ORDER BY a.created_at, a.asset_id",
+                id = d.text("a.asset_id"),
+                client = d.text("a.client_id"),
+                tracked = tracked_json(d),
                 t = d.param(1, U),
                 m = d.in_json(2, U),
                 p = d.in_json(3, Text),
@@ -178,12 +280,17 @@ async fn load_state(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<(Cu
 
     let parse = |s: &str| Uuid::parse_str(s).ok();
     let mut extensions = Extensions::new();
-    for (id, .., workstation, server) in &assets {
+    let mut before = Before::new();
+    for (id, _, client, _, device, workstation, server, tracked) in &assets {
+        let Some(id) = parse(id) else { continue };
         for (table, exists) in EXTENSION_TABLES.into_iter().zip([*workstation, *server]) {
-            if let (Some(id), true) = (parse(id), exists) {
+            if exists {
                 extensions.insert((id, table));
             }
         }
+        let values = serde_json::from_str(tracked).unwrap_or(Value::Null);
+        let client = client.as_deref().and_then(parse);
+        before.insert(id, TrackedValues::from_json(client, device.clone(), &values, *workstation || *server));
     }
     let state = CurrentState {
         mappings: mappings
@@ -215,7 +322,7 @@ async fn load_state(tx: &mut Tx, tenant: Uuid, items: &[Item<'_>]) -> Result<(Cu
             .filter_map(|(i, org, c)| Some(((parse(&i)?, org), parse(&c)?)))
             .collect::<HashMap<_, _>>(),
     };
-    Ok((state, extensions))
+    Ok((state, extensions, before))
 }
 
 const ASSET_VALUE_COLS: [(&str, ColType); 10] = [

@@ -8,11 +8,19 @@
 //! Devices are correlated with existing rows by the provider's device id only (mapping in the
 //! same scope, in any scope, then `(rmm_provider, rmm_device_id)`), never by serial number; a
 //! placeholder serial ([`serial`]) is stored as reported and counted.
+//!
+//! Every page is ingested for an [`IngestRun`]: the sync run its asset changes ([`changes`]) are
+//! recorded under in `rmm_sync.asset_history`, or a dry run ([`dry_run`]) that plans and writes
+//! nothing.
 
 pub mod apply;
+pub mod changes;
+pub mod dry_run;
 pub mod plan;
 pub mod serial;
 pub mod snapshot;
+
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -25,6 +33,49 @@ pub use snapshot::{
 };
 
 use crate::db::{Db, DbError};
+
+/// What a page is ingested for: a recorded run (its id, and the job that wrote it), no run (a
+/// single-device refresh), or a dry run gathering what it would do.
+#[derive(Debug, Default)]
+pub struct IngestRun {
+    run_id: Option<Uuid>,
+    job_id: Option<String>,
+    dry: Option<Mutex<dry_run::DryRun>>,
+}
+
+impl IngestRun {
+    /// Writes; changes are recorded with this run and job (either may be unknown).
+    pub fn recorded(run_id: Option<Uuid>, job_id: Option<&str>) -> Self {
+        IngestRun { run_id, job_id: job_id.map(str::to_owned), dry: None }
+    }
+
+    /// Plans only: nothing is written, the plan is gathered ([`IngestRun::take_dry_run`]).
+    pub fn dry() -> Self {
+        IngestRun { dry: Some(Mutex::default()), ..Default::default() }
+    }
+
+    /// [`IngestRun::dry`] when `dry`, else [`IngestRun::recorded`].
+    pub fn new(dry: bool, run_id: Option<Uuid>, job_id: Option<&str>) -> Self {
+        if dry { IngestRun::dry() } else { IngestRun::recorded(run_id, job_id) }
+    }
+
+    pub fn is_dry(&self) -> bool {
+        self.dry.is_some()
+    }
+
+    pub fn run_id(&self) -> Option<Uuid> {
+        self.run_id
+    }
+
+    pub fn job_id(&self) -> Option<&str> {
+        self.job_id.as_deref()
+    }
+
+    /// What the dry run gathered so far (and resets it); `None` when this run writes.
+    pub fn take_dry_run(&self) -> Option<dry_run::DryRun> {
+        self.dry.as_ref().map(|m| std::mem::take(&mut *m.lock().unwrap_or_else(|e| e.into_inner())))
+    }
+}
 
 /// What a page (or a run of pages) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -53,10 +104,12 @@ impl IngestReport {
 }
 
 /// Ingests one page in one transaction. If the page as a whole fails, each device is retried on
-/// its own; a device that still fails is reported `failed` with the database's message.
+/// its own; a device that still fails is reported `failed` with the database's message. In a dry
+/// run the page is read and planned in a read-only transaction and its plan gathered.
 pub async fn ingest_page(
     db: &Db,
     tenant: Uuid,
+    run: &IngestRun,
     items: &[Item<'_>],
     now: DateTime<Utc>,
 ) -> Result<IngestReport, DbError> {
@@ -64,7 +117,15 @@ pub async fn ingest_page(
     if items.is_empty() {
         return Ok(report);
     }
-    match apply_with_retry(db, tenant, items, now).await {
+    if let Some(dry) = &run.dry {
+        let (plan, changes) = apply::plan_only(db, tenant, items, now).await?;
+        dry.lock().unwrap_or_else(|e| e.into_inner()).record(items, &plan.outcomes, changes);
+        for (o, item) in plan.outcomes.into_iter().zip(items) {
+            report.push(o, item.snapshot);
+        }
+        return Ok(report);
+    }
+    match apply_with_retry(db, tenant, run, items, now).await {
         Ok(plan) => {
             // One outcome per item, in order.
             for (o, item) in plan.outcomes.into_iter().zip(items) {
@@ -85,7 +146,7 @@ pub async fn ingest_page(
         Err(e) => tracing::warn!(error = %e, devices = items.len(), "page failed; retrying its devices one by one"),
     }
     for item in items {
-        match apply_with_retry(db, tenant, std::slice::from_ref(item), now).await {
+        match apply_with_retry(db, tenant, run, std::slice::from_ref(item), now).await {
             Ok(plan) => plan.outcomes.into_iter().for_each(|o| report.push(o, item.snapshot)),
             Err(e) if is_connection_error(&e) => return Err(e),
             Err(e) => report.push(failed(item.snapshot, &e), item.snapshot),
@@ -98,13 +159,14 @@ pub async fn ingest_page(
 pub async fn ingest_snapshots(
     db: &Db,
     tenant: Uuid,
+    run: &IngestRun,
     snapshots: &[DeviceSnapshot],
     page_size: usize,
 ) -> Result<IngestReport, DbError> {
     let mut report = IngestReport::default();
     for page in snapshots.chunks(page_size.max(1)) {
         let items: Vec<Item<'_>> = page.iter().map(|s| Item { snapshot: s, client_id: None }).collect();
-        let r = ingest_page(db, tenant, &items, Utc::now()).await?;
+        let r = ingest_page(db, tenant, run, &items, Utc::now()).await?;
         report.counts.add(&r.counts);
         report.outcomes.extend(r.outcomes);
     }
@@ -114,13 +176,14 @@ pub async fn ingest_snapshots(
 async fn apply_with_retry(
     db: &Db,
     tenant: Uuid,
+    run: &IngestRun,
     items: &[Item<'_>],
     now: DateTime<Utc>,
 ) -> Result<plan::PagePlan, DbError> {
-    match apply::apply_page(db, tenant, items, now).await {
+    match apply::apply_page(db, tenant, run, items, now).await {
         // A unique violation means another writer got there between our read and write (only
         // possible for rows outside our device locks); a fresh read resolves it.
-        Err(e) if is_unique_violation(&e) => apply::apply_page(db, tenant, items, now).await,
+        Err(e) if is_unique_violation(&e) => apply::apply_page(db, tenant, run, items, now).await,
         other => other,
     }
 }

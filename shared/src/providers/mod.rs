@@ -192,15 +192,21 @@ pub struct UnitReport {
     pub errors: Vec<String>,
     pub units: u64,
     pub units_failed: u64,
+    /// What a dry run would do (nothing was written); absent when the unit wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<crate::ingest::dry_run::DryRun>,
 }
 
 impl UnitReport {
-    /// Adds the counts, errors and units of another (unit) report.
+    /// Adds the counts, errors, units and dry-run plan of another (unit) report.
     pub fn absorb(&mut self, other: UnitReport) {
         self.counts.add(&other.counts);
         self.errors.extend(other.errors);
         self.units += other.units;
         self.units_failed += other.units_failed;
+        if let Some(dry) = other.dry_run {
+            self.dry_run.get_or_insert_with(Default::default).absorb(dry);
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! (HOT) updates of each phase and the peak RSS; with `--statements`, the statements that took
 //! the most time in each phase.
 
+use rmm_shared::ingest::IngestRun;
 use std::time::Instant;
 
 use chrono::{Duration, Utc};
@@ -167,7 +168,7 @@ async fn run(
     for first in (0..devices).step_by(page) {
         let chunk: Vec<DeviceSnapshot> = (first..(first + page).min(devices)).map(&make).collect();
         let items: Vec<Item<'_>> = chunk.iter().map(|s| Item { snapshot: s, client_id: None }).collect();
-        let r = ingest_page(db, tenant, &items, Utc::now()).await?;
+        let r = ingest_page(db, tenant, &IngestRun::default(), &items, Utc::now()).await?;
         counts.add(&r.counts);
     }
     Ok((devices as f64 / start.elapsed().as_secs_f64(), counts))

@@ -4,6 +4,7 @@
 //! schedules and jobs, and the metrics and the status page say so. Each body on PostgreSQL and
 //! SQLite, with real workers against the Tactical and Tanium simulators.
 
+use rmm_shared::ingest::IngestRun;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -340,9 +341,17 @@ async fn routes_on(store: stores::TestStore) -> stores::TestStore {
     // Tanium: the endpoint's own refresh job, written under the group it was synced under.
     let (client, options) = rmm_jobs::providers::tanium::build_client(&rt, tenant, tanium_integ).await.unwrap();
     let mode = rmm_shared::providers::tanium::sync::SyncMode::Full;
-    let r = rmm_shared::providers::tanium::sync::sync_devices(db, tenant, tanium_integ, &client, mode, options)
-        .await
-        .unwrap();
+    let r = rmm_shared::providers::tanium::sync::sync_devices(
+        db,
+        tenant,
+        &IngestRun::default(),
+        tanium_integ,
+        &client,
+        mode,
+        options,
+    )
+    .await
+    .unwrap();
     // (the route's tanium-full-sync above may have created them already)
     assert!(r.counts.processed > 0 && r.counts.failed == 0 && r.errors.is_empty(), "{r:?}");
     let endpoint = tanium.fleet().endpoints[0].id.clone();

@@ -3,6 +3,7 @@
 //! group, pending updates, incremental window, tombstones), single-device refresh, the alert
 //! backfill, and the jobs and the automation webhook through the ingress.
 
+use rmm_shared::ingest::IngestRun;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -142,7 +143,7 @@ async fn run_all(db: &Db, tenant: Uuid, integration: Uuid, c: &LevelClient, mode
     let input = UnitInput { tree: &tree, mapped: &mapped, pending: Some(&pending) };
     let mut report = UnitReport::default();
     for root in plan_units(db, tenant, integration, c).await.unwrap() {
-        report.absorb(sync_root(db, tenant, integration, c, &input, &root, mode).await.unwrap());
+        report.absorb(sync_root(db, tenant, &IngestRun::default(), integration, c, &input, &root, mode).await.unwrap());
     }
     report
 }
@@ -284,12 +285,12 @@ async fn groups_then_device_syncs_follow_the_deepest_mapped_group() {
         assert_eq!(count(db, tenant, "tenant_external_entity_mappings WHERE sync_status = 'error'").await, 1);
 
         // Single-device refresh: mapped, unmapped, unknown.
-        let o = refresh_device(db, tenant, integration, &c, "dev_0000002", None).await.unwrap();
+        let o = refresh_device(db, tenant, &IngestRun::default(), integration, &c, "dev_0000002", None).await.unwrap();
         assert_eq!(o.action, IngestAction::Updated, "{o:?}");
         let unmapped = fleet.devices.iter().find(|d| d.group_id == "grp_120").unwrap();
-        let o = refresh_device(db, tenant, integration, &c, &unmapped.id, None).await.unwrap();
+        let o = refresh_device(db, tenant, &IngestRun::default(), integration, &c, &unmapped.id, None).await.unwrap();
         assert_eq!((o.action, o.error.as_deref()), (IngestAction::Skipped, Some("Device has no mapped Level group ancestor")));
-        let o = refresh_device(db, tenant, integration, &c, "dev_gone", None).await.unwrap();
+        let o = refresh_device(db, tenant, &IngestRun::default(), integration, &c, "dev_gone", None).await.unwrap();
         assert_eq!(o.action, IngestAction::Skipped);
         store
     })
@@ -374,7 +375,10 @@ async fn a_walk_that_breaks_off_fails_its_unit_and_tombstones_nothing() {
             sim.clear_faults();
             sim.reset_log();
             sim.fail_matching(second_page, fault.clone());
-            let e = sync_root(db, tenant, integration, &c, &input, "grp_000", DeviceSyncMode::Full).await.unwrap_err();
+            let e =
+                sync_root(db, tenant, &IngestRun::default(), integration, &c, &input, "grp_000", DeviceSyncMode::Full)
+                    .await
+                    .unwrap_err();
             let rmm_shared::providers::levelio::sync::SyncError::Level(e) = e else { panic!("{fault:?}: {e}") };
             assert_eq!(e.is_transient() || e.retry_after().is_some(), transient, "{fault:?}: {e:?}");
             assert!(sim.count("GET /v2/devices?") >= 2, "{fault:?}: the first page was read");
@@ -386,7 +390,9 @@ async fn a_walk_that_breaks_off_fails_its_unit_and_tombstones_nothing() {
         }
         // Once Level answers again, the complete walk tombstones the device that left.
         sim.clear_faults();
-        let r = sync_root(db, tenant, integration, &c, &input, "grp_000", DeviceSyncMode::Full).await.unwrap();
+        let r = sync_root(db, tenant, &IngestRun::default(), integration, &c, &input, "grp_000", DeviceSyncMode::Full)
+            .await
+            .unwrap();
         assert_eq!(r.counts.deleted, 1, "{r:?}");
         store
     })

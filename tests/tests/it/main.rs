@@ -17,6 +17,7 @@ mod apalis_tables;
 mod api_errors;
 mod cli;
 mod deploy_manifests;
+mod dry_run_history;
 mod events;
 mod hostile_http;
 mod hostile_input;

@@ -3,6 +3,7 @@
 //! organisation and device syncs (full with tombstones, incremental with the client-side
 //! `lastContact` filter, one device) on PostgreSQL and SQLite, faults, and the jobs.
 
+use rmm_shared::ingest::IngestRun;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -187,7 +188,9 @@ async fn ninjaone_an_access_token_expired_mid_sync_is_renewed_once_and_the_run_c
     sim.inject(NinjaFault::Pass, Some(2));
     sim.inject(NinjaFault::ExpireTokens, Some(1));
     let (report, read) =
-        sync_device_unit(db, s.tenant, s.integration, &c, &mapped[0].0, DeviceSyncMode::Full).await.unwrap();
+        sync_device_unit(db, s.tenant, &IngestRun::default(), s.integration, &c, &mapped[0].0, DeviceSyncMode::Full)
+            .await
+            .unwrap();
     assert_eq!((report.counts.created, report.counts.failed), (20, 0), "{:?}", report.errors);
     assert_eq!(read.listed, 20);
     assert_eq!(sim.token_requests(), vec!["refresh_token"]);
@@ -215,7 +218,9 @@ async fn ninjaone_organisations_then_full_incremental_and_single_device_syncs() 
         // Full: each mapped organisation's devices, paged 7 at a time with `after`.
         for (scope, _) in &mapped {
             let (report, read) =
-                sync_device_unit(db, tenant, integration, &c, scope, DeviceSyncMode::Full).await.unwrap();
+                sync_device_unit(db, tenant, &IngestRun::default(), integration, &c, scope, DeviceSyncMode::Full)
+                    .await
+                    .unwrap();
             assert_eq!((report.counts.created, report.counts.failed), (16, 0), "{:?}", report.errors);
             assert_eq!((read.listed, read.filtered_out), (16, 0));
         }
@@ -273,8 +278,17 @@ async fn ninjaone_organisations_then_full_incremental_and_single_device_syncs() 
             let at = if k % 2 == 0 { Utc::now() } else { Utc::now() - chrono::Duration::days(2) };
             sim.update_device(dev.id, |d| d.last_contact = at.timestamp() as f64);
         }
-        let (report, read) =
-            sync_device_unit(db, tenant, integration, &c, scope, DeviceSyncMode::Incremental { since }).await.unwrap();
+        let (report, read) = sync_device_unit(
+            db,
+            tenant,
+            &IngestRun::default(),
+            integration,
+            &c,
+            scope,
+            DeviceSyncMode::Incremental { since },
+        )
+        .await
+        .unwrap();
         assert_eq!(read.listed as usize, in_org.len());
         assert_eq!(read.filtered_out as usize, in_org.len() / 2);
         assert_eq!(report.counts.processed as usize, in_org.len() - in_org.len() / 2);
@@ -283,10 +297,22 @@ async fn ninjaone_organisations_then_full_incremental_and_single_device_syncs() 
         // A device removed from NinjaOne is tombstoned by the next full pass, not by an incremental one.
         let gone = in_org[0].id;
         sim.remove_device(gone);
-        let (report, _) =
-            sync_device_unit(db, tenant, integration, &c, scope, DeviceSyncMode::Incremental { since }).await.unwrap();
+        let (report, _) = sync_device_unit(
+            db,
+            tenant,
+            &IngestRun::default(),
+            integration,
+            &c,
+            scope,
+            DeviceSyncMode::Incremental { since },
+        )
+        .await
+        .unwrap();
         assert_eq!(report.counts.deleted, 0);
-        let (report, _) = sync_device_unit(db, tenant, integration, &c, scope, DeviceSyncMode::Full).await.unwrap();
+        let (report, _) =
+            sync_device_unit(db, tenant, &IngestRun::default(), integration, &c, scope, DeviceSyncMode::Full)
+                .await
+                .unwrap();
         assert_eq!((report.counts.deleted, report.counts.created), (1, 0), "{:?}", report.errors);
         let status = scalar(
             db,
@@ -300,13 +326,17 @@ async fn ninjaone_organisations_then_full_incremental_and_single_device_syncs() 
         .await
         .unwrap();
         assert_eq!(status.as_deref(), Some("inactive"));
-        let (report, _) = sync_device_unit(db, tenant, integration, &c, scope, DeviceSyncMode::Full).await.unwrap();
+        let (report, _) =
+            sync_device_unit(db, tenant, &IngestRun::default(), integration, &c, scope, DeviceSyncMode::Full)
+                .await
+                .unwrap();
         assert_eq!(report.counts.deleted, 0, "a tombstone is written once");
 
         // One device (the webhook path); an unknown one is skipped.
         let one = in_org[1].id;
         sim.update_device(one, |d| d.name = "RENAMED-01".into());
-        let outcome = refresh_device(db, tenant, integration, &c, &one.to_string()).await.unwrap();
+        let outcome =
+            refresh_device(db, tenant, &IngestRun::default(), integration, &c, &one.to_string()).await.unwrap();
         assert_eq!(outcome.action, IngestAction::Updated, "{outcome:?}");
         let name = scalar(
             db,
@@ -320,7 +350,7 @@ async fn ninjaone_organisations_then_full_incremental_and_single_device_syncs() 
         .await
         .unwrap();
         assert_eq!(name.as_deref(), Some("RENAMED-01"));
-        let missing = refresh_device(db, tenant, integration, &c, "999999").await.unwrap();
+        let missing = refresh_device(db, tenant, &IngestRun::default(), integration, &c, "999999").await.unwrap();
         assert_eq!(missing.action, IngestAction::Skipped);
         store
     })
@@ -367,7 +397,9 @@ async fn ninjaone_patch_counts_from_the_fleet_reports_or_per_device_and_the_devi
         let (tenant, integration) = (s.tenant, s.integration);
         sync_organizations(db, tenant, integration, &c).await.unwrap();
         let mapped = stores::map_each_scope(db, tenant, 1).await;
-        sync_device_unit(db, tenant, integration, &c, &mapped[0].0, DeviceSyncMode::Full).await.unwrap();
+        sync_device_unit(db, tenant, &IngestRun::default(), integration, &c, &mapped[0].0, DeviceSyncMode::Full)
+            .await
+            .unwrap();
         let mapped_devices: Vec<i64> =
             sim.devices().iter().filter(|d| d.organization_id.to_string() == mapped[0].0).map(|d| d.id).collect();
         assert_eq!(mapped_devices.len(), 20);
@@ -401,7 +433,9 @@ async fn ninjaone_patch_counts_from_the_fleet_reports_or_per_device_and_the_devi
         assert!(sim.requests().iter().any(|q| q.starts_with("GET /v2/queries/os-patches") && q.contains("cursor=")));
 
         // The device sync leaves the counts as they are.
-        sync_device_unit(db, tenant, integration, &c, &mapped[0].0, DeviceSyncMode::Full).await.unwrap();
+        sync_device_unit(db, tenant, &IngestRun::default(), integration, &c, &mapped[0].0, DeviceSyncMode::Full)
+            .await
+            .unwrap();
         assert_eq!(patch_counts(db, tenant).await, expected);
 
         // Per device: the same counts, two calls per mapped device; a device NinjaOne no longer
@@ -440,7 +474,9 @@ async fn ninjaone_faults_are_retried_or_reported_and_write_nothing_partial() {
         sim.reset_log();
         sim.inject(fault.clone(), Some(2));
         let (report, _) =
-            sync_device_unit(db, s.tenant, s.integration, &c, &scope, DeviceSyncMode::Full).await.unwrap();
+            sync_device_unit(db, s.tenant, &IngestRun::default(), s.integration, &c, &scope, DeviceSyncMode::Full)
+                .await
+                .unwrap();
         assert_eq!(report.counts.failed, 0, "{fault:?}: {:?}", report.errors);
         assert_eq!(report.counts.processed, 6, "{fault:?}");
         assert_eq!(sim.request_count("GET /v2/devices-detailed"), 3, "{fault:?}: two failures, then the page");
@@ -456,7 +492,9 @@ async fn ninjaone_faults_are_retried_or_reported_and_write_nothing_partial() {
     for (fault, message, transient) in cases {
         sim.remove_device(sim.devices()[0].id);
         sim.inject(fault.clone(), None);
-        let e = sync_device_unit(db, s.tenant, s.integration, &c, &scope, DeviceSyncMode::Full).await.unwrap_err();
+        let e = sync_device_unit(db, s.tenant, &IngestRun::default(), s.integration, &c, &scope, DeviceSyncMode::Full)
+            .await
+            .unwrap_err();
         let rmm_shared::providers::ninjaone::sync::SyncError::Ninja(e) = e else { panic!("{fault:?}: {e}") };
         assert!(e.to_string().contains(message), "{fault:?}: {e}");
         assert_eq!(e.is_transient(), transient, "{fault:?}: {e}");

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use rmm_shared::db::Db;
+use rmm_shared::ingest::IngestRun;
 use rmm_shared::ingest::{
     AssetType, DeviceSnapshot, ExtensionSnapshot, IngestAction, Item, Lifecycle, Provider, ingest_page,
     ingest_snapshots,
@@ -85,7 +86,7 @@ fn snap(f: &Fixture, device: &str, scope: &str) -> DeviceSnapshot {
 }
 
 async fn ingest(f: &Fixture, snaps: &[DeviceSnapshot]) -> rmm_shared::ingest::IngestReport {
-    ingest_snapshots(f.db(), f.tenant, snaps, 500).await.expect("ingest")
+    ingest_snapshots(f.db(), f.tenant, &IngestRun::default(), snaps, 500).await.expect("ingest")
 }
 
 async fn count(f: &Fixture, table: &str) -> i64 {
@@ -317,9 +318,10 @@ async fn concurrent_ingests_of_the_same_new_devices_create_each_once() {
         for round in 0..3 {
             let mut reversed = snaps.clone();
             reversed.reverse();
+            let run = IngestRun::default();
             let (a, b) = tokio::join!(
-                ingest_snapshots(f.db(), f.tenant, &snaps, 7),
-                ingest_snapshots(f.db(), f.tenant, &reversed, 5)
+                ingest_snapshots(f.db(), f.tenant, &run, &snaps, 7),
+                ingest_snapshots(f.db(), f.tenant, &run, &reversed, 5)
             );
             let (a, b) = (a.unwrap(), b.unwrap());
             assert_eq!(
@@ -367,7 +369,7 @@ async fn a_failure_in_the_middle_of_a_page_leaves_no_half_written_device() {
         // rows are written, and all of it must roll back.
         let page = [snap(&f, "n1", "c1"), snap(&f, "boom", "c1"), snap(&f, "old", "c2"), snap(&f, "n2", "c2")];
         let items: Vec<Item<'_>> = page.iter().map(|s| Item { snapshot: s, client_id: None }).collect();
-        let r = ingest_page(f.db(), f.tenant, &items, Utc::now()).await.unwrap();
+        let r = ingest_page(f.db(), f.tenant, &IngestRun::default(), &items, Utc::now()).await.unwrap();
         assert_eq!((r.counts.processed, r.counts.created, r.counts.updated, r.counts.failed), (4, 2, 1, 1));
         assert_eq!(r.outcomes[1].action, IngestAction::Failed);
         assert!(r.outcomes[1].error.as_deref().unwrap().contains("injected failure"), "{:?}", r.outcomes[1]);

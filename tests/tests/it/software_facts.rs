@@ -4,6 +4,7 @@ use chrono::{Duration, Utc};
 use rmm_shared::db::Db;
 use rmm_shared::db::sql::ColType;
 use rmm_shared::facts::{AssetFact, upsert_facts};
+use rmm_shared::ingest::IngestRun;
 use rmm_shared::ingest::{AssetType, DeviceSnapshot, Lifecycle, Provider, ingest_snapshots};
 use rmm_shared::software::{SoftwareItem, sync_asset_software};
 use rmm_tests::stores::{self, TestStore, count, rows, scalar};
@@ -42,7 +43,7 @@ async fn world(store: TestStore, devices: usize) -> World {
             metadata: None,
         })
         .collect();
-    let r = ingest_snapshots(db, tenant, &snaps, 100).await.unwrap();
+    let r = ingest_snapshots(db, tenant, &IngestRun::default(), &snaps, 100).await.unwrap();
     let assets = r.outcomes.iter().map(|o| o.asset_id.unwrap()).collect();
     World { store, tenant, integration, assets }
 }

@@ -4,6 +4,7 @@
 use chrono::{Duration, Utc};
 use rmm_shared::db::sql::ColType;
 use rmm_shared::ingest::IngestAction;
+use rmm_shared::ingest::IngestRun;
 use rmm_shared::providers::tactical::mapping::SiteIndex;
 use rmm_shared::providers::tactical::sync::{
     DeviceSyncMode, PAGES_IN_MEMORY, ingest_software, plan_device_units, refresh_agent, sync_device_unit, sync_devices,
@@ -42,7 +43,7 @@ async fn organisations_then_full_and_incremental_device_syncs() {
 
         // Full sync: the agents of the two mapped clients (2 sites x 20 agents each).
         let run = Run::start(db, tenant, integration, "tacticalrmm", "sync-devices", RunKind::Full, "admin").await.unwrap();
-        let report = sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Full).await.unwrap();
+        let report = sync_devices(db, tenant, &IngestRun::default(), integration, &tactical, DeviceSyncMode::Full).await.unwrap();
         assert_eq!(report.counts.created, 80, "{:?}", report.errors);
         assert_eq!((report.counts.failed, report.units, report.units_failed), (0, 2, 0));
         run.finish(db, &RunOutcome { counts: report.counts, errors: report.errors.clone(), cursor: None }).await.unwrap();
@@ -73,7 +74,7 @@ async fn organisations_then_full_and_incremental_device_syncs() {
         let recent = sim.agents().iter().filter(|a| a.last_seen.is_some_and(|t| t >= since)).count();
         let before = sim.requests().len();
         let report =
-            sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Incremental { since }).await.unwrap();
+            sync_devices(db, tenant, &IngestRun::default(), integration, &tactical, DeviceSyncMode::Incremental { since }).await.unwrap();
         let agent_queries: Vec<String> = sim.requests()[before..]
             .iter()
             .filter(|r| r.path.starts_with("/beta/v1/agent/"))
@@ -99,7 +100,7 @@ async fn organisations_then_full_and_incremental_device_syncs() {
         .await
         .unwrap();
         assert!(sim.move_agent(moving.id, target_site.id));
-        let report = sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Full).await.unwrap();
+        let report = sync_devices(db, tenant, &IngestRun::default(), integration, &tactical, DeviceSyncMode::Full).await.unwrap();
         assert_eq!((report.counts.created, report.counts.failed), (0, 0), "{:?}", report.errors);
         let after = rows(
             db,
@@ -123,7 +124,7 @@ async fn organisations_then_full_and_incremental_device_syncs() {
             sim.client_of(a.id).map(|c| c.to_string()) == Some(mapped[0].0.clone()) && a.last_seen.is_some()
         }).unwrap();
         sim.set_last_seen(stale.id, Some(Utc::now() - Duration::days(3)));
-        sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Full).await.unwrap();
+        sync_devices(db, tenant, &IngestRun::default(), integration, &tactical, DeviceSyncMode::Full).await.unwrap();
         let status = scalar(
             db,
             &format!("SELECT agent_status FROM assets WHERE tenant = {} AND rmm_device_id = {}", d.param(1, ColType::Uuid), d.param(2, ColType::Text)),
@@ -134,9 +135,9 @@ async fn organisations_then_full_and_incremental_device_syncs() {
         assert!(matches!(status.as_deref(), Some("overdue") | Some("offline")), "{status:?}");
 
         // The webhook path: one agent refreshed by its string id.
-        let outcome = refresh_agent(db, tenant, integration, &tactical, &stale.agent_id).await.unwrap();
+        let outcome = refresh_agent(db, tenant, &IngestRun::default(), integration, &tactical, &stale.agent_id).await.unwrap();
         assert_eq!(outcome.action, IngestAction::Updated, "{outcome:?}");
-        let missing = refresh_agent(db, tenant, integration, &tactical, "no-such-agent").await.unwrap();
+        let missing = refresh_agent(db, tenant, &IngestRun::default(), integration, &tactical, "no-such-agent").await.unwrap();
         assert_eq!(missing.action, IngestAction::Skipped);
         store
     })
@@ -160,7 +161,7 @@ async fn an_upstream_outage_ends_the_run_in_error_without_moving_the_cursor() {
             .unwrap();
         let since = Utc::now() - Duration::hours(1);
         let report =
-            sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Incremental { since }).await.unwrap();
+            sync_devices(db, tenant, &IngestRun::default(), integration, &tactical, DeviceSyncMode::Incremental { since }).await.unwrap();
         assert_eq!((report.units, report.units_failed), (2, 2));
         assert!(report.errors[0].contains("temporarily unavailable"), "{:?}", report.errors);
         run.finish(db, &RunOutcome { counts: report.counts, errors: report.errors.clone(), cursor: Some(since) })
@@ -231,7 +232,9 @@ async fn each_upstream_fault_ends_the_run_in_error_with_bounded_retries_and_no_d
         let started = std::time::Instant::now();
         let run =
             Run::start(db, tenant, integration, "tacticalrmm", "sync-devices", RunKind::Full, "admin").await.unwrap();
-        let report = sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Full).await.unwrap();
+        let report = sync_devices(db, tenant, &IngestRun::default(), integration, &tactical, DeviceSyncMode::Full)
+            .await
+            .unwrap();
         run.finish(db, &RunOutcome { counts: report.counts, errors: report.errors.clone(), cursor: None })
             .await
             .unwrap();
@@ -254,7 +257,7 @@ async fn software_is_ingested_by_integer_agent_id_and_reruns_change_nothing() {
         let integration = stores::integration(db, tenant, "tacticalrmm").await.unwrap();
         sync_organizations(db, tenant, integration, &tactical).await.unwrap();
         let mapped = stores::map_each_scope(db, tenant, 1).await;
-        sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Full).await.unwrap();
+        sync_devices(db, tenant, &IngestRun::default(), integration, &tactical, DeviceSyncMode::Full).await.unwrap();
 
         let agents = sim.agents();
         let (ours, theirs): (Vec<_>, Vec<_>) =
@@ -269,7 +272,7 @@ async fn software_is_ingested_by_integer_agent_id_and_reruns_change_nothing() {
         }
         // The webhook path refreshes an agent through the detail route, which has no integer pk:
         // the pk the mapping already had is kept.
-        refresh_agent(db, tenant, integration, &tactical, &ours[0].agent_id).await.unwrap();
+        refresh_agent(db, tenant, &IngestRun::default(), integration, &tactical, &ours[0].agent_id).await.unwrap();
 
         let r = ingest_software(db, tenant, &tactical).await.unwrap();
         assert_eq!(r.items_processed as usize, 3 * agents.len(), "unmapped agents' items count as processed");
@@ -307,7 +310,7 @@ async fn webhook_alerts_and_the_backfill_follow_algapsa_recording_rules() {
         let integration = stores::integration(db, tenant, "tacticalrmm").await.unwrap();
         sync_organizations(db, tenant, integration, &tactical).await.unwrap();
         stores::map_each_scope(db, tenant, 1).await;
-        sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Full).await.unwrap();
+        sync_devices(db, tenant, &IngestRun::default(), integration, &tactical, DeviceSyncMode::Full).await.unwrap();
         let agent = sim.agents()[0].clone();
         let now = Utc::now();
         let body = |extra: &str| format!(r#"{{"agent_id":"{}","severity":"error","message":"Disk C: low"{extra}}}"#, agent.agent_id);
@@ -406,12 +409,15 @@ async fn agents_with_large_wmi_detail_sync_their_hardware_fields() {
 
         sync_organizations(db, tenant, integration, &tactical).await.unwrap();
         stores::map_each_scope(db, tenant, 2).await;
-        let report = sync_devices(db, tenant, integration, &tactical, DeviceSyncMode::Full).await.unwrap();
+        let report = sync_devices(db, tenant, &IngestRun::default(), integration, &tactical, DeviceSyncMode::Full)
+            .await
+            .unwrap();
         assert_eq!((report.counts.created, report.counts.failed), (40, 0), "{:?}", report.errors);
         // Refreshed through the detail route (its own padded `wmi_detail`, no `serial_number`).
         let agents = sim.agents();
         let windows = agents.iter().find(|a| a.plat.as_str() == "windows").unwrap();
-        let outcome = refresh_agent(db, tenant, integration, &tactical, &windows.agent_id).await.unwrap();
+        let outcome =
+            refresh_agent(db, tenant, &IngestRun::default(), integration, &tactical, &windows.agent_id).await.unwrap();
         assert_eq!(outcome.action, IngestAction::Updated, "{outcome:?}");
 
         let written = rows(
@@ -476,8 +482,10 @@ async fn units_wait_on_tactical_together_and_every_agent_is_written() {
     assert_eq!(units.len(), 4);
     let sites = SiteIndex::new(tactical.list_sites().await.unwrap());
     sim.reset_counters();
-    let runs =
-        units.iter().map(|u| sync_device_unit(db, tenant, integration, &tactical, &sites, u, DeviceSyncMode::Full));
+    let run = IngestRun::default();
+    let runs = units
+        .iter()
+        .map(|u| sync_device_unit(db, tenant, &run, integration, &tactical, &sites, u, DeviceSyncMode::Full));
     let created: u64 = futures::future::join_all(runs).await.into_iter().map(|r| r.unwrap().counts.created).sum();
     assert_eq!(created, 48);
     assert_eq!(sim.hits("GET /beta/v1/agent/"), 12, "3 pages of 4 agents per unit");

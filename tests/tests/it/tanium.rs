@@ -3,6 +3,7 @@
 //! (ownership of endpoints in two groups, group isolation, tombstones, the incremental delta,
 //! criticality facts, the Asset API fallback), and the jobs through the admin API.
 
+use rmm_shared::ingest::IngestRun;
 use std::time::Duration;
 
 use rmm_shared::db::Db;
@@ -306,7 +307,7 @@ async fn full_sync_ingests_each_endpoint_once_with_one_owner_and_is_idempotent()
         let c = client_for(&sim);
         let db = &store.db;
         let (tenant, integration, mapped) = mapped_tenant(db, &c).await;
-        let r = sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
+        let r = sync_devices(db, tenant, &IngestRun::default(), integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         assert_eq!((r.counts.processed, r.counts.created, r.counts.failed), (30, 30, 0));
         assert_eq!(r.duplicates_skipped, 4, "each endpoint in two groups is skipped once");
@@ -356,7 +357,7 @@ async fn full_sync_ingests_each_endpoint_once_with_one_owner_and_is_idempotent()
         assert_eq!(count(db, tenant, "asset_facts WHERE provider = 'tanium' AND fact_key = 'criticality' AND is_available").await, 30);
 
         // A rerun: the same rows, all updated.
-        let r = sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
+        let r = sync_devices(db, tenant, &IngestRun::default(), integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
         assert_eq!((r.counts.processed, r.counts.created, r.counts.updated), (30, 0, 30), "{:?}", r.errors);
         assert_eq!(count(db, tenant, "assets WHERE rmm_provider = 'tanium'").await, 30);
         assert_eq!(count(db, tenant, "tenant_external_entity_mappings WHERE integration_type = 'tanium'").await, 30);
@@ -373,13 +374,18 @@ async fn a_failing_group_does_not_stop_the_others_and_blocks_tombstones() {
         let c = client_for(&sim);
         let db = &store.db;
         let (tenant, integration, _) = mapped_tenant(db, &c).await;
-        sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
+        sync_devices(db, tenant, &IngestRun::default(), integration, &c, SyncMode::Full, SyncOptions::default())
+            .await
+            .unwrap();
         let bad = sim.fleet().groups[1].id.clone();
         // An endpoint leaves Tanium while a group is failing: nothing is tombstoned yet.
         let gone = sim.fleet().endpoints[0].id.clone();
         sim.remove_endpoint(&gone);
         sim.fail_group(&bad);
-        let r = sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
+        let r =
+            sync_devices(db, tenant, &IngestRun::default(), integration, &c, SyncMode::Full, SyncOptions::default())
+                .await
+                .unwrap();
         assert_eq!((r.groups, r.groups_failed), (3, 1));
         assert_eq!(r.counts.updated, 7, "the two healthy groups: 8 endpoints minus the removed one");
         assert!(r.errors[0].starts_with(&format!("Tanium group {bad}: ")), "{:?}", r.errors);
@@ -389,13 +395,24 @@ async fn a_failing_group_does_not_stop_the_others_and_blocks_tombstones() {
         // Incremental runs never tombstone either.
         sim.clear_faults();
         let since = chrono::Utc::now() - chrono::Duration::days(30);
-        let r = sync_devices(db, tenant, integration, &c, SyncMode::Incremental { since }, SyncOptions::default())
-            .await
-            .unwrap();
+        let r = sync_devices(
+            db,
+            tenant,
+            &IngestRun::default(),
+            integration,
+            &c,
+            SyncMode::Incremental { since },
+            SyncOptions::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(r.counts.deleted, 0);
         assert_eq!(asset_row(db, tenant, &gone).await[1].as_deref(), Some("active"));
         // A complete full pass does.
-        let r = sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
+        let r =
+            sync_devices(db, tenant, &IngestRun::default(), integration, &c, SyncMode::Full, SyncOptions::default())
+                .await
+                .unwrap();
         assert_eq!((r.counts.deleted, r.counts.updated), (1, 11), "{:?}", r.errors);
         let row = asset_row(db, tenant, &gone).await;
         assert_eq!((row[1].as_deref(), row[2].as_deref()), (Some("inactive"), Some("offline")));
@@ -413,7 +430,10 @@ async fn a_failing_group_does_not_stop_the_others_and_blocks_tombstones() {
         .unwrap();
         assert_eq!(status.as_deref(), Some("error"));
         // Already tombstoned: not counted again.
-        let r = sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
+        let r =
+            sync_devices(db, tenant, &IngestRun::default(), integration, &c, SyncMode::Full, SyncOptions::default())
+                .await
+                .unwrap();
         assert_eq!(r.counts.deleted, 0);
         store
     })
@@ -427,14 +447,24 @@ async fn incremental_runs_ask_the_gateway_for_the_delta_and_fall_back_when_refus
         let c = client_for(&sim);
         let db = &store.db;
         let (tenant, integration, _) = mapped_tenant(db, &c).await;
-        sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
+        sync_devices(db, tenant, &IngestRun::default(), integration, &c, SyncMode::Full, SyncOptions::default())
+            .await
+            .unwrap();
         let since = chrono::Utc::now() - chrono::Duration::days(2);
         let fresh = sim.fleet().endpoints.iter().filter(|e| e.last_seen >= since).count() as u64;
         assert!(fresh > 0 && fresh < 20);
         sim.reset_log();
-        let r = sync_devices(db, tenant, integration, &c, SyncMode::Incremental { since }, SyncOptions::default())
-            .await
-            .unwrap();
+        let r = sync_devices(
+            db,
+            tenant,
+            &IngestRun::default(),
+            integration,
+            &c,
+            SyncMode::Incremental { since },
+            SyncOptions::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!((r.delta_server, r.delta_client), (2, 0));
         assert_eq!((r.counts.processed, r.counts.updated, r.unchanged), (fresh, fresh, 0));
         let inventory: Vec<_> =
@@ -442,9 +472,17 @@ async fn incremental_runs_ask_the_gateway_for_the_delta_and_fall_back_when_refus
         assert!(inventory.iter().all(|q| q.variables["filter"]["filters"][1]["path"] == "eidLastSeen"));
         // A Gateway that refuses the filter: the whole group is read and the window applied here.
         sim.refuse_last_seen_filter(true);
-        let r = sync_devices(db, tenant, integration, &c, SyncMode::Incremental { since }, SyncOptions::default())
-            .await
-            .unwrap();
+        let r = sync_devices(
+            db,
+            tenant,
+            &IngestRun::default(),
+            integration,
+            &c,
+            SyncMode::Incremental { since },
+            SyncOptions::default(),
+        )
+        .await
+        .unwrap();
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         assert_eq!((r.delta_server, r.delta_client), (0, 2));
         assert_eq!((r.counts.processed, r.unchanged), (fresh, 20 - fresh));
@@ -460,7 +498,7 @@ async fn criticality_failures_leave_facts_alone_and_missing_readings_are_unavail
         let c = client_for(&sim);
         let db = &store.db;
         let (tenant, integration, _) = mapped_tenant(db, &c).await;
-        sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
+        sync_devices(db, tenant, &IngestRun::default(), integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
         let first = sim.fleet().endpoints[0].clone();
         let fact = |id: String| {
             let db = db.clone();
@@ -486,14 +524,14 @@ async fn criticality_failures_leave_facts_alone_and_missing_readings_are_unavail
         // The sensor disappears (the metadata probe finds nothing): facts stay as they were.
         sim.set_criticality_visible(false);
         sim.update_endpoint(&first.id, |e| e.criticality = Some("Low".into()));
-        let r = sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
+        let r = sync_devices(db, tenant, &IngestRun::default(), integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
         assert!(r.errors.is_empty());
         assert_eq!(r.facts_written, 0);
         assert_eq!(fact(first.id.clone()).await[0], first.criticality);
         // Back, but this endpoint's reading is empty: an unavailable fact with no value.
         sim.set_criticality_visible(true);
         sim.update_endpoint(&first.id, |e| e.criticality = None);
-        sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
+        sync_devices(db, tenant, &IngestRun::default(), integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
         let f = fact(first.id.clone()).await;
         assert_eq!(f[0], None);
         assert!(!stores::truthy(&f[1]));
@@ -514,7 +552,7 @@ async fn the_asset_api_fallback_refreshes_status_only_and_pages() {
         let db = &store.db;
         let (tenant, integration, _) = mapped_tenant(db, &c).await;
         let opts = SyncOptions { use_asset_api_fallback: true };
-        sync_devices(db, tenant, integration, &c, SyncMode::Full, opts).await.unwrap();
+        sync_devices(db, tenant, &IngestRun::default(), integration, &c, SyncMode::Full, opts).await.unwrap();
         let fleet = sim.fleet();
         // The group empties in the Gateway (endpoints aged out); the Asset API still knows two
         // of them (one offline), plus 1200 unrelated assets that must not be created.
@@ -525,7 +563,7 @@ async fn the_asset_api_fallback_refreshes_status_only_and_pages() {
         for ep in &fleet.endpoints {
             sim.remove_endpoint(&ep.id);
         }
-        let r = sync_devices(db, tenant, integration, &c, SyncMode::Full, opts).await.unwrap();
+        let r = sync_devices(db, tenant, &IngestRun::default(), integration, &c, SyncMode::Full, opts).await.unwrap();
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         assert_eq!(r.fallback_refreshed, 2);
         assert!(sim.asset_requests().len() >= 3, "the listing is paged: {:?}", sim.asset_requests());
@@ -708,7 +746,17 @@ async fn each_gateway_fault_ends_the_run_in_error_with_bounded_retries_and_no_de
         let run =
             Run::start(db, tenant, integration, "tanium", "tanium-full-sync", RunKind::Full, "admin").await.unwrap();
         // As the job records it: a run that could not start its walk fails with that error.
-        let outcome = match sync_devices(db, tenant, integration, &c, SyncMode::Full, SyncOptions::default()).await {
+        let outcome = match sync_devices(
+            db,
+            tenant,
+            &IngestRun::default(),
+            integration,
+            &c,
+            SyncMode::Full,
+            SyncOptions::default(),
+        )
+        .await
+        {
             Ok(r) => RunOutcome { counts: r.counts, errors: r.errors, cursor: None },
             Err(e) => RunOutcome { errors: vec![e.to_string()], ..Default::default() },
         };

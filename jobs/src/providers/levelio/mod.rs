@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use rmm_shared::ingest::IngestCounts;
+use rmm_shared::ingest::{IngestCounts, IngestRun};
 use rmm_shared::providers::levelio::PROVIDER;
 use rmm_shared::providers::levelio::alerts::backfill_alerts;
 use rmm_shared::providers::levelio::client::LevelClient;
@@ -27,7 +27,9 @@ use rmm_shared::runs::{RunKind, RunOutcome};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::device_sync::{DeviceUnitArgs, SyncDevicesArgs, fan_out_over, incremental_since, run_unit};
+use crate::device_sync::{
+    DeviceUnitArgs, SyncDevicesArgs, UnitRun, fan_out_over, incremental_since, recorded_or_dry, run_unit,
+};
 use crate::kind::{JobKind, JobOutcome, Policy, Scope};
 use crate::org_sync::recorded_org_sync;
 use crate::providers::ProviderJobs;
@@ -124,6 +126,7 @@ impl JobKind for SyncDevices {
     const NAME: &'static str = "levelio-sync-devices";
     const SCOPE: Scope = Scope::Integration;
     const PROVIDERS: &'static [Provider] = &[PROVIDER];
+    const DRY_RUN: bool = true;
     type Args = SyncDevicesArgs;
 
     fn policy() -> Policy {
@@ -142,10 +145,14 @@ impl JobKind for SyncDevices {
             let roots = plan_units(ctx.db(), tenant, integration, &client).await?;
             Ok(roots.into_iter().map(|scope| MappedScope { scope, client_id: Uuid::nil() }).collect())
         };
-        recorded(&ctx, sync_type, run_kind, async {
-            let (outcome, mut job) = fan_out_over(&ctx, SyncDevicesUnit::NAME, "Level group", since, plan).await?;
+        recorded_or_dry(&ctx, &args, sync_type, run_kind, async |run_id| {
+            let run = UnitRun { run_id, dry_run: args.dry_run };
+            let (outcome, mut job) = fan_out_over(&ctx, SyncDevicesUnit::NAME, "Level group", since, run, plan).await?;
             if since.is_some() {
-                job.detail = serde_json::json!({ "incremental": INCREMENTAL_NOTE });
+                if !job.detail.is_object() {
+                    job.detail = serde_json::json!({});
+                }
+                job.detail["incremental"] = serde_json::json!(INCREMENTAL_NOTE);
             }
             Ok((outcome, job))
         })
@@ -182,7 +189,7 @@ impl JobKind for SyncDevicesUnit {
 
     async fn run(ctx: JobCtx, args: DeviceUnitArgs) -> Result<JobOutcome, JobError> {
         let (tenant, integration) = ids(&ctx)?;
-        run_unit(&ctx, &args, || async {
+        run_unit(&ctx, &args, async |run| {
             let client = client_for(&ctx).await?;
             let tree = GroupTree::new(&client.list_groups().await?);
             let mapped = mapped_groups(ctx.db(), tenant, integration).await?;
@@ -195,7 +202,7 @@ impl JobKind for SyncDevicesUnit {
                 None => DeviceSyncMode::Full,
             };
             let input = UnitInput { tree: &tree, mapped: &mapped, pending: updates.as_deref().ok() };
-            let mut report = sync_root(ctx.db(), tenant, integration, &client, &input, &args.scope, mode).await?;
+            let mut report = sync_root(ctx.db(), tenant, run, integration, &client, &input, &args.scope, mode).await?;
             if let Err(e) = updates {
                 report.errors.push(format!("Level updates could not be read; pending update counts left empty: {e}"));
             }
@@ -266,7 +273,8 @@ impl JobKind for SyncDevice {
             Some(c) => c,
             None => client_for(&ctx).await?,
         };
-        let outcome = refresh_device(ctx.db(), tenant, integration, &client, device_id, device).await?;
+        let run = IngestRun::recorded(None, Some(ctx.job_id()));
+        let outcome = refresh_device(ctx.db(), tenant, &run, integration, &client, device_id, device).await?;
         let mut counts = IngestCounts::default();
         counts.record(outcome.action);
         let mut job =

@@ -15,7 +15,7 @@ pub mod alerts;
 use std::sync::Mutex;
 
 use futures::future::BoxFuture;
-use rmm_shared::ingest::IngestCounts;
+use rmm_shared::ingest::{IngestCounts, IngestRun};
 use rmm_shared::integrations;
 use rmm_shared::providers::Provider;
 use rmm_shared::providers::ninjaone::PROVIDER;
@@ -34,7 +34,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::device_sync::{DeviceUnitArgs, SyncDevicesArgs, fan_out, incremental_since, run_unit};
+use crate::device_sync::{
+    DeviceUnitArgs, SyncDevicesArgs, UnitRun, fan_out, incremental_since, recorded_or_dry, run_unit,
+};
 use crate::kind::{JobKind, JobOutcome, Policy, Scope};
 use crate::org_sync::recorded_org_sync;
 use crate::providers::ProviderJobs;
@@ -152,6 +154,7 @@ impl JobKind for SyncDevices {
     const NAME: &'static str = "ninjaone-sync-devices";
     const SCOPE: Scope = Scope::Integration;
     const PROVIDERS: &'static [Provider] = &[PROVIDER];
+    const DRY_RUN: bool = true;
     type Args = SyncDevicesArgs;
 
     fn policy() -> Policy {
@@ -164,9 +167,12 @@ impl JobKind for SyncDevices {
             None => ("full", RunKind::Full),
             Some(_) => ("incremental", RunKind::Incremental),
         };
-        let mut job =
-            recorded(&ctx, sync_type, run_kind, fan_out(&ctx, SyncDevicesUnit::NAME, "NinjaOne organisation", since))
-                .await?;
+        let mut job = recorded_or_dry(&ctx, &args, sync_type, run_kind, async |run_id| {
+            let run = UnitRun { run_id, dry_run: args.dry_run };
+            fan_out(&ctx, SyncDevicesUnit::NAME, "NinjaOne organisation", since, run).await
+        })
+        .await?;
+        let dry_run = job.detail.get("dry_run").cloned();
         job.detail = json!({
             "mode": sync_type,
             "since": since,
@@ -178,6 +184,9 @@ impl JobKind for SyncDevices {
                 }),
             },
         });
+        if let Some(plan) = dry_run {
+            job.detail["dry_run"] = plan;
+        }
         Ok(job)
     }
 }
@@ -199,7 +208,7 @@ impl JobKind for SyncDevicesUnit {
     async fn run(ctx: JobCtx, args: DeviceUnitArgs) -> Result<JobOutcome, JobError> {
         let (tenant, integration) = ids(&ctx)?;
         let read = Mutex::new(ReadCounts::default());
-        let outcome = run_unit(&ctx, &args, || async {
+        let outcome = run_unit(&ctx, &args, async |run| {
             let client = match client_for(&ctx).await? {
                 Ok(c) => c,
                 Err(_) => return Err(JobError::from(NinjaError::ReconnectRequired)),
@@ -208,7 +217,8 @@ impl JobKind for SyncDevicesUnit {
                 Some(since) => DeviceSyncMode::Incremental { since },
                 None => DeviceSyncMode::Full,
             };
-            let (report, counts) = sync_device_unit(ctx.db(), tenant, integration, &client, &args.scope, mode).await?;
+            let (report, counts) =
+                sync_device_unit(ctx.db(), tenant, run, integration, &client, &args.scope, mode).await?;
             *read.lock().unwrap_or_else(|e| e.into_inner()) = counts;
             Ok(report)
         })
@@ -255,7 +265,8 @@ impl JobKind for SyncDevice {
             Ok(c) => c,
             Err(skipped) => return Ok(skipped.count("alerts_recorded", deliveries.alerts_recorded)),
         };
-        let outcome = refresh_device(ctx.db(), tenant, integration, &client, device_id).await?;
+        let run = IngestRun::recorded(None, Some(ctx.job_id()));
+        let outcome = refresh_device(ctx.db(), tenant, &run, integration, &client, device_id).await?;
         let mut counts = IngestCounts::default();
         counts.record(outcome.action);
         let mut job = counts_outcome(&counts)

@@ -7,7 +7,7 @@ pub mod alerts;
 pub mod forward;
 
 use futures::future::BoxFuture;
-use rmm_shared::ingest::IngestCounts;
+use rmm_shared::ingest::{IngestCounts, IngestRun};
 use rmm_shared::integrations;
 use rmm_shared::integrations::lifecycle::needs_reconnect;
 use rmm_shared::providers::Provider;
@@ -25,7 +25,9 @@ use rmm_shared::runs::{RunKind, RunOutcome};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::device_sync::{DeviceUnitArgs, SyncDevicesArgs, fan_out, incremental_since, run_unit};
+use crate::device_sync::{
+    DeviceUnitArgs, SyncDevicesArgs, UnitRun, fan_out, incremental_since, recorded_or_dry, run_unit,
+};
 use crate::kind::{JobKind, JobOutcome, Policy, Scope};
 use crate::org_sync::recorded_org_sync;
 use crate::providers::ProviderJobs;
@@ -122,6 +124,7 @@ impl JobKind for SyncDevices {
     const NAME: &'static str = "sync-devices";
     const SCOPE: Scope = Scope::Integration;
     const PROVIDERS: &'static [Provider] = &[PROVIDER];
+    const DRY_RUN: bool = true;
     type Args = SyncDevicesArgs;
 
     fn policy() -> Policy {
@@ -135,7 +138,11 @@ impl JobKind for SyncDevices {
             None => ("full", RunKind::Full),
             Some(_) => ("incremental", RunKind::Incremental),
         };
-        recorded(&ctx, sync_type, run_kind, fan_out(&ctx, SyncDevicesUnit::NAME, "Tactical client", since)).await
+        recorded_or_dry(&ctx, &args, sync_type, run_kind, async |run_id| {
+            fan_out(&ctx, SyncDevicesUnit::NAME, "Tactical client", since, UnitRun { run_id, dry_run: args.dry_run })
+                .await
+        })
+        .await
     }
 }
 
@@ -155,7 +162,7 @@ impl JobKind for SyncDevicesUnit {
 
     async fn run(ctx: JobCtx, args: DeviceUnitArgs) -> Result<JobOutcome, JobError> {
         let (tenant, integration) = ids(&ctx)?;
-        run_unit(&ctx, &args, || async {
+        run_unit(&ctx, &args, async |run| {
             let client = client_for(&ctx).await?;
             let sites = SiteIndex::new(client.list_sites().await?);
             let mode = match args.since {
@@ -163,7 +170,7 @@ impl JobKind for SyncDevicesUnit {
                 None => DeviceSyncMode::Full,
             };
             let unit = DeviceUnit { scope: args.scope.clone(), client_id: args.client_id };
-            Ok(sync_device_unit(ctx.db(), tenant, integration, &client, &sites, &unit, mode).await?)
+            Ok(sync_device_unit(ctx.db(), tenant, run, integration, &client, &sites, &unit, mode).await?)
         })
         .await
     }
@@ -223,7 +230,8 @@ impl JobKind for SyncAgent {
         }
         let calls = ctx.runtime().calls.counter(Some(tenant));
         let client = connect::client(&ctx.runtime().secrets, tenant, config, calls).await?;
-        let outcome = refresh_agent(ctx.db(), tenant, integration, &client, agent_id).await?;
+        let run = IngestRun::recorded(None, Some(ctx.job_id()));
+        let outcome = refresh_agent(ctx.db(), tenant, &run, integration, &client, agent_id).await?;
         let mut counts = IngestCounts::default();
         counts.record(outcome.action);
         let mut job =

@@ -5,6 +5,7 @@
 //! secrets, and record the run like the Tactical jobs.
 
 use chrono::Utc;
+use rmm_shared::ingest::IngestRun;
 use rmm_shared::providers::tanium::client::TaniumClient;
 use rmm_shared::providers::tanium::error::TaniumError;
 use rmm_shared::providers::tanium::sync::{SyncError, SyncMode, SyncOptions, sync_devices};
@@ -14,11 +15,11 @@ use uuid::Uuid;
 use futures::future::BoxFuture;
 use rmm_shared::providers::Provider;
 
-use crate::device_sync::{SyncDevicesArgs, incremental_since};
+use crate::device_sync::{SyncDevicesArgs, incremental_since, recorded_or_dry, with_dry_run};
 use crate::kind::{JobKind, JobOutcome, Policy, Scope};
 use crate::org_sync::recorded_org_sync;
 use crate::providers::ProviderJobs;
-use crate::run::{counts_outcome, ids, provider_policy, recorded};
+use crate::run::{counts_outcome, ids, provider_policy};
 use crate::{JobCtx, JobError, Registry, Runtime};
 
 /// Tanium in the job runtime.
@@ -110,6 +111,7 @@ impl JobKind for TaniumFullSync {
     const NAME: &'static str = "tanium-full-sync";
     const SCOPE: Scope = Scope::Integration;
     const PROVIDERS: &'static [Provider] = &[PROVIDER];
+    const DRY_RUN: bool = true;
     type Args = SyncDevicesArgs;
 
     fn policy() -> Policy {
@@ -125,8 +127,9 @@ impl JobKind for TaniumFullSync {
         };
         let (client, options) = client_for(&ctx).await?;
         let started = Utc::now();
-        recorded(&ctx, sync_type, run_kind, async {
-            let r = sync_devices(ctx.db(), tenant, integration, &client, mode, options).await?;
+        recorded_or_dry(&ctx, &args, sync_type, run_kind, async |run_id| {
+            let run = IngestRun::new(args.dry_run, run_id, Some(ctx.job_id()));
+            let r = sync_devices(ctx.db(), tenant, &run, integration, &client, mode, options).await?;
             let outcome = RunOutcome { counts: r.counts, errors: r.errors.clone(), cursor: Some(started) };
             let mut job = counts_outcome(&r.counts)
                 .count("placeholder_serials", r.counts.placeholder_serials)
@@ -141,7 +144,7 @@ impl JobKind for TaniumFullSync {
                 "delta": { "server": r.delta_server, "client": r.delta_client },
                 "tombstone_pass": r.tombstone_pass,
             });
-            Ok((outcome, job))
+            Ok((outcome, with_dry_run(job, run.take_dry_run())))
         })
         .await
     }
@@ -176,9 +179,16 @@ impl JobKind for SyncEndpoint {
             return Err(JobError::Permanent("agent_id (the Tanium endpoint id) is required".into()));
         }
         let (client, _) = client_for(&ctx).await?;
-        let outcome =
-            rmm_shared::providers::tanium::sync::refresh_endpoint(ctx.db(), tenant, integration, &client, endpoint)
-                .await?;
+        let run = IngestRun::recorded(None, Some(ctx.job_id()));
+        let outcome = rmm_shared::providers::tanium::sync::refresh_endpoint(
+            ctx.db(),
+            tenant,
+            &run,
+            integration,
+            &client,
+            endpoint,
+        )
+        .await?;
         let mut counts = rmm_shared::ingest::IngestCounts::default();
         counts.record(outcome.action);
         let mut job = counts_outcome(&counts);

@@ -24,7 +24,7 @@ use super::error::LevelError;
 use super::mapping::{GroupTree, MappingContext, PendingUpdates, changed_since, device_snapshot};
 use crate::db::sql::ColType;
 use crate::db::{Db, DbError, Dialect};
-use crate::ingest::{DeviceSnapshot, IngestAction, IngestOutcome, Item, Lifecycle, ingest_page};
+use crate::ingest::{DeviceSnapshot, IngestAction, IngestOutcome, IngestRun, Item, Lifecycle, ingest_page};
 use crate::providers::{OrgUpsert, UnitReport, mapped_scopes, upsert_org_mappings};
 
 #[derive(Debug, thiserror::Error)]
@@ -107,9 +107,11 @@ pub struct UnitInput<'a> {
 }
 
 /// Syncs the devices below one top-level group, page by page through the pipeline.
+#[allow(clippy::too_many_arguments)] // the shared run context plus the unit's own inputs
 pub async fn sync_root(
     db: &Db,
     tenant: Uuid,
+    run: &IngestRun,
     integration_id: Uuid,
     client: &LevelClient,
     input: &UnitInput<'_>,
@@ -147,24 +149,30 @@ pub async fn sync_root(
                 batch.push(device_snapshot(&device, scope, path, &ctx, pending));
             }
             if batch.len() >= INGEST_BATCH {
-                write(db, tenant, &mut batch, &mut report).await?;
+                write(db, tenant, run, &mut batch, &mut report).await?;
             }
         }
     }
-    write(db, tenant, &mut batch, &mut report).await?;
+    write(db, tenant, run, &mut batch, &mut report).await?;
     if mode == DeviceSyncMode::Full {
         let groups = input.tree.subtree(root);
-        tombstone_missing(db, tenant, integration_id, &groups, &seen, &mut report).await?;
+        tombstone_missing(db, tenant, run, integration_id, &groups, &seen, &mut report).await?;
     }
     Ok(report)
 }
 
-async fn write(db: &Db, tenant: Uuid, batch: &mut Vec<DeviceSnapshot>, report: &mut UnitReport) -> Result<(), DbError> {
+async fn write(
+    db: &Db,
+    tenant: Uuid,
+    run: &IngestRun,
+    batch: &mut Vec<DeviceSnapshot>,
+    report: &mut UnitReport,
+) -> Result<(), DbError> {
     if batch.is_empty() {
         return Ok(());
     }
     let items: Vec<Item<'_>> = batch.iter().map(|s| Item { snapshot: s, client_id: None }).collect();
-    let page = ingest_page(db, tenant, &items, Utc::now()).await?;
+    let page = ingest_page(db, tenant, run, &items, Utc::now()).await?;
     report.counts.add(&page.counts);
     report
         .errors
@@ -201,6 +209,7 @@ async fn mapped_devices(
 async fn tombstone_missing(
     db: &Db,
     tenant: Uuid,
+    run: &IngestRun,
     integration_id: Uuid,
     groups: &[String],
     seen: &HashSet<String>,
@@ -230,7 +239,7 @@ async fn tombstone_missing(
         .collect();
     for chunk in missing.chunks(INGEST_BATCH) {
         let mut batch = chunk.to_vec();
-        write(db, tenant, &mut batch, report).await?;
+        write(db, tenant, run, &mut batch, report).await?;
     }
     Ok(())
 }
@@ -241,6 +250,7 @@ async fn tombstone_missing(
 pub async fn refresh_device(
     db: &Db,
     tenant: Uuid,
+    run: &IngestRun,
     integration_id: Uuid,
     client: &LevelClient,
     device_id: &str,
@@ -273,7 +283,7 @@ pub async fn refresh_device(
     let now = Utc::now();
     let path = device.group_id.as_deref().map(|g| tree.path(g));
     let snapshot = device_snapshot(&device, scope, path, &MappingContext { integration_id, now }, Some(pending));
-    let report = ingest_page(db, tenant, &[Item { snapshot: &snapshot, client_id: None }], now).await?;
+    let report = ingest_page(db, tenant, run, &[Item { snapshot: &snapshot, client_id: None }], now).await?;
     Ok(report.outcomes.into_iter().next().expect("one outcome per item"))
 }
 

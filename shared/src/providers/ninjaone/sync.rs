@@ -20,7 +20,7 @@ use super::error::NinjaError;
 use super::mapping::device_snapshot;
 use crate::db::sql::ColType;
 use crate::db::{Db, DbError, Dialect};
-use crate::ingest::{DeviceSnapshot, IngestAction, IngestOutcome, Item, Lifecycle, ingest_page};
+use crate::ingest::{DeviceSnapshot, IngestAction, IngestOutcome, IngestRun, Item, Lifecycle, ingest_page};
 use crate::providers::{OrgUpsert, UnitReport};
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +83,7 @@ static PAGE_TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PA
 pub async fn sync_device_unit(
     db: &Db,
     tenant: Uuid,
+    run: &IngestRun,
     integration_id: Uuid,
     client: &NinjaClient,
     scope: &str,
@@ -122,12 +123,12 @@ pub async fn sync_device_unit(
             }
         }
         let items: Vec<Item<'_>> = snapshots.iter().map(|s| Item { snapshot: s, client_id: None }).collect();
-        let page = ingest_page(db, tenant, &items, now).await?;
+        let page = ingest_page(db, tenant, run, &items, now).await?;
         report.counts.add(&page.counts);
         report.errors.extend(page.outcomes.iter().filter(|o| o.action == IngestAction::Failed).filter_map(error_of));
     }
     if mode == DeviceSyncMode::Full {
-        tombstone_missing(db, tenant, integration_id, scope, &seen, &mut report).await?;
+        tombstone_missing(db, tenant, run, integration_id, scope, &seen, &mut report).await?;
     }
     Ok((report, read))
 }
@@ -160,6 +161,7 @@ async fn org_mappings(db: &Db, tenant: Uuid, scope: &str) -> Result<Vec<(String,
 async fn tombstone_missing(
     db: &Db,
     tenant: Uuid,
+    run: &IngestRun,
     integration_id: Uuid,
     scope: &str,
     seen: &HashSet<String>,
@@ -189,7 +191,7 @@ async fn tombstone_missing(
         .collect();
     for chunk in missing.chunks(500) {
         let items: Vec<Item<'_>> = chunk.iter().map(|s| Item { snapshot: s, client_id: None }).collect();
-        let page = ingest_page(db, tenant, &items, Utc::now()).await?;
+        let page = ingest_page(db, tenant, run, &items, Utc::now()).await?;
         report.counts.add(&page.counts);
         report.errors.extend(page.outcomes.iter().filter(|o| o.action == IngestAction::Failed).filter_map(error_of));
     }
@@ -202,6 +204,7 @@ async fn tombstone_missing(
 pub async fn refresh_device(
     db: &Db,
     tenant: Uuid,
+    run: &IngestRun,
     integration_id: Uuid,
     client: &NinjaClient,
     device_id: &str,
@@ -216,14 +219,14 @@ pub async fn refresh_device(
         return Ok(outcome(IngestAction::Failed, format!("NinjaOne device id {device_id:?} is not a number")));
     };
     let Some(device) = client.get_device(id).await? else {
-        return tombstone_device(db, tenant, integration_id, device_id).await;
+        return tombstone_device(db, tenant, run, integration_id, device_id).await;
     };
     let now = Utc::now();
     let snapshot = match device_snapshot(&device, None, integration_id, now) {
         Ok(s) => s,
         Err(e) => return Ok(outcome(IngestAction::Failed, e.to_string())),
     };
-    let report = ingest_page(db, tenant, &[Item { snapshot: &snapshot, client_id: None }], now).await?;
+    let report = ingest_page(db, tenant, run, &[Item { snapshot: &snapshot, client_id: None }], now).await?;
     Ok(report.outcomes.into_iter().next().expect("one outcome per item"))
 }
 
@@ -231,6 +234,7 @@ pub async fn refresh_device(
 async fn tombstone_device(
     db: &Db,
     tenant: Uuid,
+    run: &IngestRun,
     integration_id: Uuid,
     device_id: &str,
 ) -> Result<IngestOutcome, SyncError> {
@@ -273,6 +277,6 @@ async fn tombstone_device(
         extension: None,
         metadata: metadata.and_then(|m| serde_json::from_str(&m).ok()),
     };
-    let report = ingest_page(db, tenant, &[Item { snapshot: &snapshot, client_id: None }], Utc::now()).await?;
+    let report = ingest_page(db, tenant, run, &[Item { snapshot: &snapshot, client_id: None }], Utc::now()).await?;
     Ok(report.outcomes.into_iter().next().expect("one outcome per item"))
 }

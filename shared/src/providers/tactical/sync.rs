@@ -15,7 +15,7 @@ use super::error::TacticalError;
 use super::mapping::{MappingContext, SiteIndex, agent_snapshot};
 use crate::db::sql::ColType;
 use crate::db::{Db, DbError};
-use crate::ingest::{IngestAction, IngestOutcome, Item, ingest_page};
+use crate::ingest::{IngestAction, IngestOutcome, IngestRun, Item, ingest_page};
 
 use super::PROVIDER;
 use crate::providers::UnitReport;
@@ -85,9 +85,11 @@ static PAGE_TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PA
 /// Syncs the agents of one unit, page by page through the shared pipeline. Agents whose site now
 /// belongs to another Tactical client are ingested with that client as their scope, so a moved
 /// agent keeps its asset and follows its new mapping.
+#[allow(clippy::too_many_arguments)] // the shared run context plus the unit's own inputs
 pub async fn sync_device_unit(
     db: &Db,
     tenant: Uuid,
+    run: &IngestRun,
     integration_id: Uuid,
     client: &TacticalClient,
     sites: &SiteIndex,
@@ -131,7 +133,7 @@ pub async fn sync_device_unit(
             // arrives: a unit waiting for its next page holds no other.
             let _turn = turn;
             let items: Vec<Item<'_>> = snapshots.iter().map(|s| Item { snapshot: s, client_id: None }).collect();
-            ingest_page(db, tenant, &items, now).await
+            ingest_page(db, tenant, run, &items, now).await
         };
         let (page, following) = tokio::join!(write, pages.next_page_within(&PAGE_TURNS));
         let page = page?;
@@ -155,6 +157,7 @@ fn agent_label(agent: &super::model::Agent) -> String {
 pub async fn sync_devices(
     db: &Db,
     tenant: Uuid,
+    run: &IngestRun,
     integration_id: Uuid,
     client: &TacticalClient,
     mode: DeviceSyncMode,
@@ -163,7 +166,7 @@ pub async fn sync_devices(
     let sites = SiteIndex::new(client.list_sites().await?);
     let mut report = UnitReport::default();
     for unit in &units {
-        match sync_device_unit(db, tenant, integration_id, client, &sites, unit, mode).await {
+        match sync_device_unit(db, tenant, run, integration_id, client, &sites, unit, mode).await {
             Ok(r) => report.absorb(r),
             Err(SyncError::Db(e)) => return Err(SyncError::Db(e)),
             Err(e) => {
@@ -181,6 +184,7 @@ pub async fn sync_devices(
 pub async fn refresh_agent(
     db: &Db,
     tenant: Uuid,
+    run: &IngestRun,
     integration_id: Uuid,
     client: &TacticalClient,
     agent_id: &str,
@@ -216,7 +220,7 @@ pub async fn refresh_agent(
     {
         raw.insert("id".into(), json!(pk));
     }
-    let report = ingest_page(db, tenant, &[Item { snapshot: &snapshot, client_id: None }], now).await?;
+    let report = ingest_page(db, tenant, run, &[Item { snapshot: &snapshot, client_id: None }], now).await?;
     Ok(report.outcomes.into_iter().next().expect("one outcome per item"))
 }
 

@@ -36,7 +36,7 @@ use super::record::{CRITICALITY_SENSOR, Criticality, EndpointRecord};
 use crate::db::sql::{ColType, fmt_ts};
 use crate::db::{Db, DbError, Dialect};
 use crate::facts::{AssetFact, upsert_facts};
-use crate::ingest::{DeviceSnapshot, IngestAction, IngestCounts, Item, Lifecycle, ingest_page};
+use crate::ingest::{DeviceSnapshot, IngestAction, IngestCounts, IngestRun, Item, Lifecycle, ingest_page};
 use crate::providers::{MappedScope, mapped_scopes, upsert_org_mappings};
 
 use super::PROVIDER;
@@ -112,10 +112,12 @@ pub struct DeviceSyncReport {
     pub tombstone_pass: bool,
 }
 
-/// Runs a device sync over every mapped group with auto-sync on.
+/// Runs a device sync over every mapped group with auto-sync on. A dry run (`run`) writes no
+/// criticality facts and skips the Asset API fallback (which writes without a plan).
 pub async fn sync_devices(
     db: &Db,
     tenant: Uuid,
+    run: &IngestRun,
     integration_id: Uuid,
     client: &TaniumClient,
     mode: SyncMode,
@@ -172,8 +174,18 @@ pub async fn sync_devices(
         if failed.contains(&scope.scope) {
             continue;
         }
-        let ctx =
-            GroupCtx { db, tenant, integration_id, client, scope, index: i, owner: &owner, mode, criticality_probe };
+        let ctx = GroupCtx {
+            db,
+            tenant,
+            run,
+            integration_id,
+            client,
+            scope,
+            index: i,
+            owner: &owner,
+            mode,
+            criticality_probe,
+        };
         match sync_group(&ctx, &mut report, &mut ingested, &mut seen, options).await {
             Ok(()) => {}
             Err(SyncError::Db(e)) => return Err(SyncError::Db(e)),
@@ -185,7 +197,7 @@ pub async fn sync_devices(
     if mode == SyncMode::Full && failed.is_empty() && !scopes.is_empty() {
         report.tombstone_pass = true;
         let walked: Vec<&str> = scopes.iter().map(|s| s.scope.as_str()).collect();
-        tombstone_missing(db, tenant, integration_id, &walked, &seen, &mut report).await?;
+        tombstone_missing(db, tenant, run, integration_id, &walked, &seen, &mut report).await?;
     }
     Ok(report)
 }
@@ -198,6 +210,7 @@ pub async fn sync_devices(
 pub async fn refresh_endpoint(
     db: &Db,
     tenant: Uuid,
+    run: &IngestRun,
     integration_id: Uuid,
     client: &TaniumClient,
     endpoint_id: &str,
@@ -237,9 +250,10 @@ pub async fn refresh_endpoint(
     rec.last_reboot_at = client.last_reboot(&filter).await.ok().and_then(|mut m| m.remove(endpoint_id));
     let now = Utc::now();
     let snapshot = endpoint_snapshot(&rec, integration_id, &scope.scope, now);
-    let page = ingest_page(db, tenant, &[Item { snapshot: &snapshot, client_id: Some(scope.client_id) }], now).await?;
+    let page =
+        ingest_page(db, tenant, run, &[Item { snapshot: &snapshot, client_id: Some(scope.client_id) }], now).await?;
     let outcome = page.outcomes.into_iter().next().expect("one outcome per item");
-    if let Some(asset) = outcome.asset_id
+    if let Some(asset) = outcome.asset_id.filter(|_| !run.is_dry())
         && let Ok(readings) = client.criticality_readings(&filter).await
     {
         let fact = criticality_fact(asset, integration_id, readings.get(endpoint_id), now);
@@ -283,6 +297,7 @@ fn owners(scopes: &[MappedScope], members: &[Vec<String>]) -> HashMap<String, us
 struct GroupCtx<'a> {
     db: &'a Db,
     tenant: Uuid,
+    run: &'a IngestRun,
     integration_id: Uuid,
     client: &'a TaniumClient,
     scope: &'a MappedScope,
@@ -347,7 +362,12 @@ async fn sync_group(
         ingest_records(ctx, report, ingested, seen, records, &reboot, criticality.as_ref()).await?;
         page = pager.next_page().await?;
     }
-    if total == 0 && ctx.mode == SyncMode::Full && options.use_asset_api_fallback && ctx.client.has_asset_api() {
+    if total == 0
+        && ctx.mode == SyncMode::Full
+        && options.use_asset_api_fallback
+        && ctx.client.has_asset_api()
+        && !ctx.run.is_dry()
+    {
         asset_fallback(ctx, report, seen).await?;
     }
     Ok(())
@@ -384,12 +404,12 @@ async fn ingest_records(
     }
     let items: Vec<Item<'_>> =
         snapshots.iter().map(|s| Item { snapshot: s, client_id: Some(ctx.scope.client_id) }).collect();
-    let page = ingest_page(ctx.db, ctx.tenant, &items, now).await?;
+    let page = ingest_page(ctx.db, ctx.tenant, ctx.run, &items, now).await?;
     report.counts.add(&page.counts);
     report
         .errors
         .extend(page.outcomes.iter().filter(|o| o.action == IngestAction::Failed).filter_map(|o| o.error.clone()));
-    if let Some(readings) = criticality {
+    if let Some(readings) = criticality.filter(|_| !ctx.run.is_dry()) {
         let facts: Vec<AssetFact> = page
             .outcomes
             .iter()
@@ -480,6 +500,7 @@ async fn group_mappings(
 async fn tombstone_missing(
     db: &Db,
     tenant: Uuid,
+    run: &IngestRun,
     integration_id: Uuid,
     walked: &[&str],
     seen: &HashSet<String>,
@@ -509,7 +530,7 @@ async fn tombstone_missing(
         .collect();
     for chunk in missing.chunks(500) {
         let items: Vec<Item<'_>> = chunk.iter().map(|s| Item { snapshot: s, client_id: None }).collect();
-        let page = ingest_page(db, tenant, &items, Utc::now()).await?;
+        let page = ingest_page(db, tenant, run, &items, Utc::now()).await?;
         report.counts.add(&page.counts);
         report
             .errors
