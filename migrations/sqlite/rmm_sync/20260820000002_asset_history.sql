@@ -1,6 +1,6 @@
 -- Each change the ingestion pipeline makes to an asset (see the Postgres migration).
 CREATE TABLE IF NOT EXISTS rmm_sync_asset_history (
-    seq                      INTEGER     PRIMARY KEY AUTOINCREMENT,
+    seq                      INTEGER     PRIMARY KEY, -- the rowid: increasing (no AUTOINCREMENT, whose sqlite_sequence table AlgaPSA's schema check would see)
     tenant                   TEXT        NOT NULL,
     asset_id                 TEXT        NOT NULL,
     run_id                   TEXT,

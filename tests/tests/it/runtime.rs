@@ -796,6 +796,7 @@ async fn every_admin_route_refuses_a_key_of_another_tenant() {
                 .replace("{tenant}", &b.to_string())
                 .replace("{provider}", "tacticalrmm")
                 .replace("{client_id}", &Uuid::new_v4().to_string())
+                .replace("{asset_id}", &Uuid::new_v4().to_string())
                 .replace("{mapping_id}", &mapping_b.to_string())
                 .replace("{kind}", "sync-org")
                 .replace("{job_id}", &job_b);

@@ -307,6 +307,16 @@ async fn full_sync_ingests_each_endpoint_once_with_one_owner_and_is_idempotent()
         let c = client_for(&sim);
         let db = &store.db;
         let (tenant, integration, mapped) = mapped_tenant(db, &c).await;
+        // A dry run first: every endpoint planned once, under its owner group; nothing written.
+        let dry = IngestRun::dry();
+        let r = sync_devices(db, tenant, &dry, integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!((r.counts.created, r.duplicates_skipped, r.facts_written), (30, 4, 0));
+        let plan = dry.take_dry_run().expect("a plan");
+        assert_eq!(plan.organizations.values().map(|o| o.create).sum::<u64>(), 30, "{plan:?}");
+        assert!(plan.organizations.keys().all(|g| mapped.iter().any(|(m, _)| m == g)), "{plan:?}");
+        assert_eq!(count(db, tenant, "assets WHERE rmm_provider = 'tanium'").await, 0);
+        assert_eq!(count(db, tenant, "asset_facts WHERE provider = 'tanium'").await, 0);
         let r = sync_devices(db, tenant, &IngestRun::default(), integration, &c, SyncMode::Full, SyncOptions::default()).await.unwrap();
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         assert_eq!((r.counts.processed, r.counts.created, r.counts.failed), (30, 30, 0));
@@ -563,6 +573,14 @@ async fn the_asset_api_fallback_refreshes_status_only_and_pages() {
         for ep in &fleet.endpoints {
             sim.remove_endpoint(&ep.id);
         }
+        // A dry run reads the fallback: two refreshed, one tombstone planned, nothing written.
+        let dry = IngestRun::dry();
+        let r = sync_devices(db, tenant, &dry, integration, &c, SyncMode::Full, opts).await.unwrap();
+        assert_eq!((r.fallback_refreshed, r.counts.deleted), (2, 1), "{:?}", r.errors);
+        let plan = dry.take_dry_run().expect("a plan");
+        assert_eq!(plan.organizations.values().map(|o| o.tombstone).sum::<u64>(), 1, "{plan:?}");
+        assert_eq!(asset_row(db, tenant, &fleet.endpoints[0].id).await[1].as_deref(), Some("active"));
+        assert_eq!(asset_row(db, tenant, &fleet.endpoints[2].id).await[1].as_deref(), Some("active"));
         let r = sync_devices(db, tenant, &IngestRun::default(), integration, &c, SyncMode::Full, opts).await.unwrap();
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         assert_eq!(r.fallback_refreshed, 2);

@@ -20,6 +20,8 @@
 //!   pages through Tanium's documented asset listing and only refreshes the status and last-seen
 //!   time of assets already mapped under that group: it never creates assets (Asset API ids and
 //!   group membership are not the Gateway's) and never overwrites hardware or software data.
+//!   Its status refresh is one statement outside the pipeline's plan, so it is not recorded in the
+//!   asset history.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -113,7 +115,8 @@ pub struct DeviceSyncReport {
 }
 
 /// Runs a device sync over every mapped group with auto-sync on. A dry run (`run`) writes no
-/// criticality facts and skips the Asset API fallback (which writes without a plan).
+/// criticality facts, and reads the Asset API fallback without writing its refresh (the assets it
+/// would refresh are not planned as tombstones).
 pub async fn sync_devices(
     db: &Db,
     tenant: Uuid,
@@ -362,12 +365,7 @@ async fn sync_group(
         ingest_records(ctx, report, ingested, seen, records, &reboot, criticality.as_ref()).await?;
         page = pager.next_page().await?;
     }
-    if total == 0
-        && ctx.mode == SyncMode::Full
-        && options.use_asset_api_fallback
-        && ctx.client.has_asset_api()
-        && !ctx.run.is_dry()
-    {
+    if total == 0 && ctx.mode == SyncMode::Full && options.use_asset_api_fallback && ctx.client.has_asset_api() {
         asset_fallback(ctx, report, seen).await?;
     }
     Ok(())
@@ -581,6 +579,15 @@ async fn asset_fallback(
         if let Some(id) = u["external_id"].as_str() {
             seen.insert(id.to_owned());
         }
+    }
+    if ctx.run.is_dry() {
+        // Read, not written: the assets it would refresh are seen, so they are not planned as
+        // tombstones.
+        let n = updates.len() as u64;
+        report.fallback_refreshed += n;
+        report.counts.processed += n;
+        report.counts.updated += n;
+        return Ok(());
     }
     let d = ctx.db.dialect();
     let cols = [
