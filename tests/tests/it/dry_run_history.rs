@@ -349,6 +349,19 @@ async fn dry_runs_write_nothing_and_the_history_is_served_and_pruned() {
         let (_, b) = enqueue(&ing, tenant, "sync-devices", "").await;
         finished(&rt, &b).await;
         assert_eq!(count(db, tenant, &history_rows(db)).await, 8, "an unchanged resync records nothing");
+        // A single-device refresh records its change with its job and no run.
+        assert!(sim.set_serial(renamed.id, "SERIAL-THIRD"));
+        let path = format!("/tenants/{tenant}/integrations/tacticalrmm/jobs/sync-agent");
+        let args = json!({"args": {"agent_id": renamed.agent_id}});
+        let (s, b) = ing.api(Method::POST, &path, BOOTSTRAP, Some(args)).await;
+        assert_eq!(s, 202, "{b}");
+        let refresh = finished(&rt, &b).await;
+        let (_, h) =
+            ing.api(Method::GET, &format!("/tenants/{tenant}/assets/{renamed_asset}/history"), BOOTSTRAP, None).await;
+        let newest = &h["history"][0];
+        assert_eq!((&newest["action"], &newest["run_id"]), (&json!("updated"), &Value::Null), "{h}");
+        assert_eq!(newest["job_id"], json!(refresh.job_id), "{h}");
+        assert_eq!(newest["changes"], json!([{"field": "serial_number", "from": "SERIAL-CHANGED", "to": "SERIAL-THIRD"}]));
 
         // The history route, newest first, paged.
         let path = format!("/tenants/{tenant}/assets/{mover_asset}/history");
@@ -415,7 +428,7 @@ async fn dry_runs_write_nothing_and_the_history_is_served_and_pruned() {
             .unwrap();
         let job = wait_finished(&rt, &m, Duration::from_secs(30)).await;
         assert_eq!(job.status, JobStatus::Done, "{job:?}");
-        assert_eq!(job.result.as_ref().unwrap()["counts"]["asset_history_deleted"], json!(8), "{job:?}");
+        assert_eq!(job.result.as_ref().unwrap()["counts"]["asset_history_deleted"], json!(9), "{job:?}");
         assert_eq!(count(db, tenant, &history_rows(db)).await, 0);
         workers.stop().await;
         store
