@@ -37,6 +37,10 @@ struct Args {
     /// sync (AlgaPSA's tables have the default, 100), leaving room for heap-only updates.
     #[arg(long)]
     fillfactor: Option<u8>,
+    /// Steady state: `VACUUM` the written tables before each resync pass (untimed), as autovacuum
+    /// does between hourly syncs (a pass that updates every row makes each table due at once).
+    #[arg(long)]
+    vacuum: bool,
     /// Also print, for each phase, the statements that took the most time (needs the
     /// `pg_stat_statements` module preloaded; see BENCHMARKS.md).
     #[arg(long)]
@@ -239,6 +243,9 @@ async fn main() -> anyhow::Result<()> {
         }
         println!("(tuning experiment: fillfactor {ff} on assets and tenant_external_entity_mappings)");
     }
+    if args.vacuum {
+        println!("(steady state: VACUUM of the written tables before each resync, untimed)");
+    }
 
     let transport = if store.url.contains("host=/") || store.url.contains("%2F") { "unix socket" } else { "TCP" };
     println!(
@@ -260,6 +267,10 @@ async fn main() -> anyhow::Result<()> {
     let mut rates = Vec::new();
     let mut counts = update_counts(db).await?;
     for (name, generation, changed) in phases {
+        if args.vacuum && !rates.is_empty() {
+            db.execute(&format!("VACUUM {}", TABLES.join(", ")), &[]).await?;
+            counts = update_counts(db).await?;
+        }
         let (rate, c) = run(db, tenant, n, page, |i| {
             snapshot(i, integration, clients, if i % 10 == 0 { changed } else { generation })
         })
