@@ -473,6 +473,17 @@ async fn admin_api_jobs_and_the_automation_webhook() {
         assert_eq!(count(db, tenant, "rmm_organization_mappings WHERE true").await, 8);
         map(db, tenant, "grp_000").await;
         map(db, tenant, "grp_100").await;
+        // A dry run first: per group what would be created, nothing written.
+        let dry = format!("{base}/jobs/levelio-sync-devices?dry_run=true");
+        let (s, b) = ing.api(Method::POST, &dry, KEY, Some(json!({}))).await;
+        assert_eq!(s, 202, "{b}");
+        let job = wait_finished(&rt, b["job_id"].as_str().unwrap(), Duration::from_secs(60)).await;
+        assert_eq!(job.status, JobStatus::Done, "{job:?}");
+        let plan = job.result.as_ref().unwrap()["detail"]["dry_run"]["organizations"].as_object().unwrap().clone();
+        assert_eq!(plan.values().map(|o| o["create"].as_u64().unwrap()).sum::<u64>(), 24, "{plan:?}");
+        assert_eq!(count(db, tenant, "assets WHERE true").await, 0, "the dry run wrote nothing");
+        assert_eq!(count(db, tenant, "tenant_external_entity_mappings WHERE true").await, 0);
+        sim.reset_log();
         let (_, b) = ing.api(Method::POST, &format!("{base}/jobs/levelio-sync-devices"), KEY, Some(json!({}))).await;
         let job = wait_finished(&rt, b["job_id"].as_str().unwrap(), Duration::from_secs(60)).await;
         assert_eq!(job.status, JobStatus::Done, "{job:?}");

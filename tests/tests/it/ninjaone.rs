@@ -309,11 +309,22 @@ async fn ninjaone_organisations_then_full_incremental_and_single_device_syncs() 
         .await
         .unwrap();
         assert_eq!(report.counts.deleted, 0);
+        // A dry run of the full pass plans the tombstone and writes nothing.
+        let history = format!("{} WHERE action = 'tombstoned'", db.ours("asset_history"));
+        let dry = IngestRun::dry();
+        sync_device_unit(db, tenant, &dry, integration, &c, scope, DeviceSyncMode::Full).await.unwrap();
+        let plan = dry.take_dry_run().expect("a plan");
+        let org = &plan.organizations[scope.as_str()];
+        assert_eq!((org.tombstone, org.create, org.update), (1, 0, 0), "{plan:?}");
+        assert_eq!(org.changes[0].external_device_id, gone.to_string());
+        assert_eq!(count(db, tenant, "assets WHERE status = 'inactive'").await, 0, "the dry run wrote nothing");
+        assert_eq!(count(db, tenant, &history).await, 0);
         let (report, _) =
             sync_device_unit(db, tenant, &IngestRun::default(), integration, &c, scope, DeviceSyncMode::Full)
                 .await
                 .unwrap();
         assert_eq!((report.counts.deleted, report.counts.created), (1, 0), "{:?}", report.errors);
+        assert_eq!(count(db, tenant, &history).await, 1);
         let status = scalar(
             db,
             &format!(
