@@ -37,6 +37,10 @@ struct Args {
     /// sync (AlgaPSA's tables have the default, 100), leaving room for heap-only updates.
     #[arg(long)]
     fillfactor: Option<u8>,
+    /// Pages ingested at once, each stream a disjoint share of the devices (a worker runs
+    /// `queue.concurrency` = 4 units of a sync at once).
+    #[arg(long, default_value_t = 1)]
+    streams: usize,
     /// Steady state: `VACUUM` the written tables before each resync pass (untimed), as autovacuum
     /// does between hourly syncs (a pass that updates every row makes each table due at once).
     #[arg(long)]
@@ -159,21 +163,34 @@ fn snapshot(i: usize, integration: Uuid, clients: usize, generation: u32) -> Dev
     }
 }
 
-/// Ingests `devices` snapshots made page by page by `make` (as a provider sync streams them).
+/// Ingests `devices` snapshots made page by page by `make` (as a provider sync streams them), in
+/// `streams` disjoint runs of pages at once (as a worker runs that many units of a sync).
 async fn run(
     db: &rmm_shared::db::Db,
     tenant: Uuid,
     devices: usize,
     page: usize,
+    streams: usize,
     make: impl Fn(usize) -> DeviceSnapshot,
 ) -> anyhow::Result<(f64, IngestCounts)> {
     let start = Instant::now();
+    let stream = |range: std::ops::Range<usize>| {
+        let make = &make;
+        async move {
+            let mut counts = IngestCounts::default();
+            for first in range.clone().step_by(page) {
+                let chunk: Vec<DeviceSnapshot> = (first..(first + page).min(range.end)).map(make).collect();
+                let items: Vec<Item<'_>> = chunk.iter().map(|s| Item { snapshot: s, client_id: None }).collect();
+                let r = ingest_page(db, tenant, &IngestRun::default(), &items, Utc::now()).await?;
+                counts.add(&r.counts);
+            }
+            anyhow::Ok(counts)
+        }
+    };
+    let ranges = (0..streams).map(|s| s * devices / streams..(s + 1) * devices / streams);
     let mut counts = IngestCounts::default();
-    for first in (0..devices).step_by(page) {
-        let chunk: Vec<DeviceSnapshot> = (first..(first + page).min(devices)).map(&make).collect();
-        let items: Vec<Item<'_>> = chunk.iter().map(|s| Item { snapshot: s, client_id: None }).collect();
-        let r = ingest_page(db, tenant, &IngestRun::default(), &items, Utc::now()).await?;
-        counts.add(&r.counts);
+    for c in futures::future::join_all(ranges.map(stream)).await {
+        counts.add(&c?);
     }
     Ok((devices as f64 / start.elapsed().as_secs_f64(), counts))
 }
@@ -228,7 +245,7 @@ async fn copy_table(src: &mut sqlx::PgConnection, dst: &mut sqlx::PgConnection, 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let store = stores::postgres_with(4).await?;
+    let store = stores::postgres_with(4.max(args.streams as u32)).await?;
     let db = &store.db;
     let tenant = stores::tenant(db).await?;
     let integration = stores::integration(db, tenant, "tacticalrmm").await?;
@@ -249,9 +266,10 @@ async fn main() -> anyhow::Result<()> {
 
     let transport = if store.url.contains("host=/") || store.url.contains("%2F") { "unix socket" } else { "TCP" };
     println!(
-        "bench-ingest: {} devices, pages of {}, PostgreSQL over {transport}, {} CPUs",
+        "bench-ingest: {} devices, pages of {} ({} at once), PostgreSQL over {transport}, {} CPUs",
         args.devices,
         args.page_size,
+        args.streams.max(1),
         num_cpus()
     );
     if args.statements {
@@ -271,7 +289,7 @@ async fn main() -> anyhow::Result<()> {
             db.execute(&format!("VACUUM {}", TABLES.join(", ")), &[]).await?;
             counts = update_counts(db).await?;
         }
-        let (rate, c) = run(db, tenant, n, page, |i| {
+        let (rate, c) = run(db, tenant, n, page, args.streams.max(1), |i| {
             snapshot(i, integration, clients, if i % 10 == 0 { changed } else { generation })
         })
         .await?;
