@@ -411,6 +411,15 @@ async fn dry_runs_write_nothing_and_the_history_is_served_and_pruned() {
         assert_eq!(s, 200);
         assert!(page.contains("moved") && page.contains("created"), "{page}");
         assert!(page.contains(&format!("rmm_organization_id: {c1} → {c2}")), "{page}");
+        let resp = ing
+            .http
+            .get(ing.url(&format!("/status/assets/{mover_asset}")))
+            .basic_auth("other", Some(&other_key))
+            .send()
+            .await
+            .unwrap();
+        let page = resp.text().await.unwrap();
+        assert!(page.contains("No change recorded") && !page.contains("moved"), "another tenant's key: {page}");
         let (s, _) = status_html(&ing, "/status/assets/not-a-uuid").await;
         assert_eq!(s, 400);
         let resp = ing.http.get(ing.url(&format!("/status/assets/{mover_asset}"))).send().await.unwrap();
