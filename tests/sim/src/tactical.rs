@@ -1,5 +1,5 @@
 //! A Tactical RMM 1.5.1 simulator: a real HTTP server on 127.0.0.1 serving the recorded shapes
-//! (`shared/fixtures/tactical-rmm-1.5.1/`) for a fleet generated from a seed.
+//! (`tests/fixtures/tactical-rmm-1.5.1/`) for a fleet generated from a seed.
 //!
 //! Real-server behaviour reproduced:
 //! - `GET /beta/v1/client/` is a bare array (ignores `page`/`page_size`);

@@ -348,8 +348,7 @@ fn every_parser(v: &Value) {
 }
 
 fn read_fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/../../shared/fixtures/tactical-rmm-1.5.1/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
+    rmm_tests::tactical_fixture(name)
 }
 
 const FIXTURES: &[&str] = &[

@@ -31,9 +31,7 @@ use uuid::Uuid;
 // ---- helpers ------------------------------------------------------------------------------------
 
 fn fixture(name: &str) -> Value {
-    let path = format!("{}/../../shared/fixtures/tactical-rmm-1.5.1/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {path}: {e}"))
+    serde_json::from_slice(&fixture_bytes(name)).unwrap_or_else(|e| panic!("parse {name}: {e}"))
 }
 
 /// When the fixtures were recorded: the login token (5 h TTL) expires at 12:27:39.
@@ -336,8 +334,7 @@ fn recorded_lists_parse() {
 }
 
 fn fixture_bytes(name: &str) -> Vec<u8> {
-    let path = format!("{}/../../shared/fixtures/tactical-rmm-1.5.1/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
+    rmm_tests::tactical_fixture(name)
 }
 
 /// A record as [`Agent::raw`] keeps it: without the inventory blobs.

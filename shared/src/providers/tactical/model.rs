@@ -1,4 +1,4 @@
-//! What Tactical RMM 1.5.1 really sends (see `shared/fixtures/tactical-rmm-1.5.1/`).
+//! What Tactical RMM 1.5.1 really sends (see `tests/fixtures/tactical-rmm-1.5.1/`).
 //!
 //! Agent-shaped records come from four endpoints with different field sets:
 //! - `GET /beta/v1/agent/` list rows: model fields only (`id`, `site` pk, raw `wmi_detail`), no
