@@ -39,31 +39,31 @@ pub struct SyncDevicesArgs {
     pub dry_run: bool,
 }
 
-/// Runs a device sync's `body` (given the run id) as a recorded run; a dry run is not recorded
+/// Runs a device sync's `body` (given how it ingests) as a recorded run; a dry run is not recorded
 /// (no `sync_runs` row, no integration status, no events: the job row is its record).
 pub async fn recorded_or_dry(
     ctx: &JobCtx,
     args: &SyncDevicesArgs,
     sync_type: &str,
     run_kind: rmm_shared::runs::RunKind,
-    body: impl AsyncFnOnce(Option<Uuid>) -> Result<(RunOutcome, JobOutcome), JobError>,
+    body: impl AsyncFnOnce(UnitRun) -> Result<(RunOutcome, JobOutcome), JobError>,
 ) -> Result<JobOutcome, JobError> {
     if args.dry_run {
-        let (_, job) = body(None).await?;
+        let (_, job) = body(UnitRun { run_id: None, dry_run: true }).await?;
         return Ok(job);
     }
-    crate::run::recorded_run(ctx, sync_type, run_kind, async |run_id| body(Some(run_id)).await).await
+    crate::run::recorded_run(ctx, sync_type, run_kind, async |run_id| {
+        body(UnitRun { run_id: Some(run_id), dry_run: false }).await
+    })
+    .await
 }
 
 /// Puts a dry run's plan into a job outcome's detail (`detail.dry_run`).
-pub fn with_dry_run(mut job: JobOutcome, dry_run: Option<DryRun>) -> JobOutcome {
-    if let Some(plan) = dry_run {
-        if !job.detail.is_object() {
-            job.detail = serde_json::Value::Object(Default::default());
-        }
-        job.detail["dry_run"] = serde_json::to_value(plan).expect("a dry run is JSON");
+pub fn with_dry_run(job: JobOutcome, dry_run: Option<DryRun>) -> JobOutcome {
+    match dry_run {
+        Some(plan) => job.with_detail("dry_run", serde_json::to_value(plan).expect("a dry run is JSON")),
+        None => job,
     }
-    job
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,11 +124,18 @@ pub struct DeviceUnitArgs {
     pub dry_run: bool,
 }
 
-/// How a fan-out's units ingest: under the parent's run, or as a dry run.
+/// How a device sync ingests: under its run, or as a dry run (a fan-out passes it to its units).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UnitRun {
     pub run_id: Option<Uuid>,
     pub dry_run: bool,
+}
+
+impl UnitRun {
+    /// The pipeline's view of it, for pages written by the job `job_id`.
+    pub fn ingest(self, job_id: &str) -> IngestRun {
+        IngestRun::new(self.dry_run, self.run_id, Some(job_id))
+    }
 }
 
 /// Runs a device sync as one `unit_kind` job per mapped scope with auto-sync on, waits for them
@@ -221,7 +228,7 @@ pub async fn run_unit(
     if crate::units::unit_status(db, &args.parent_job_id, &args.scope).await? != Some(UnitStatus::Pending) {
         return Ok(JobOutcome::default().count("units", 0));
     }
-    let run = IngestRun::new(args.dry_run, args.run_id, Some(ctx.job_id()));
+    let run = UnitRun { run_id: args.run_id, dry_run: args.dry_run }.ingest(ctx.job_id());
     let mut report = body(&run).await?;
     if let Some(plan) = run.take_dry_run() {
         report.dry_run.get_or_insert_with(Default::default).absorb(plan);

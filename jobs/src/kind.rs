@@ -83,6 +83,15 @@ impl JobOutcome {
         self.counts.insert(name.to_owned(), n);
         self
     }
+
+    /// Sets `detail.<key>`, keeping the detail's other keys.
+    pub fn with_detail(mut self, key: &str, value: serde_json::Value) -> Self {
+        if !self.detail.is_object() {
+            self.detail = serde_json::Value::Object(Default::default());
+        }
+        self.detail[key] = value;
+        self
+    }
 }
 
 /// A job kind: a name, a payload, a policy and a handler. Implement it in a module of its own and
@@ -156,23 +165,6 @@ impl KindEntry {
     /// Checks that `args` parse as this kind's arguments (the API answers 400 otherwise).
     pub fn check_args(&self, args: &serde_json::Value) -> Result<(), String> {
         (self.check_args)(args)
-    }
-
-    /// `args` of a dry run of this kind (`"dry_run": true` added); an error naming the kind when it
-    /// has no dry run or `args` is not an object.
-    pub fn dry_run_args(&self, mut args: serde_json::Value) -> Result<serde_json::Value, String> {
-        if !self.dry_run {
-            return Err(format!(
-                "{} has no dry run; dry runs exist for the device syncs (sync-devices, tanium-full-sync, \
-                 ninjaone-sync-devices, levelio-sync-devices)",
-                self.name
-            ));
-        }
-        let Some(object) = args.as_object_mut() else {
-            return Err("args must be a JSON object".into());
-        };
-        object.insert("dry_run".into(), serde_json::Value::Bool(true));
-        Ok(args)
     }
 }
 

@@ -105,4 +105,22 @@ impl Registry {
     pub fn entries(&self) -> impl Iterator<Item = &Arc<KindEntry>> {
         self.kinds.values()
     }
+
+    /// `args` of a dry run of `entry` (`"dry_run": true` added); an error naming the kinds that
+    /// have one when `entry` has none, or when `args` is not an object.
+    pub fn dry_run_args(&self, entry: &KindEntry, mut args: serde_json::Value) -> Result<serde_json::Value, String> {
+        if !entry.dry_run {
+            let planning: Vec<&str> = self.kinds.values().filter(|e| e.dry_run).map(|e| e.name).collect();
+            return Err(format!(
+                "{} has no dry run; dry runs exist for the device syncs ({})",
+                entry.name,
+                planning.join(", ")
+            ));
+        }
+        let Some(object) = args.as_object_mut() else {
+            return Err("args must be a JSON object".into());
+        };
+        object.insert("dry_run".into(), serde_json::Value::Bool(true));
+        Ok(args)
+    }
 }

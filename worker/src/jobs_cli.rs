@@ -34,7 +34,7 @@ pub async fn sync(
     dry_run: bool,
 ) -> anyhow::Result<()> {
     let entry = rt.registry.require_for(kind, Some(provider))?;
-    let args = if dry_run { entry.dry_run_args(args).map_err(anyhow::Error::msg)? } else { args };
+    let args = if dry_run { rt.registry.dry_run_args(entry, args).map_err(anyhow::Error::msg)? } else { args };
     let integration = integration_of(&rt.db, tenant, provider).await?;
     let req = JobRequest::for_integration(kind, tenant, provider, integration, Trigger::Admin).args(args);
     let id = rt.queue.enqueue(req).await?;

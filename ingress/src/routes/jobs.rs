@@ -53,7 +53,7 @@ impl JobsApi {
         }
         let mut args = b.0.args.unwrap_or_else(|| json!({}));
         if dry_run.0 == Some(true) {
-            args = entry.dry_run_args(args).map_err(|e| ApiError::BadRequest(body(e)))?;
+            args = state.rt.registry.dry_run_args(entry, args).map_err(|e| ApiError::BadRequest(body(e)))?;
         }
         let integ = svc::require(&state.rt.db, tenant.0, p).await?;
         let req =

@@ -453,10 +453,10 @@ fn every_device_sync_kind_takes_a_dry_run() {
     let expected = ["levelio-sync-devices", "ninjaone-sync-devices", "sync-devices", "tanium-full-sync"];
     assert_eq!(planning, expected.into_iter().collect(), "the device syncs of every provider");
     for e in registry.entries() {
-        let r = e.dry_run_args(json!({"mode": "full"}));
+        let r = registry.dry_run_args(e, json!({"mode": "full"}));
         if e.dry_run {
             assert_eq!(r.unwrap()["dry_run"], json!(true), "{}", e.name);
-            assert!(e.dry_run_args(json!([])).is_err(), "{}: arguments that are not an object", e.name);
+            assert!(registry.dry_run_args(e, json!([])).is_err(), "{}: arguments that are not an object", e.name);
         } else {
             assert!(r.unwrap_err().contains("dry run"), "{}", e.name);
         }

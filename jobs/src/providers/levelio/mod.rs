@@ -27,9 +27,7 @@ use rmm_shared::runs::{RunKind, RunOutcome};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::device_sync::{
-    DeviceUnitArgs, SyncDevicesArgs, UnitRun, fan_out_over, incremental_since, recorded_or_dry, run_unit,
-};
+use crate::device_sync::{DeviceUnitArgs, SyncDevicesArgs, fan_out_over, incremental_since, recorded_or_dry, run_unit};
 use crate::kind::{JobKind, JobOutcome, Policy, Scope};
 use crate::org_sync::recorded_org_sync;
 use crate::providers::ProviderJobs;
@@ -145,16 +143,12 @@ impl JobKind for SyncDevices {
             let roots = plan_units(ctx.db(), tenant, integration, &client).await?;
             Ok(roots.into_iter().map(|scope| MappedScope { scope, client_id: Uuid::nil() }).collect())
         };
-        recorded_or_dry(&ctx, &args, sync_type, run_kind, async |run_id| {
-            let run = UnitRun { run_id, dry_run: args.dry_run };
-            let (outcome, mut job) = fan_out_over(&ctx, SyncDevicesUnit::NAME, "Level group", since, run, plan).await?;
-            if since.is_some() {
-                if !job.detail.is_object() {
-                    job.detail = serde_json::json!({});
-                }
-                job.detail["incremental"] = serde_json::json!(INCREMENTAL_NOTE);
+        recorded_or_dry(&ctx, &args, sync_type, run_kind, async |run| {
+            let (outcome, job) = fan_out_over(&ctx, SyncDevicesUnit::NAME, "Level group", since, run, plan).await?;
+            match since {
+                Some(_) => Ok((outcome, job.with_detail("incremental", serde_json::json!(INCREMENTAL_NOTE)))),
+                None => Ok((outcome, job)),
             }
-            Ok((outcome, job))
         })
         .await
     }

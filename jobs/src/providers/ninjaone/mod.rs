@@ -34,9 +34,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::device_sync::{
-    DeviceUnitArgs, SyncDevicesArgs, UnitRun, fan_out, incremental_since, recorded_or_dry, run_unit,
-};
+use crate::device_sync::{DeviceUnitArgs, SyncDevicesArgs, fan_out, incremental_since, recorded_or_dry, run_unit};
 use crate::kind::{JobKind, JobOutcome, Policy, Scope};
 use crate::org_sync::recorded_org_sync;
 use crate::providers::ProviderJobs;
@@ -167,27 +165,20 @@ impl JobKind for SyncDevices {
             None => ("full", RunKind::Full),
             Some(_) => ("incremental", RunKind::Incremental),
         };
-        let mut job = recorded_or_dry(&ctx, &args, sync_type, run_kind, async |run_id| {
-            let run = UnitRun { run_id, dry_run: args.dry_run };
+        let job = recorded_or_dry(&ctx, &args, sync_type, run_kind, async |run| {
             fan_out(&ctx, SyncDevicesUnit::NAME, "NinjaOne organisation", since, run).await
         })
         .await?;
-        let dry_run = job.detail.get("dry_run").cloned();
-        job.detail = json!({
-            "mode": sync_type,
-            "since": since,
-            "filter": match since {
-                None => json!({ "server": "df=org = <organisation id>", "tombstones": "after each organisation's complete pass" }),
-                Some(s) => json!({
-                    "server": "df=org = <organisation id>",
-                    "client": format!("lastContact >= {} (NinjaOne's device filter has no last-contact predicate)", s.to_rfc3339()),
-                }),
-            },
-        });
-        if let Some(plan) = dry_run {
-            job.detail["dry_run"] = plan;
-        }
-        Ok(job)
+        let filter = match since {
+            None => {
+                json!({ "server": "df=org = <organisation id>", "tombstones": "after each organisation's complete pass" })
+            }
+            Some(s) => json!({
+                "server": "df=org = <organisation id>",
+                "client": format!("lastContact >= {} (NinjaOne's device filter has no last-contact predicate)", s.to_rfc3339()),
+            }),
+        };
+        Ok(job.with_detail("mode", json!(sync_type)).with_detail("since", json!(since)).with_detail("filter", filter))
     }
 }
 

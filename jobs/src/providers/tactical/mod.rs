@@ -25,9 +25,7 @@ use rmm_shared::runs::{RunKind, RunOutcome};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::device_sync::{
-    DeviceUnitArgs, SyncDevicesArgs, UnitRun, fan_out, incremental_since, recorded_or_dry, run_unit,
-};
+use crate::device_sync::{DeviceUnitArgs, SyncDevicesArgs, fan_out, incremental_since, recorded_or_dry, run_unit};
 use crate::kind::{JobKind, JobOutcome, Policy, Scope};
 use crate::org_sync::recorded_org_sync;
 use crate::providers::ProviderJobs;
@@ -138,9 +136,8 @@ impl JobKind for SyncDevices {
             None => ("full", RunKind::Full),
             Some(_) => ("incremental", RunKind::Incremental),
         };
-        recorded_or_dry(&ctx, &args, sync_type, run_kind, async |run_id| {
-            fan_out(&ctx, SyncDevicesUnit::NAME, "Tactical client", since, UnitRun { run_id, dry_run: args.dry_run })
-                .await
+        recorded_or_dry(&ctx, &args, sync_type, run_kind, async |run| {
+            fan_out(&ctx, SyncDevicesUnit::NAME, "Tactical client", since, run).await
         })
         .await
     }

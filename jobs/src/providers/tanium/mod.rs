@@ -127,8 +127,8 @@ impl JobKind for TaniumFullSync {
         };
         let (client, options) = client_for(&ctx).await?;
         let started = Utc::now();
-        recorded_or_dry(&ctx, &args, sync_type, run_kind, async |run_id| {
-            let run = IngestRun::new(args.dry_run, run_id, Some(ctx.job_id()));
+        recorded_or_dry(&ctx, &args, sync_type, run_kind, async |run| {
+            let run = run.ingest(ctx.job_id());
             let r = sync_devices(ctx.db(), tenant, &run, integration, &client, mode, options).await?;
             let outcome = RunOutcome { counts: r.counts, errors: r.errors.clone(), cursor: Some(started) };
             let mut job = counts_outcome(&r.counts)
