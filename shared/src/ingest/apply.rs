@@ -15,7 +15,7 @@ use super::IngestRun;
 use super::changes::{ASSET_FIELDS, AssetChange, EXTENSION_FIELDS, TrackedValues, asset_changes};
 use super::plan::{AssetRow, AssetWrite, CurrentState, Item, MappingRow, MappingWrite, PagePlan, limits, truncate};
 use super::snapshot::ExtensionSnapshot;
-use crate::db::sql::{ColType, Tx, fmt_ts};
+use crate::db::sql::{ColType, P, Tx, fmt_ts};
 use crate::db::{Db, DbError, Dialect};
 
 use ColType::{Bool, Int, Json, Text, Timestamp, Uuid as U};
@@ -73,14 +73,6 @@ pub(super) async fn plan_only(
     .await
 }
 
-/// Parameter `n`, NULL when bound as the empty string.
-fn nullable(d: Dialect, n: usize, pg_type: &str) -> String {
-    match d {
-        Dialect::Postgres => format!("CAST(NULLIF(${n}, '') AS {pg_type})"),
-        Dialect::Sqlite => format!("NULLIF(?{n}, '')"),
-    }
-}
-
 /// Records a page's asset changes, one statement for the page.
 async fn write_history(
     tx: &mut Tx,
@@ -117,8 +109,8 @@ async fn write_history(
          FROM {rs}",
         table = crate::db::ours(d, "asset_history"),
         t = d.param(1, U),
-        run = nullable(d, 2, "uuid"),
-        job = nullable(d, 3, "text"),
+        run = P(d).nullable(2, "uuid"),
+        job = P(d).nullable(3, "text"),
         n = d.param(4, Timestamp),
         rs = d.recordset(5, &cols),
     );

@@ -580,15 +580,17 @@ async fn asset_fallback(
             seen.insert(id.to_owned());
         }
     }
-    if ctx.run.is_dry() {
-        // Read, not written: the assets it would refresh are seen, so they are not planned as
-        // tombstones.
-        let n = updates.len() as u64;
-        report.fallback_refreshed += n;
-        report.counts.processed += n;
-        report.counts.updated += n;
-        return Ok(());
-    }
+    // A dry run reads, and does not write: the assets it would refresh are seen (so they are not
+    // planned as tombstones) and counted.
+    let n = if ctx.run.is_dry() { updates.len() as u64 } else { refresh_status(ctx, updates, now).await? };
+    report.fallback_refreshed += n;
+    report.counts.processed += n;
+    report.counts.updated += n;
+    Ok(())
+}
+
+/// Writes the fallback's status refreshes; the number of assets updated.
+async fn refresh_status(ctx: &GroupCtx<'_>, updates: Vec<Value>, now: DateTime<Utc>) -> Result<u64, SyncError> {
     let d = ctx.db.dialect();
     let cols = [
         ("asset_id", ColType::Uuid),
@@ -610,11 +612,7 @@ async fn asset_fallback(
             d.recordset(3, &cols)
         ),
     };
-    let n = ctx.db.execute(&sql, &[&ctx.tenant.to_string(), &fmt_ts(now), &Value::Array(updates).to_string()]).await?;
-    report.fallback_refreshed += n;
-    report.counts.processed += n;
-    report.counts.updated += n;
-    Ok(())
+    Ok(ctx.db.execute(&sql, &[&ctx.tenant.to_string(), &fmt_ts(now), &Value::Array(updates).to_string()]).await?)
 }
 
 #[cfg(test)]
